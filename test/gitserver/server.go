@@ -1,0 +1,173 @@
+package gitserver
+
+import (
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Server is a smart-HTTP Git server on loopback serving the bare
+// repositories under [Server.Root].
+type Server struct {
+	root     string
+	backend  string
+	username string
+	password string
+
+	mu   sync.Mutex
+	addr string
+	srv  *httptest.Server
+}
+
+// Option configures a [Server] made by [New].
+type Option func(*Server)
+
+// WithBasicAuth makes the server demand HTTP basic authentication with the
+// given username and password; any other credentials get 401 Unauthorized.
+func WithBasicAuth(username, password string) Option {
+	return func(s *Server) {
+		s.username = username
+		s.password = password
+	}
+}
+
+// New starts a server on a loopback address serving the bare repositories
+// in a fresh temporary directory. The server is closed when the test ends.
+func New(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	s := &Server{
+		root:    t.TempDir(),
+		backend: HTTPBackend(t),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen on loopback: %v", err)
+	}
+	s.addr = l.Addr().String()
+	s.serve(l)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// HTTPBackend returns the path of the git-http-backend program, found with
+// `git --exec-path`, and fails the test if Git is not installed.
+func HTTPBackend(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		t.Fatalf("find git exec path (is git installed?): %v", err)
+	}
+	p := filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("find git-http-backend: %v", err)
+	}
+	return p
+}
+
+// Root returns the directory holding the served bare repositories.
+func (s *Server) Root() string { return s.root }
+
+// URL returns the server's base URL, such as http://127.0.0.1:40123. It
+// stays the same across [Server.Stop] and [Server.Start].
+func (s *Server) URL() string { return "http://" + s.addr }
+
+// RepoURL returns the clone URL of the repository called name.
+func (s *Server) RepoURL(name string) string { return s.URL() + "/" + name }
+
+// CreateRepo creates an empty bare repository called name (for example
+// "config.git") under [Server.Root] and returns it.
+func (s *Server) CreateRepo(t testing.TB, name string) *Repo {
+	t.Helper()
+	return InitBare(t, filepath.Join(s.root, name))
+}
+
+// Stop closes the listener and all connections, so clients get "connection
+// refused" until [Server.Start] is called. Stopping a stopped server does
+// nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		s.srv.CloseClientConnections()
+		s.srv.Close()
+		s.srv = nil
+	}
+}
+
+// Start listens again on the address the server had before [Server.Stop].
+// Starting a running server does nothing.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	running := s.srv != nil
+	s.mu.Unlock()
+	if running {
+		return
+	}
+	var l net.Listener
+	var err error
+	// The port was ours a moment ago; give the kernel a little while to
+	// release it.
+	for range 50 {
+		if l, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", s.addr, err)
+	}
+	s.serve(l)
+}
+
+// Close stops the server for good.
+func (s *Server) Close() { s.Stop() }
+
+func (s *Server) serve(l net.Listener) {
+	srv := httptest.NewUnstartedServer(s.handler())
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+}
+
+func (s *Server) handler() http.Handler {
+	backend := &cgi.Handler{
+		Path: s.backend,
+		Dir:  s.root,
+		Env: []string{
+			"GIT_PROJECT_ROOT=" + s.root,
+			"GIT_HTTP_EXPORT_ALL=1",
+			"GIT_CONFIG_NOSYSTEM=1",
+			"GIT_CONFIG_GLOBAL=" + os.DevNull,
+		},
+	}
+	if s.username == "" && s.password == "" {
+		return backend
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok ||
+			subtle.ConstantTimeCompare([]byte(u), []byte(s.username)) != 1 ||
+			subtle.ConstantTimeCompare([]byte(p), []byte(s.password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="gitserver"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	})
+}
