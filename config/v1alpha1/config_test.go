@@ -1,0 +1,156 @@
+package v1alpha1
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata")
+
+func TestDefaultsGolden(t *testing.T) {
+	for _, name := range []string{"minimal", "full"} {
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(filepath.Join("testdata", name+".yaml"))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			got, err := yaml.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", name+".defaulted.golden.yaml")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden (run go test -update): %v", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("defaulted config differs from %s (run go test -update to accept):\n got:\n%s\nwant:\n%s", golden, got, want)
+			}
+			again, err := Decode(got)
+			if err != nil {
+				t.Fatalf("decoding the defaulted output again: %v", err)
+			}
+			if gotAgain, _ := yaml.Marshal(again); string(gotAgain) != string(got) {
+				t.Errorf("defaulting is not idempotent:\n%s", gotAgain)
+			}
+		})
+	}
+}
+
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	const head = "apiVersion: driftless.dev/v1alpha1\nkind: DriftlessConfig\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown top-level key", head + "gaurd: {}\n", []string{`unknown field "gaurd"`}},
+		{"unknown nested key", head + "guard:\n  breakGlass:\n    group: [oncall]\n", []string{`unknown field "guard.breakGlass.group"`}},
+		{"duplicate key", head + "guard:\n  mode: warn\n  mode: enforce\n", []string{`"mode"`}},
+		{"bad mode", head + "guard:\n  mode: audit\n", []string{"guard.mode", `"audit"`, "enforce"}},
+		{"bad duration", head + "guard:\n  breakGlass:\n    maxDuration: soon\n", []string{"soon"}},
+		{"duration too long", head + "guard:\n  breakGlass:\n    maxDuration: 200h\n", []string{"guard.breakGlass.maxDuration"}},
+		{"negative duration", head + "guard:\n  breakGlass:\n    maxDuration: -1h\n", []string{"guard.breakGlass.maxDuration"}},
+		{"protected and exempt", head + "guard:\n  protectedNamespaces: [prod]\n  exemptNamespaces: [prod]\n", []string{"guard.exemptNamespaces[0]", "also listed"}},
+		{"own namespace protected", head + "guard:\n  protectedNamespaces: [driftless-system]\n", []string{"guard.protectedNamespaces[0]", "exempt"}},
+		{"bad namespace", head + "guard:\n  protectedNamespaces: [Prod_1]\n", []string{"guard.protectedNamespaces[0]"}},
+		{"duplicate namespace", head + "guard:\n  protectedNamespaces: [prod, prod]\n", []string{"guard.protectedNamespaces[1]", "Duplicate"}},
+		{"system group as break-glass", head + "guard:\n  breakGlass:\n    groups: [system:masters]\n", []string{"guard.breakGlass.groups[0]"}},
+		{"everyone as controller", head + "guard:\n  controllerIdentities:\n    groups: [system:authenticated]\n", []string{"guard.controllerIdentities.groups[0]"}},
+		{"ignored subresource", head + "guard:\n  ignoredResources: [{group: apps, resource: deployments/scale}]\n", []string{"guard.ignoredResources[0].resource"}},
+		{"wrong apiVersion", "apiVersion: driftless.dev/v1\nkind: DriftlessConfig\n", []string{"apiVersion", "driftless.dev/v1alpha1"}},
+		{"missing kind", "apiVersion: driftless.dev/v1alpha1\n", []string{"kind"}},
+		{"bad service account", head + "reconciler:\n  serviceAccount: {namespace: 'Bad NS', name: x}\n", []string{"reconciler.serviceAccount.namespace"}},
+		{"source without url", head + "sources:\n- name: platform\n", []string{"sources[0].url", "Required"}},
+		{"source two refs", head + "sources:\n- name: platform\n  url: https://git.example/platform.git\n  ref: {branch: main, tag: v1}\n", []string{"sources[0].ref", "exactly one"}},
+		{"source short commit", head + "sources:\n- name: platform\n  url: https://git.example/platform.git\n  ref: {commit: abc}\n", []string{"sources[0].ref.commit"}},
+		{"source path escapes", head + "sources:\n- name: platform\n  url: https://git.example/platform.git\n  path: ../other\n", []string{"sources[0].path"}},
+		{"source password in url", head + "sources:\n- name: platform\n  url: https://me:hunter2@git.example/platform.git\n", []string{"sources[0].url", "password"}},
+		{"source bad scheme", head + "sources:\n- name: platform\n  url: ftp://git.example/platform.git\n", []string{"sources[0].url", `"ftp"`}},
+		{"duplicate source", head + "sources:\n- {name: a, url: /srv/a}\n- {name: a, url: /srv/b}\n", []string{"sources[1].name", "Duplicate"}},
+		{"not yaml", "guard: [\n", []string{"parse"}},
+		{"not an object", "- a\n- b\n", []string{"decode"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Decode([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Decode accepted invalid config, got %+v", c)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error leaks a password: %q", err)
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "driftless.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: driftless.dev/v1alpha1\nkind: DriftlessConfig\nguard: {mode: nope}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{bad, filepath.Join(dir, "missing.yaml")} {
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), filepath.Base(path)) {
+			t.Errorf("Load(%s) error %v does not name the file", path, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := map[string]string{
+		"https://me:hunter2@git.example/x.git": "https://redacted@git.example/x.git",
+		"https://git.example/x.git":            "https://git.example/x.git",
+		"ssh://git@git.example/x.git":          "ssh://redacted@git.example/x.git",
+		"me:hunter2@%zz":                       "redacted@%zz",
+	}
+	for in, want := range tests {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to the config decoder: it must never panic, and anything it
+// accepts must validate and survive a round trip.
+func FuzzDecode(f *testing.F) {
+	for _, name := range []string{"minimal.yaml", "full.yaml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("apiVersion: driftless.dev/v1alpha1\nkind: DriftlessConfig\nguard: {mode: warn}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Decode(data)
+		if err != nil {
+			return
+		}
+		if errs := Validate(c); len(errs) > 0 {
+			t.Fatalf("Decode accepted a config that does not validate: %v", errs)
+		}
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatalf("marshal accepted config: %v", err)
+		}
+		if _, err := Decode(out); err != nil {
+			t.Fatalf("accepted config does not decode again: %v\n%s", err, out)
+		}
+	})
+}

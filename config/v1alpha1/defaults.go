@@ -1,0 +1,81 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Default values. They are documented in docs/configuration.md and pinned by a golden test.
+const (
+	// DefaultNamespace is the namespace Driftless is installed in.
+	DefaultNamespace = "driftless-system"
+	// DefaultServiceAccount is the name of the reconciler's service account.
+	DefaultServiceAccount = "driftless"
+	// DefaultBranch is the branch a source follows when no ref is given.
+	DefaultBranch = "main"
+	// DefaultInterval is the time between syncs of a source.
+	DefaultInterval = time.Minute
+	// DefaultBreakGlassMaxDuration is the longest a break-glass may last.
+	DefaultBreakGlassMaxDuration = 4 * time.Hour
+)
+
+// SystemNamespaces are Kubernetes' own namespaces, which the guard never protects by default.
+var SystemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// DefaultIgnoredResources are resources that hold runtime state rather than desired state.
+func DefaultIgnoredResources() []GroupResource {
+	return []GroupResource{
+		{Group: "", Resource: "events"},
+		{Group: "events.k8s.io", Resource: "events"},
+		{Group: "coordination.k8s.io", Resource: "leases"},
+	}
+}
+
+// SetDefaults fills every unset field that has a default. It is idempotent.
+func SetDefaults(c *DriftlessConfig) {
+	if c.APIVersion == "" {
+		c.APIVersion = APIVersion
+	}
+	if c.Kind == "" {
+		c.Kind = Kind
+	}
+	sa := &c.Reconciler.ServiceAccount
+	if sa.Namespace == "" {
+		sa.Namespace = DefaultNamespace
+	}
+	if sa.Name == "" {
+		sa.Name = DefaultServiceAccount
+	}
+	for i := range c.Sources {
+		setSourceDefaults(&c.Sources[i])
+	}
+	setGuardDefaults(&c.Guard, sa.Namespace)
+}
+
+func setSourceDefaults(s *Source) {
+	if s.Ref == (GitRef{}) {
+		s.Ref.Branch = DefaultBranch
+	}
+	if s.Path == "" {
+		s.Path = "."
+	}
+	if s.Interval.Duration == 0 {
+		s.Interval = metav1.Duration{Duration: DefaultInterval}
+	}
+}
+
+func setGuardDefaults(g *Guard, ownNamespace string) {
+	if g.Mode == "" {
+		g.Mode = ModeEnforce
+	}
+	if g.ExemptNamespaces == nil {
+		g.ExemptNamespaces = append(append([]string{}, SystemNamespaces...), ownNamespace)
+	}
+	if g.IgnoredResources == nil {
+		g.IgnoredResources = DefaultIgnoredResources()
+	}
+	if g.BreakGlass.MaxDuration.Duration == 0 {
+		g.BreakGlass.MaxDuration = metav1.Duration{Duration: DefaultBreakGlassMaxDuration}
+	}
+}

@@ -1,0 +1,58 @@
+package v1alpha1
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// MaxConfigSize bounds the size of a configuration file.
+const MaxConfigSize = 1 << 20
+
+// Load reads, strictly decodes, defaults and validates the configuration file at path.
+func Load(path string) (*DriftlessConfig, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if info.Size() > MaxConfigSize {
+		return nil, fmt.Errorf("read config %s: %d bytes is more than the limit of %d", path, info.Size(), MaxConfigSize)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Decode strictly decodes a YAML or JSON configuration, applies defaults and validates it.
+// Unknown and duplicated keys are errors that name the field.
+func Decode(data []byte) (*DriftlessConfig, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	c := &DriftlessConfig{}
+	strict, err := kjson.UnmarshalStrict(js, c, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if len(strict) > 0 {
+		return nil, fmt.Errorf("decode: %w", errors.Join(strict...))
+	}
+	if c.APIVersion == "" || c.Kind == "" {
+		return nil, fmt.Errorf("decode: apiVersion and kind are required (apiVersion: %s, kind: %s)", APIVersion, Kind)
+	}
+	SetDefaults(c)
+	if errs := Validate(c); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid: %w", errs.ToAggregate())
+	}
+	return c, nil
+}

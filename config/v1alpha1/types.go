@@ -1,0 +1,169 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Group is the API group of the Driftless configuration and the prefix of its labels and
+// annotations.
+const Group = "driftless.dev"
+
+// Version is the version of this configuration API.
+const Version = "v1alpha1"
+
+// Kind is the kind of the configuration object.
+const Kind = "DriftlessConfig"
+
+// APIVersion is the apiVersion a configuration file must carry.
+const APIVersion = Group + "/" + Version
+
+// Labels and annotations that Driftless reads and writes. They are part of the public contract.
+const (
+	// LabelSource names the source that applied an object. The reconciler sets it on every
+	// object it applies; the guard treats cluster-scoped objects carrying it as protected.
+	LabelSource = Group + "/source"
+	// AnnotationRevision records the commit an object was last applied from.
+	AnnotationRevision = Group + "/revision"
+	// AnnotationBreakGlass carries the reason for a break-glass change, such as a ticket id.
+	AnnotationBreakGlass = Group + "/break-glass"
+	// AnnotationBreakGlassUntil carries the RFC 3339 time at which a break-glass expires.
+	AnnotationBreakGlassUntil = Group + "/break-glass-until"
+	// AnnotationPrune set to PruneDisabled keeps an object from ever being pruned.
+	AnnotationPrune = Group + "/prune"
+	// PruneDisabled is the value of AnnotationPrune that disables pruning.
+	PruneDisabled = "disabled"
+)
+
+// DriftlessConfig is the whole configuration of a Driftless installation: who the reconciler
+// is, which Git sources it applies, how the guard protects the cluster and which policy sets
+// the manifests must pass.
+type DriftlessConfig struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// Reconciler is the identity the reconciler acts as. The guard allows its requests.
+	Reconciler Reconciler `json:"reconciler"`
+
+	// Sources are the Git repositories the reconciler applies.
+	Sources []Source `json:"sources,omitempty"`
+
+	// Guard configures the admission webhook.
+	Guard Guard `json:"guard"`
+
+	// PolicySets are named groups of Rego policies that sources and admission refer to.
+	PolicySets []PolicySet `json:"policySets,omitempty"`
+}
+
+// Reconciler identifies the reconciler's service account.
+type Reconciler struct {
+	// ServiceAccount is the namespace and name of the reconciler's service account.
+	// Defaults to driftless-system/driftless.
+	ServiceAccount ServiceAccountRef `json:"serviceAccount"`
+}
+
+// ServiceAccountRef names a Kubernetes service account.
+type ServiceAccountRef struct {
+	// Namespace of the service account.
+	Namespace string `json:"namespace"`
+	// Name of the service account.
+	Name string `json:"name"`
+}
+
+// Username is the name the API server gives requests authenticated as the service account.
+func (s ServiceAccountRef) Username() string {
+	return "system:serviceaccount:" + s.Namespace + ":" + s.Name
+}
+
+// Source is one Git repository path that the reconciler renders, checks and applies.
+type Source struct {
+	// Name identifies the source; it is the value of the driftless.dev/source label.
+	Name string `json:"name"`
+	// URL of the Git repository (https://, ssh://, file:// or a local path).
+	URL string `json:"url"`
+	// Ref selects what to apply: exactly one of branch, tag or commit. Defaults to branch main.
+	Ref GitRef `json:"ref"`
+	// Path inside the repository to render. Defaults to the repository root.
+	Path string `json:"path,omitempty"`
+	// Interval between syncs. Defaults to one minute.
+	Interval metav1.Duration `json:"interval,omitempty"`
+}
+
+// GitRef selects a commit: exactly one of its fields is set.
+type GitRef struct {
+	// Branch to follow.
+	Branch string `json:"branch,omitempty"`
+	// Tag to apply.
+	Tag string `json:"tag,omitempty"`
+	// Commit SHA to apply.
+	Commit string `json:"commit,omitempty"`
+}
+
+// Mode is how the guard acts on a change it would deny.
+type Mode string
+
+// The guard's modes.
+const (
+	// ModeEnforce denies the change.
+	ModeEnforce Mode = "enforce"
+	// ModeWarn allows the change and returns the denial as a warning that kubectl prints.
+	ModeWarn Mode = "warn"
+	// ModeDryRun allows the change silently and records what would have been denied.
+	ModeDryRun Mode = "dry-run"
+)
+
+// Guard configures the admission webhook that keeps manual changes out of protected scope.
+type Guard struct {
+	// Mode is enforce, warn or dry-run. Defaults to enforce.
+	Mode Mode `json:"mode,omitempty"`
+
+	// ProtectedNamespaces lists the namespaces the guard protects. Empty means every namespace
+	// except ExemptNamespaces.
+	ProtectedNamespaces []string `json:"protectedNamespaces,omitempty"`
+
+	// ExemptNamespaces are never protected. Defaults to kube-system, kube-public,
+	// kube-node-lease and the reconciler's own namespace.
+	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+
+	// ControllerIdentities are other controllers that may change protected objects (for
+	// example an autoscaler). The API server does not call the webhook for them.
+	ControllerIdentities Identities `json:"controllerIdentities,omitempty"`
+
+	// IgnoredResources are runtime resources that are not desired state, such as events and
+	// leases. The API server does not call the webhook for them. Defaults to events
+	// (core and events.k8s.io) and coordination.k8s.io leases.
+	IgnoredResources []GroupResource `json:"ignoredResources,omitempty"`
+
+	// BreakGlass configures the on-call way around the guard.
+	BreakGlass BreakGlass `json:"breakGlass,omitempty"`
+}
+
+// Identities lists users and groups.
+type Identities struct {
+	// Usernames as the API server authenticates them, such as
+	// system:serviceaccount:autoscaling:cluster-autoscaler.
+	Usernames []string `json:"usernames,omitempty"`
+	// Groups whose members are included.
+	Groups []string `json:"groups,omitempty"`
+}
+
+// GroupResource names a resource in an API group; Group is empty for the core group.
+type GroupResource struct {
+	// Group is the API group, empty for the core group.
+	Group string `json:"group"`
+	// Resource is the plural resource name, such as events.
+	Resource string `json:"resource"`
+}
+
+// BreakGlass configures who may change protected objects in an incident, and for how long.
+type BreakGlass struct {
+	// Groups whose members may break glass. Empty disables break-glass.
+	Groups []string `json:"groups,omitempty"`
+	// MaxDuration is the longest a break-glass may last, measured from the change that sets or
+	// uses it. Defaults to four hours.
+	MaxDuration metav1.Duration `json:"maxDuration,omitempty"`
+}
+
+// PolicySet is a named group of Rego policies.
+type PolicySet struct {
+	// Name identifies the policy set.
+	Name string `json:"name"`
+}

@@ -1,0 +1,235 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// MaxBreakGlassDuration is the upper bound for guard.breakGlass.maxDuration: a break-glass is
+// an incident measure, not a standing exception.
+const MaxBreakGlassDuration = 7 * 24 * time.Hour
+
+// MinInterval is the shortest sync interval a source may have.
+const MinInterval = time.Second
+
+// Validate checks a defaulted configuration and returns every problem with its field path.
+func Validate(c *DriftlessConfig) field.ErrorList {
+	var errs field.ErrorList
+	if c.APIVersion != APIVersion {
+		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), c.APIVersion, []string{APIVersion}))
+	}
+	if c.Kind != Kind {
+		errs = append(errs, field.NotSupported(field.NewPath("kind"), c.Kind, []string{Kind}))
+	}
+	errs = append(errs, validateServiceAccount(c.Reconciler.ServiceAccount, field.NewPath("reconciler", "serviceAccount"))...)
+	errs = append(errs, validatePolicySets(c.PolicySets, field.NewPath("policySets"))...)
+	errs = append(errs, validateSources(c.Sources, field.NewPath("sources"))...)
+	errs = append(errs, validateGuard(&c.Guard, c.Reconciler.ServiceAccount.Namespace, field.NewPath("guard"))...)
+	return errs
+}
+
+func validateServiceAccount(sa ServiceAccountRef, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	errs = append(errs, validateDNSLabel(sa.Namespace, p.Child("namespace"))...)
+	for _, msg := range validation.IsDNS1123Subdomain(sa.Name) {
+		errs = append(errs, field.Invalid(p.Child("name"), sa.Name, msg))
+	}
+	return errs
+}
+
+func validateDNSLabel(v string, p *field.Path) field.ErrorList {
+	if v == "" {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Label(v) {
+		errs = append(errs, field.Invalid(p, v, msg))
+	}
+	return errs
+}
+
+func validatePolicySets(policySets []PolicySet, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[string]()
+	for i, ps := range policySets {
+		np := p.Index(i).Child("name")
+		errs = append(errs, validateDNSLabel(ps.Name, np)...)
+		if seen.Has(ps.Name) {
+			errs = append(errs, field.Duplicate(np, ps.Name))
+		}
+		seen.Insert(ps.Name)
+	}
+	return errs
+}
+
+func validateSources(sources []Source, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	seen := sets.New[string]()
+	for i := range sources {
+		s := &sources[i]
+		sp := p.Index(i)
+		errs = append(errs, validateDNSLabel(s.Name, sp.Child("name"))...)
+		if seen.Has(s.Name) {
+			errs = append(errs, field.Duplicate(sp.Child("name"), s.Name))
+		}
+		seen.Insert(s.Name)
+		errs = append(errs, validateGitURL(s.URL, sp.Child("url"))...)
+		errs = append(errs, validateRef(s.Ref, sp.Child("ref"))...)
+		if path.IsAbs(s.Path) || strings.HasPrefix(path.Clean(s.Path), "..") {
+			errs = append(errs, field.Invalid(sp.Child("path"), s.Path, "must be a relative path inside the repository"))
+		}
+		if s.Interval.Duration < MinInterval {
+			errs = append(errs, field.Invalid(sp.Child("interval"), s.Interval.Duration.String(), fmt.Sprintf("must be at least %s", MinInterval)))
+		}
+	}
+	return errs
+}
+
+func validateGitURL(raw string, p *field.Path) field.ErrorList {
+	if raw == "" {
+		return field.ErrorList{field.Required(p, "")}
+	}
+	if strings.HasPrefix(raw, "/") {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Never echo a URL that may carry credentials.
+		return field.ErrorList{field.Invalid(p, RedactURL(raw), "not a valid URL")}
+	}
+	switch u.Scheme {
+	case "https", "http", "ssh", "file":
+	default:
+		return field.ErrorList{field.NotSupported(p, u.Scheme, []string{"https", "http", "ssh", "file"})}
+	}
+	if u.User != nil {
+		if _, hasPassword := u.User.Password(); hasPassword {
+			return field.ErrorList{field.Invalid(p, RedactURL(raw), "must not carry a password; use the source's auth files")}
+		}
+	}
+	return nil
+}
+
+func validateRef(r GitRef, p *field.Path) field.ErrorList {
+	set := 0
+	for _, v := range []string{r.Branch, r.Tag, r.Commit} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return field.ErrorList{field.Invalid(p, r, "exactly one of branch, tag or commit must be set")}
+	}
+	if r.Commit != "" && !isHexSHA(r.Commit) {
+		return field.ErrorList{field.Invalid(p.Child("commit"), r.Commit, "must be a full 40-character hexadecimal commit SHA")}
+	}
+	return nil
+}
+
+func isHexSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+func validateGuard(g *Guard, ownNamespace string, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	switch g.Mode {
+	case ModeEnforce, ModeWarn, ModeDryRun:
+	default:
+		errs = append(errs, field.NotSupported(p.Child("mode"), g.Mode, []string{string(ModeEnforce), string(ModeWarn), string(ModeDryRun)}))
+	}
+	protected := sets.New[string]()
+	for i, ns := range g.ProtectedNamespaces {
+		np := p.Child("protectedNamespaces").Index(i)
+		errs = append(errs, validateDNSLabel(ns, np)...)
+		if protected.Has(ns) {
+			errs = append(errs, field.Duplicate(np, ns))
+		}
+		if ns == ownNamespace {
+			errs = append(errs, field.Invalid(np, ns, "the reconciler's own namespace must stay exempt, or the guard could lock itself out"))
+		}
+		protected.Insert(ns)
+	}
+	for i, ns := range g.ExemptNamespaces {
+		np := p.Child("exemptNamespaces").Index(i)
+		errs = append(errs, validateDNSLabel(ns, np)...)
+		if protected.Has(ns) {
+			errs = append(errs, field.Invalid(np, ns, "namespace is also listed in guard.protectedNamespaces"))
+		}
+	}
+	errs = append(errs, validateIdentities(g.ControllerIdentities, p.Child("controllerIdentities"))...)
+	for i, gr := range g.IgnoredResources {
+		rp := p.Child("ignoredResources").Index(i)
+		if gr.Resource == "" || strings.ContainsAny(gr.Resource, "/*") {
+			errs = append(errs, field.Invalid(rp.Child("resource"), gr.Resource, "must be a plural resource name without subresource or wildcard"))
+		}
+		if strings.Contains(gr.Group, "*") {
+			errs = append(errs, field.Invalid(rp.Child("group"), gr.Group, "wildcards are not allowed"))
+		}
+	}
+	bp := p.Child("breakGlass")
+	for i, grp := range g.BreakGlass.Groups {
+		if strings.TrimSpace(grp) == "" {
+			errs = append(errs, field.Required(bp.Child("groups").Index(i), "group name must not be empty"))
+		}
+		if strings.HasPrefix(grp, "system:") {
+			errs = append(errs, field.Invalid(bp.Child("groups").Index(i), grp, "system groups are too broad for break-glass"))
+		}
+	}
+	if d := g.BreakGlass.MaxDuration.Duration; d <= 0 || d > MaxBreakGlassDuration {
+		errs = append(errs, field.Invalid(bp.Child("maxDuration"), d.String(), fmt.Sprintf("must be more than 0 and at most %s", MaxBreakGlassDuration)))
+	}
+	return errs
+}
+
+func validateIdentities(ids Identities, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, u := range ids.Usernames {
+		if strings.TrimSpace(u) == "" {
+			errs = append(errs, field.Required(p.Child("usernames").Index(i), "username must not be empty"))
+		}
+	}
+	for i, g := range ids.Groups {
+		gp := p.Child("groups").Index(i)
+		switch {
+		case strings.TrimSpace(g) == "":
+			errs = append(errs, field.Required(gp, "group must not be empty"))
+		case g == "system:authenticated" || g == "system:masters" || g == "system:serviceaccounts":
+			errs = append(errs, field.Invalid(gp, g, "would exempt far more than one controller"))
+		}
+	}
+	return errs
+}
+
+// RedactURL returns raw with any user information replaced, so it is safe to log or print.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
+		if u.User != nil {
+			u.User = url.User("redacted")
+		}
+		return u.String()
+	}
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	prefix := ""
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		prefix = raw[:i+3]
+	}
+	return prefix + "redacted@" + raw[at+1:]
+}
