@@ -1,0 +1,81 @@
+// Package policy loads, compiles, evaluates and tests the Rego (OPA, Rego v1)
+// policies that Kubernetes manifests must pass. The same Engine serves the
+// three places Driftless gates on policy: `driftless check` in CI, the
+// reconciler before it applies a rendered revision, and the admission webhook.
+//
+// # Loading and compiling
+//
+// An Engine compiles its policies once per Load into a single prepared query
+// and serves every evaluation from it. Policies come from two places: the
+// built-in library embedded in the binary (see Library) and the files and
+// directories in Options.Paths, walked recursively for *.rego files. Files
+// named *_test.rego are Rego unit tests: Load ignores them, RunTests runs them.
+// Every module is parsed as Rego v1.
+//
+// Load swaps the compiled set atomically. When it fails (a parse or compile
+// error, a bad option, a missing directory) the Engine keeps serving the last
+// good set and Load returns the error; parse and compile problems come as a
+// *CompileError whose message names each file:line:col. Until a Load has ever
+// succeeded, Evaluate and EvaluateAll return ErrNoPolicy, so callers can fail
+// closed.
+//
+// Policies cannot reach the network or the process environment: http.send,
+// net.lookup_ip_addr and opa.runtime are rejected at compile time, so a
+// policy decides the same way in CI, in the reconciler and at admission.
+//
+// # Conventions (compatible with conftest)
+//
+// In every evaluated package the rules deny, violation and warn, and rules
+// whose names start with deny_, violation_ or warn_, are queried. deny and
+// violation rules report Severity SeverityDeny, warn rules SeverityWarn. A
+// rule's values are either message strings or objects with a string "msg"
+// field; the object's other fields are kept in Violation.Details. A boolean
+// rule that is true reports one violation with a generic message.
+//
+// The evaluated packages are Options.Namespaces ("main" when empty) plus one
+// package per enabled built-in rule, data.driftless.library.<rule>. A policy
+// written for conftest (package main, `deny contains msg if { ... }`, reading
+// the object as input) runs unchanged.
+//
+// # What a policy sees
+//
+//   - input is the Kubernetes object being checked, exactly as rendered or
+//     admitted (apiVersion, kind, metadata, spec, ...).
+//   - data.driftless.parameters is Options.Parameters, fixed per Load, for
+//     example data.driftless.parameters.allowed_registries.
+//   - data.driftless.context is the evaluation's EvalContext, given per call:
+//     {"source": string, "environment": string, "operation": string,
+//     "user": {"username": string, "groups": [string]}}. Outside admission
+//     operation and user are empty.
+//   - data.driftless.lib.kubernetes holds helpers that user policies may
+//     import: the pod spec of any workload kind, its containers and image
+//     reference parsing.
+//
+// The context travels with the prepared query rather than through the store:
+// the query binds the object and the context from one per-call input value
+// and evaluates the rules `with input as <object> with data.driftless.context
+// as <context>`. Policies therefore read input as the bare object, as conftest
+// and `opa eval --data` expect, and unit tests set the context the ordinary
+// way, `with data.driftless.context as {...}`. The alternatives were measured
+// (BenchmarkContextDelivery): a custom builtin reading the Go context is
+// within a few microseconds but is invisible to opa and conftest tooling, and
+// writing the context into the store per call needs a write transaction that
+// serialises evaluations. The packages under data.driftless are reserved:
+// user modules may not declare them.
+//
+// # Evaluating
+//
+// Evaluate checks one object, EvaluateAll a whole rendered revision against
+// the same compiled set; both are safe for concurrent use and stop when the
+// caller's context is cancelled. A Result lists the object's violations in a
+// deterministic order: deny before warn, then by package, rule and message.
+//
+// # Testing policies
+//
+// RunTests runs test_ rules in-process with OPA's tester, like `opa test`,
+// over the given paths and, on request, the built-in library and its tests.
+//
+// Package policy knows nothing of HTTP, Git or Kubernetes clients: it takes
+// objects as plain map[string]any and returns results; callers decide what a
+// violation means (reject a request, fail a check, skip an apply).
+package policy

@@ -1,0 +1,574 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// defaultNamespace is evaluated when Options.Namespaces is empty.
+const defaultNamespace = "main"
+
+// Engine compiles policies once per Load and evaluates Kubernetes objects
+// against the compiled set. The zero value is not usable; call New. An Engine
+// is safe for concurrent use: evaluations run in parallel with each other and
+// with Load, and each sees one whole compiled set.
+type Engine struct {
+	// mu serialises Load so compiled sets are installed in call order.
+	mu      sync.Mutex
+	current atomic.Pointer[compiledSet]
+}
+
+// compiledSet is one successful Load: immutable once built.
+type compiledSet struct {
+	query   rego.PreparedEvalQuery
+	rules   []RuleRef
+	modules []string
+}
+
+// New returns an Engine with no policy loaded: until Load succeeds, Evaluate
+// returns ErrNoPolicy.
+func New() *Engine {
+	return &Engine{}
+}
+
+// Load reads, parses and compiles the policies opts names, prepares the
+// evaluation query and then installs the result atomically. On any error the
+// previously loaded set keeps serving; parse and compile problems are
+// returned as a *CompileError naming file:line:col.
+func (e *Engine) Load(ctx context.Context, opts Options) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	set, err := compile(ctx, opts)
+	if err != nil {
+		return err
+	}
+	e.current.Store(set)
+	return nil
+}
+
+// Rules returns the rules the loaded set evaluates, sorted by package and
+// name, or ErrNoPolicy before the first successful Load.
+func (e *Engine) Rules() ([]RuleRef, error) {
+	set := e.current.Load()
+	if set == nil {
+		return nil, ErrNoPolicy
+	}
+	return slices.Clone(set.rules), nil
+}
+
+// Modules returns the files the loaded set was compiled from, sorted, or
+// ErrNoPolicy before the first successful Load.
+func (e *Engine) Modules() ([]string, error) {
+	set := e.current.Load()
+	if set == nil {
+		return nil, ErrNoPolicy
+	}
+	return slices.Clone(set.modules), nil
+}
+
+// Evaluate checks one object against the loaded policies. It returns
+// ErrNoPolicy before the first successful Load and an error wrapping
+// ctx.Err() when ctx ends during evaluation.
+func (e *Engine) Evaluate(ctx context.Context, obj map[string]any, ec EvalContext) (Result, error) {
+	set := e.current.Load()
+	if set == nil {
+		return Result{}, ErrNoPolicy
+	}
+	return set.evaluate(ctx, obj, ec.term())
+}
+
+// EvaluateAll checks every object of a rendered revision against one compiled
+// set, in parallel up to GOMAXPROCS, and returns the results in the order of
+// objs. The first error stops the remaining evaluations and is returned with
+// the index of its object.
+func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec EvalContext) ([]Result, error) {
+	set := e.current.Load()
+	if set == nil {
+		return nil, ErrNoPolicy
+	}
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	ctxTerm := ec.term()
+	results := make([]Result, len(objs))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	workers := min(runtime.GOMAXPROCS(0), len(objs))
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(objs) {
+					return
+				}
+				r, err := set.evaluate(ctx, objs[i], ctxTerm)
+				if err != nil {
+					once.Do(func() {
+						firstErr = fmt.Errorf("object %d (%s): %w", i, r.Object, err)
+						cancel()
+					})
+					return
+				}
+				results[i] = r
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate revision: %w", err)
+	}
+	return results, nil
+}
+
+// term renders the context the way policies see data.driftless.context.
+func (ec EvalContext) term() *ast.Term {
+	groups := make([]*ast.Term, len(ec.User.Groups))
+	for i, g := range ec.User.Groups {
+		groups[i] = ast.StringTerm(g)
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.StringTerm("source"), ast.StringTerm(ec.Source)),
+		ast.Item(ast.StringTerm("environment"), ast.StringTerm(ec.Environment)),
+		ast.Item(ast.StringTerm("operation"), ast.StringTerm(ec.Operation)),
+		ast.Item(ast.StringTerm("user"), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("username"), ast.StringTerm(ec.User.Username)),
+			ast.Item(ast.StringTerm("groups"), ast.ArrayTerm(groups...)),
+		)),
+	)
+}
+
+// evaluate runs the prepared query for one object.
+func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term) (Result, error) {
+	res := Result{Object: objectRef(obj)}
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
+	}
+	v, err := ast.InterfaceToValue(obj)
+	if err != nil {
+		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
+	}
+	input := ast.NewObject(
+		ast.Item(ast.StringTerm("object"), ast.NewTerm(v)),
+		ast.Item(ast.StringTerm("context"), ctxTerm),
+	)
+	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(input))
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return res, fmt.Errorf("evaluate %s: %w", res.Object, ctxErr)
+		}
+		return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
+	}
+	if len(rs) != 1 {
+		return res, fmt.Errorf("evaluate %s: query returned %d results, want 1", res.Object, len(rs))
+	}
+	values, ok := rs[0].Bindings[resultVar].([]any)
+	if !ok || len(values) != len(s.rules) {
+		return res, fmt.Errorf("evaluate %s: unexpected query result %T", res.Object, rs[0].Bindings[resultVar])
+	}
+	for i, rule := range s.rules {
+		defined, _ := values[i].([]any)
+		if len(defined) == 0 {
+			continue
+		}
+		vs, err := violations(rule, defined[0])
+		if err != nil {
+			return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
+		}
+		res.Violations = append(res.Violations, vs...)
+	}
+	sortViolations(res.Violations)
+	return res, nil
+}
+
+// violations turns one rule's value into Violations: a set or array of
+// messages or {msg, ...} objects, a single message or object, or a boolean.
+func violations(rule RuleRef, value any) ([]Violation, error) {
+	switch v := value.(type) {
+	case bool:
+		if !v {
+			return nil, nil
+		}
+		return []Violation{{Package: rule.Package, Rule: rule.Rule, Severity: rule.Severity, Message: rule.String() + " is true"}}, nil
+	case []any:
+		out := make([]Violation, 0, len(v))
+		for _, item := range v {
+			viol, err := violation(rule, item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, viol)
+		}
+		return out, nil
+	default:
+		viol, err := violation(rule, value)
+		if err != nil {
+			return nil, err
+		}
+		return []Violation{viol}, nil
+	}
+}
+
+func violation(rule RuleRef, value any) (Violation, error) {
+	out := Violation{Package: rule.Package, Rule: rule.Rule, Severity: rule.Severity}
+	switch v := value.(type) {
+	case string:
+		out.Message = v
+		return out, nil
+	case map[string]any:
+		msg, ok := v["msg"].(string)
+		if !ok {
+			return out, fmt.Errorf("rule %s: result object has no string msg field", rule)
+		}
+		out.Message = msg
+		for k, d := range v {
+			if k == "msg" {
+				continue
+			}
+			if out.Details == nil {
+				out.Details = make(map[string]any, len(v)-1)
+			}
+			out.Details[k] = d
+		}
+		return out, nil
+	default:
+		return out, fmt.Errorf("rule %s: result of type %T is neither a message string nor an object with msg", rule, value)
+	}
+}
+
+func severityRank(s Severity) int {
+	if s == SeverityDeny {
+		return 0
+	}
+	return 1
+}
+
+func sortViolations(vs []Violation) {
+	sort.SliceStable(vs, func(i, j int) bool {
+		a, b := vs[i], vs[j]
+		if ra, rb := severityRank(a.Severity), severityRank(b.Severity); ra != rb {
+			return ra < rb
+		}
+		if a.Package != b.Package {
+			return a.Package < b.Package
+		}
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		return a.Message < b.Message
+	})
+}
+
+// objectRef reads the identifying fields of an object, leaving malformed
+// ones empty.
+func objectRef(obj map[string]any) ObjectRef {
+	str := func(m map[string]any, k string) string {
+		s, _ := m[k].(string)
+		return s
+	}
+	ref := ObjectRef{APIVersion: str(obj, "apiVersion"), Kind: str(obj, "kind")}
+	if md, ok := obj["metadata"].(map[string]any); ok {
+		ref.Namespace, ref.Name = str(md, "namespace"), str(md, "name")
+	}
+	return ref
+}
+
+// resultVar is the query variable holding one entry per rule.
+const resultVar = "r"
+
+// compile builds a compiledSet from opts without touching any Engine.
+func compile(ctx context.Context, opts Options) (*compiledSet, error) {
+	namespaces, err := userNamespaces(opts.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	enabled, libraryNamespaces, err := enabledLibraryRules(opts)
+	if err != nil {
+		return nil, err
+	}
+	srcs, err := librarySources(enabled, false)
+	if err != nil {
+		return nil, err
+	}
+	userSrcs, err := readPaths(opts.Paths)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range userSrcs {
+		if !s.test {
+			srcs = append(srcs, s)
+		}
+	}
+	modules, err := parseSources(srcs)
+	if err != nil {
+		return nil, err
+	}
+	compiler, err := compileModules(modules)
+	if err != nil {
+		return nil, err
+	}
+
+	evaluated := map[string]bool{}
+	for _, ns := range namespaces {
+		evaluated[ns] = true
+	}
+	for _, ns := range libraryNamespaces {
+		evaluated[ns] = true
+	}
+	rules := discoverRules(compiler, evaluated)
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("no deny, violation or warn rules in packages %s", strings.Join(sortedKeys(evaluated), ", "))
+	}
+	if len(opts.Paths) > 0 {
+		for _, ns := range namespaces {
+			if !slices.ContainsFunc(rules, func(r RuleRef) bool { return r.Package == ns }) {
+				return nil, fmt.Errorf("namespace %s: no deny, violation or warn rules in %s", ns, strings.Join(opts.Paths, ", "))
+			}
+		}
+	}
+
+	store, err := newStore(opts.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	query, err := buildQuery(rules)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := rego.New(
+		rego.ParsedQuery(query),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.SetRegoVersion(ast.RegoV1),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy query: %w", err)
+	}
+	return &compiledSet{query: pq, rules: rules, modules: sortedKeys(moduleSet(modules))}, nil
+}
+
+// userNamespaces validates Options.Namespaces and applies the default.
+func userNamespaces(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return []string{defaultNamespace}, nil
+	}
+	out := make([]string, 0, len(in))
+	for _, ns := range in {
+		ref, err := ast.ParseRef("data." + ns)
+		if err != nil || ns == "" {
+			return nil, fmt.Errorf("namespace %q: not a Rego package name", ns)
+		}
+		if reservedPackage(ref) {
+			return nil, fmt.Errorf("namespace %q: packages under driftless are reserved for the built-in library", ns)
+		}
+		out = append(out, packageName(ref))
+	}
+	return out, nil
+}
+
+// enabledLibraryRules validates Options.DisabledRules and returns which
+// built-in rules are on and their packages.
+func enabledLibraryRules(opts Options) (func(string) bool, []string, error) {
+	lib, err := Library()
+	if err != nil {
+		return nil, nil, err
+	}
+	known := make(map[string]bool, len(lib))
+	for _, r := range lib {
+		known[r.Name] = true
+	}
+	disabled := map[string]bool{}
+	for _, name := range opts.DisabledRules {
+		if !known[name] {
+			return nil, nil, fmt.Errorf("disabled rule %q: no such built-in rule (known: %s)", name, strings.Join(sortedKeys(known), ", "))
+		}
+		disabled[name] = true
+	}
+	enabled := func(rule string) bool {
+		return !opts.DisableLibrary && known[rule] && !disabled[rule]
+	}
+	var namespaces []string
+	for _, r := range lib {
+		if enabled(r.Name) {
+			namespaces = append(namespaces, r.Package())
+		}
+	}
+	return enabled, namespaces, nil
+}
+
+// discoverRules finds the deny, violation and warn rules of the evaluated
+// packages, sorted by package and name.
+func discoverRules(compiler *ast.Compiler, evaluated map[string]bool) []RuleRef {
+	seen := map[RuleRef]bool{}
+	var rules []RuleRef
+	for _, m := range compiler.Modules {
+		pkg := packageName(m.Package.Path)
+		if !evaluated[pkg] {
+			continue
+		}
+		for _, r := range m.Rules {
+			head := r.Head.Ref()
+			if len(head) == 0 {
+				continue
+			}
+			name, ok := head[0].Value.(ast.Var)
+			if !ok {
+				continue
+			}
+			sev, ok := ruleSeverity(string(name))
+			if !ok {
+				continue
+			}
+			ref := RuleRef{Package: pkg, Rule: string(name), Severity: sev}
+			if !seen[ref] {
+				seen[ref] = true
+				rules = append(rules, ref)
+			}
+		}
+	}
+	sort.Slice(rules, func(i, j int) bool {
+		if rules[i].Package != rules[j].Package {
+			return rules[i].Package < rules[j].Package
+		}
+		return rules[i].Rule < rules[j].Rule
+	})
+	return rules
+}
+
+// ruleSeverity matches rule names the way conftest does: deny, violation
+// and warn, optionally followed by "_word" segments of letters and digits
+// (deny_latest_tag, warn_labels).
+func ruleSeverity(name string) (Severity, bool) {
+	kinds := []struct {
+		prefix   string
+		severity Severity
+	}{
+		{"deny", SeverityDeny},
+		{"violation", SeverityDeny},
+		{"warn", SeverityWarn},
+	}
+	for _, k := range kinds {
+		rest, ok := strings.CutPrefix(name, k.prefix)
+		if !ok {
+			continue
+		}
+		if rest == "" {
+			return k.severity, true
+		}
+		suffix, ok := strings.CutPrefix(rest, "_")
+		if !ok {
+			continue
+		}
+		valid := true
+		for _, seg := range strings.Split(suffix, "_") {
+			if seg == "" || strings.ContainsFunc(seg, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+			}) {
+				valid = false
+				break
+			}
+		}
+		if valid {
+			return k.severity, true
+		}
+	}
+	return "", false
+}
+
+// packageName renders a package path without its "data." prefix.
+func packageName(path ast.Ref) string {
+	return strings.TrimPrefix(path.String(), "data.")
+}
+
+// buildQuery returns
+//
+//	o := input.object
+//	c := input.context
+//	r := [[x | x := data.<pkg>.<rule>], ...] with input as o with data.driftless.context as c
+//
+// Each comprehension yields [] when its rule is undefined, so one undefined
+// rule never hides the others.
+func buildQuery(rules []RuleRef) (ast.Body, error) {
+	var b strings.Builder
+	b.WriteString("o := input.object\nc := input.context\n" + resultVar + " := [")
+	for i, r := range rules {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		pkg, err := ast.ParseRef("data." + r.Package)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r, err)
+		}
+		fmt.Fprintf(&b, "[x | x := %s]", pkg.Append(ast.StringTerm(r.Rule)))
+	}
+	b.WriteString("] with input as o with data.driftless.context as c")
+	body, err := ast.ParseBodyWithOpts(b.String(), ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("parse policy query: %w", err)
+	}
+	return body, nil
+}
+
+// newStore holds data.driftless.parameters and an empty
+// data.driftless.context (each evaluation replaces the latter).
+func newStore(params map[string]any) (storage.Store, error) {
+	if params == nil {
+		params = map[string]any{}
+	}
+	b, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("parameters: %w", err)
+	}
+	var roundTripped any
+	if err := util.UnmarshalJSON(b, &roundTripped); err != nil {
+		return nil, fmt.Errorf("parameters: %w", err)
+	}
+	pv, err := ast.InterfaceToValue(roundTripped)
+	if err != nil {
+		return nil, fmt.Errorf("parameters: %w", err)
+	}
+	data := ast.NewObject(ast.Item(ast.StringTerm("driftless"), ast.ObjectTerm(
+		ast.Item(ast.StringTerm("parameters"), ast.NewTerm(pv)),
+		ast.Item(ast.StringTerm("context"), EvalContext{}.term()),
+	)))
+	return inmem.NewFromASTObject(data), nil
+}
+
+func moduleSet(modules map[string]*ast.Module) map[string]bool {
+	out := make(map[string]bool, len(modules))
+	for name := range modules {
+		out[name] = true
+	}
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,11 @@
+# METADATA
+# title: No host network
+# description: The pod does not use the node's network namespace (hostNetwork).
+package driftless.library.no_host_network
+
+import data.driftless.lib.kubernetes as k8s
+
+deny contains {"msg": msg} if {
+	k8s.pod_spec.hostNetwork == true
+	msg := sprintf("%s: the pod uses the host network; remove hostNetwork", [k8s.object])
+}

@@ -1,0 +1,16 @@
+# METADATA
+# title: No hostPath volumes
+# description: The pod mounts no hostPath volume.
+package driftless.library.no_host_path
+
+import data.driftless.lib.kubernetes as k8s
+
+deny contains {"msg": msg, "volume": name} if {
+	some volume in k8s.pod_spec.volumes
+	volume.hostPath != null
+	name := volume_name(volume)
+	msg := sprintf("%s: volume %q mounts a hostPath; use a persistentVolumeClaim, configMap, secret or emptyDir volume", [k8s.object, name])
+}
+
+volume_name(v) := v.name if is_string(v.name)
+else := "<unnamed>"

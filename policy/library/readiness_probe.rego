@@ -1,0 +1,22 @@
+# METADATA
+# title: Containers have readiness probes
+# description: >-
+#   Every regular container of a long-running workload (Deployment,
+#   StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Pod) has a
+#   readinessProbe. Jobs, CronJobs and init containers are exempt.
+package driftless.library.readiness_probe
+
+import data.driftless.lib.kubernetes as k8s
+
+deny contains {"msg": msg, "container": c.name} if {
+	input.kind in k8s.long_running_kinds
+	some c in k8s.containers
+	c.type == "container"
+	not has_probe(c.spec)
+	msg := sprintf("%s: %s has no readinessProbe; add one so traffic waits until it is ready", [k8s.object, k8s.describe(c)])
+}
+
+has_probe(container) if {
+	probe := container.readinessProbe
+	probe != null
+}

@@ -1,0 +1,25 @@
+# METADATA
+# title: Workloads carry required labels
+# description: >-
+#   Every workload (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,
+#   ReplicationController, Job, CronJob) carries a non-empty value for each
+#   label in parameter required_labels, default ["app.kubernetes.io/name"].
+package driftless.library.required_labels
+
+import data.driftless.lib.kubernetes as k8s
+
+required := k8s.param("required_labels", ["app.kubernetes.io/name"])
+
+deny contains {"msg": msg, "label": label} if {
+	k8s.is_workload
+	some label in required
+	is_string(label)
+	not has_label(label)
+	msg := sprintf("%s: label %q is missing; add it to metadata.labels", [k8s.object, label])
+}
+
+has_label(label) if {
+	value := input.metadata.labels[label]
+	is_string(value)
+	value != ""
+}
