@@ -3,7 +3,7 @@
 // A [Server] serves the bare repositories under one directory over Git's
 // smart HTTP protocol, using the git-http-backend program shipped with the
 // git package behind [net/http/cgi] and an [httptest.Server]. It can demand
-// HTTP basic authentication, and it can be stopped and started again on the
+// HTTP basic authentication or a bearer token, and it can be stopped and started again on the
 // same address to simulate an outage.
 //
 // A [Repo] is a bare repository on disk. Its helpers create commits (signed

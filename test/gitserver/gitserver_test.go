@@ -83,8 +83,8 @@ func TestCommitAndServe(t *testing.T) {
 	}
 }
 
-func TestBasicAuth(t *testing.T) {
-	srv := gitserver.New(t, gitserver.WithBasicAuth("robot", "s3cret"))
+func TestAuth(t *testing.T) {
+	srv := gitserver.New(t, gitserver.WithBasicAuth("robot", "s3cret"), gitserver.WithBearerToken("t0ken"))
 	repo := srv.CreateRepo(t, "config.git")
 	repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"a.yaml": "a: 1\n"}})
 
@@ -96,6 +96,8 @@ func TestBasicAuth(t *testing.T) {
 		{name: "right password", auth: &githttp.BasicAuth{Username: "robot", Password: "s3cret"}},
 		{name: "wrong password", auth: &githttp.BasicAuth{Username: "robot", Password: "nope"}, wantErr: transport.ErrAuthenticationRequired},
 		{name: "no credentials", wantErr: transport.ErrAuthenticationRequired},
+		{name: "right token", auth: &githttp.TokenAuth{Token: "t0ken"}},
+		{name: "wrong token", auth: &githttp.TokenAuth{Token: "s3cret"}, wantErr: transport.ErrAuthenticationRequired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,10 +22,12 @@ type Server struct {
 	backend  string
 	username string
 	password string
+	token    string
 
 	mu   sync.Mutex
 	addr string
 	srv  *httptest.Server
+	logf func(format string, args ...any)
 }
 
 // Option configures a [Server] made by [New].
@@ -40,6 +42,13 @@ func WithBasicAuth(username, password string) Option {
 	}
 }
 
+// WithBearerToken makes the server demand "Authorization: Bearer token";
+// any other credentials get 401 Unauthorized. It can be combined with
+// [WithBasicAuth], in which case either is accepted.
+func WithBearerToken(token string) Option {
+	return func(s *Server) { s.token = token }
+}
+
 // New starts a server on a loopback address serving the bare repositories
 // in a fresh temporary directory. The server is closed when the test ends.
 func New(t testing.TB, opts ...Option) *Server {
@@ -47,6 +56,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	s := &Server{
 		root:    t.TempDir(),
 		backend: HTTPBackend(t),
+		logf:    t.Logf,
 	}
 	for _, o := range opts {
 		o(s)
@@ -155,19 +165,43 @@ func (s *Server) handler() http.Handler {
 			"GIT_CONFIG_NOSYSTEM=1",
 			"GIT_CONFIG_GLOBAL=" + os.DevNull,
 		},
+		Stderr: logWriter{s.logf},
 	}
-	if s.username == "" && s.password == "" {
+	if s.username == "" && s.password == "" && s.token == "" {
 		return backend
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok ||
-			subtle.ConstantTimeCompare([]byte(u), []byte(s.username)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(p), []byte(s.password)) != 1 {
+		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="gitserver"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
 		backend.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if s.token != "" {
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok &&
+			subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) == 1 {
+			return true
+		}
+	}
+	if s.username == "" && s.password == "" {
+		return false
+	}
+	u, p, ok := r.BasicAuth()
+	return ok &&
+		subtle.ConstantTimeCompare([]byte(u), []byte(s.username)) == 1 &&
+		subtle.ConstantTimeCompare([]byte(p), []byte(s.password)) == 1
+}
+
+// logWriter sends git-http-backend's standard error to the test log.
+type logWriter struct {
+	logf func(format string, args ...any)
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.logf("git-http-backend: %s", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
