@@ -1,0 +1,146 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/webhook"
+)
+
+// RunOptions configure `driftless run`. The fields below the flags are for embedding the run
+// loop in tests and in `driftless dev`.
+type RunOptions struct {
+	// ConfigPath is the DriftlessConfig file.
+	ConfigPath string
+	// CertDir holds tls.crt and tls.key for the webhook; rotated files are picked up live.
+	CertDir string
+	// WebhookAddr is host:port the webhook listens on.
+	WebhookAddr string
+	// MetricsAddr is host:port of the Prometheus metrics endpoint; "0" disables it.
+	MetricsAddr string
+	// ProbeAddr is host:port of the /healthz and /readyz endpoints; "0" disables them.
+	ProbeAddr string
+
+	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
+	RESTConfig *rest.Config
+	// Clock decides break-glass expiry; nil is the real clock.
+	Clock clock.PassiveClock
+	// Logger; the zero value builds a JSON logger.
+	Logger logr.Logger
+}
+
+func newRunCommand() *cobra.Command {
+	o := RunOptions{}
+	var development bool
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run in the cluster: admission guard, reconciler, metrics and health endpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Logger = zap.New(zap.UseDevMode(development))
+			return Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ConfigPath, "config", "/etc/driftless/config.yaml", "path of the DriftlessConfig file")
+	f.StringVar(&o.CertDir, "cert-dir", "/etc/driftless/certs", "directory with the webhook's tls.crt and tls.key")
+	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
+	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
+	f.BoolVar(&development, "log-development", false, "human-readable logs instead of JSON")
+	return cmd
+}
+
+// Run serves the admission guard with its metrics and health endpoints until ctx is done.
+func Run(ctx context.Context, o RunOptions) error {
+	cfg, err := v1alpha1.Load(o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	log := o.Logger
+	if log.GetSink() == nil {
+		log = zap.New()
+	}
+	ctrl.SetLogger(log)
+	restConfig := o.RESTConfig
+	if restConfig == nil {
+		if restConfig, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("connect to the API server: %w", err)
+		}
+	}
+	host, port, err := splitHostPort(o.WebhookAddr)
+	if err != nil {
+		return fmt.Errorf("--webhook-addr: %w", err)
+	}
+
+	server := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir})
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Logger:                 log,
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.ProbeAddr,
+		WebhookServer:          server,
+	})
+	if err != nil {
+		return fmt.Errorf("set up manager: %w", err)
+	}
+	metrics, err := webhook.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register guard metrics: %w", err)
+	}
+	meta, err := metadata.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("metadata client: %w", err)
+	}
+	guard, err := webhook.NewGuard(webhook.Options{
+		Config:   cfg,
+		Clock:    o.Clock,
+		Metrics:  metrics,
+		Recorder: mgr.GetEventRecorder("driftless-guard"),
+		Parents:  webhook.MetadataParentReader{Client: meta},
+	})
+	if err != nil {
+		return err
+	}
+	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	log.Info("starting driftless", "version", Version(), "mode", cfg.Guard.Mode, "webhook", o.WebhookAddr, "config", o.ConfigPath)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, errors.New("port must be a number from 1 to 65535")
+	}
+	return host, port, nil
+}

@@ -1,0 +1,152 @@
+package webhook
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+)
+
+// Names of the generated webhook configuration and its webhooks.
+const (
+	ConfigurationName     = "driftless-guard"
+	NamespacedWebhookName = "namespaced.guard.driftless.dev"
+	ClusterWebhookName    = "cluster.guard.driftless.dev"
+)
+
+// TimeoutSeconds is how long the API server waits for the guard before failing the request.
+const TimeoutSeconds int32 = 5
+
+// namespaceNameLabel is set by the API server on every namespace and cannot be spoofed.
+const namespaceNameLabel = "kubernetes.io/metadata.name"
+
+// WebhookConfiguration builds the ValidatingWebhookConfiguration that routes changes in
+// protected scope to the guard served at client.
+//
+// It holds two webhooks. The namespaced one sees every create, update and delete of namespaced
+// resources (and of their scale and ephemeralcontainers subresources, never status) in
+// protected namespaces, and of the protected Namespace objects themselves; namespaces are
+// selected by the API server's kubernetes.io/metadata.name label. The cluster one sees
+// cluster-scoped objects that carry driftless.dev/source. Both skip the reconciler, Kubernetes'
+// own controllers and nodes, configured controller identities and ignored resources through
+// matchConditions, so the API server never calls the guard for them, and both fail closed.
+func WebhookConfiguration(c *v1alpha1.DriftlessConfig, client admissionregistrationv1.WebhookClientConfig) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	ops := []admissionregistrationv1.OperationType{
+		admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete,
+	}
+	rule := func(groups, versions, resources []string, scope admissionregistrationv1.ScopeType) admissionregistrationv1.RuleWithOperations {
+		return admissionregistrationv1.RuleWithOperations{
+			Operations: ops,
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: groups, APIVersions: versions, Resources: resources, Scope: ptr.To(scope),
+			},
+		}
+	}
+	all := []string{"*"}
+	base := func(name string) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name:                    name,
+			ClientConfig:            client,
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
+			TimeoutSeconds:          ptr.To(TimeoutSeconds),
+			AdmissionReviewVersions: []string{"v1"},
+			MatchConditions:         matchConditions(c),
+		}
+	}
+
+	namespaced := base(NamespacedWebhookName)
+	namespaced.Rules = []admissionregistrationv1.RuleWithOperations{
+		rule(all, all, []string{"*", "*/scale", "*/ephemeralcontainers"}, admissionregistrationv1.NamespacedScope),
+		rule([]string{""}, []string{"v1"}, []string{"namespaces"}, admissionregistrationv1.ClusterScope),
+	}
+	namespaced.NamespaceSelector = namespaceSelector(c.Guard)
+	namespaced.ObjectSelector = &metav1.LabelSelector{}
+
+	cluster := base(ClusterWebhookName)
+	cluster.Rules = []admissionregistrationv1.RuleWithOperations{
+		rule(all, all, []string{"*"}, admissionregistrationv1.ClusterScope),
+	}
+	cluster.NamespaceSelector = &metav1.LabelSelector{}
+	cluster.ObjectSelector = &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: v1alpha1.LabelSource, Operator: metav1.LabelSelectorOpExists}},
+	}
+
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
+		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName, Labels: map[string]string{"app.kubernetes.io/name": "driftless"}},
+		Webhooks:   []admissionregistrationv1.ValidatingWebhook{namespaced, cluster},
+	}
+}
+
+func namespaceSelector(g v1alpha1.Guard) *metav1.LabelSelector {
+	if len(g.ProtectedNamespaces) > 0 {
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: namespaceNameLabel, Operator: metav1.LabelSelectorOpIn, Values: slices.Sorted(slices.Values(g.ProtectedNamespaces)),
+		}}}
+	}
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: namespaceNameLabel, Operator: metav1.LabelSelectorOpNotIn, Values: slices.Sorted(slices.Values(g.ExemptNamespaces)),
+	}}}
+}
+
+// matchConditions are CEL expressions the API server evaluates before calling the guard; the
+// guard is called only when all are true. They mirror the allow rows of the decision table
+// that depend on identity alone, and the handler checks the same rows again.
+func matchConditions(c *v1alpha1.DriftlessConfig) []admissionregistrationv1.MatchCondition {
+	conds := []admissionregistrationv1.MatchCondition{
+		{
+			Name:       "not-the-reconciler",
+			Expression: fmt.Sprintf("request.userInfo.username != %s", celString(c.Reconciler.ServiceAccount.Username())),
+		},
+		{
+			Name: "not-kubernetes-components",
+			Expression: fmt.Sprintf("!request.userInfo.username.startsWith(%s) && !(request.userInfo.username in [%s, %s]) && !(has(request.userInfo.groups) && %s in request.userInfo.groups)",
+				celString(kubeSystemServiceAccountPrefix), celString(kubeControllerManager), celString(kubeScheduler), celString(nodesGroup)),
+		},
+	}
+	ids := c.Guard.ControllerIdentities
+	if len(ids.Usernames) > 0 || len(ids.Groups) > 0 {
+		var parts []string
+		if len(ids.Usernames) > 0 {
+			parts = append(parts, fmt.Sprintf("request.userInfo.username in %s", celList(ids.Usernames)))
+		}
+		if len(ids.Groups) > 0 {
+			parts = append(parts, fmt.Sprintf("(has(request.userInfo.groups) && request.userInfo.groups.exists(g, g in %s))", celList(ids.Groups)))
+		}
+		conds = append(conds, admissionregistrationv1.MatchCondition{
+			Name:       "not-controller-identities",
+			Expression: "!(" + strings.Join(parts, " || ") + ")",
+		})
+	}
+	if len(c.Guard.IgnoredResources) > 0 {
+		var parts []string
+		for _, gr := range c.Guard.IgnoredResources {
+			parts = append(parts, fmt.Sprintf("(request.resource.group == %s && request.resource.resource == %s)", celString(gr.Group), celString(gr.Resource)))
+		}
+		conds = append(conds, admissionregistrationv1.MatchCondition{
+			Name:       "not-ignored-resources",
+			Expression: "!(" + strings.Join(parts, " || ") + ")",
+		})
+	}
+	return conds
+}
+
+// celString quotes s as a CEL string literal.
+func celString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func celList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = celString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}

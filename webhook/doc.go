@@ -1,0 +1,16 @@
+// Package webhook is Driftless's guard: a validating admission handler that keeps manual
+// changes out of protected scope.
+//
+// A request goes through four steps: the AdmissionRequest is decoded into facts (who, what,
+// where, which labels and annotations), the facts are matched against the rules derived from
+// the configuration, the decision is turned into an admission response, and the decision is
+// recorded as one log line, metrics and, for denials and break-glass uses, a Kubernetes Event.
+// The handler fails closed: anything it cannot decide is denied.
+//
+// The package also builds the ValidatingWebhookConfiguration that makes the API server call the
+// guard, so that the objects the handler trusts (matchConditions, namespaceSelector) and the
+// handler itself come from one configuration.
+//
+// It must not apply, prune or fetch anything; it reads the cluster only to look up the parent
+// of a scale request for break-glass, and writes only Events.
+package webhook

@@ -1,0 +1,218 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+)
+
+// GuardPath is the URL path the guard is served on.
+const GuardPath = "/guard"
+
+// Event reasons the guard records on the objects it decides about.
+const (
+	EventChangeDenied   = "ManualChangeDenied"
+	EventChangeWarned   = "ManualChangeWarned"
+	EventChangeRecorded = "ManualChangeRecorded"
+	EventBreakGlassUsed = "BreakGlassUsed"
+	// eventAction is the action of every Event the guard records.
+	eventAction = "Admit"
+)
+
+// ParentReader reads the metadata of the object a subresource request is for. The guard uses
+// it for scale requests, whose Scale body carries no labels or annotations.
+type ParentReader interface {
+	ParentMeta(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*metav1.PartialObjectMetadata, error)
+}
+
+// MetadataParentReader is a ParentReader backed by a metadata-only client.
+type MetadataParentReader struct {
+	Client metadata.Interface
+}
+
+// ParentMeta reads the object's metadata from the API server.
+func (m MetadataParentReader) ParentMeta(ctx context.Context, gvr schema.GroupVersionResource, namespace, name string) (*metav1.PartialObjectMetadata, error) {
+	return m.Client.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// Options configure a Guard.
+type Options struct {
+	// Config is the validated Driftless configuration. Required.
+	Config *v1alpha1.DriftlessConfig
+	// Clock decides break-glass expiry. Defaults to the real clock.
+	Clock clock.PassiveClock
+	// Metrics records decisions. Required.
+	Metrics *Metrics
+	// Recorder records Events for denials and break-glass uses. Nil records none.
+	Recorder events.EventRecorder
+	// Parents looks up the object behind a scale request. Nil makes break-glass unusable for
+	// scale requests: they are denied like any other change in protected scope.
+	Parents ParentReader
+}
+
+// Guard is the admission handler that rejects manual changes in protected scope.
+type Guard struct {
+	rules    atomic.Pointer[rules]
+	clock    clock.PassiveClock
+	metrics  *Metrics
+	recorder events.EventRecorder
+	parents  ParentReader
+}
+
+var _ admission.Handler = (*Guard)(nil)
+
+// NewGuard returns a guard deciding by the given configuration.
+func NewGuard(opts Options) (*Guard, error) {
+	if opts.Metrics == nil {
+		return nil, errors.New("new guard: metrics are required")
+	}
+	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents}
+	if g.clock == nil {
+		g.clock = clock.RealClock{}
+	}
+	if err := g.SetConfig(opts.Config); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// SetConfig atomically replaces the configuration the guard decides by. Requests in flight
+// finish with the configuration they started with.
+func (g *Guard) SetConfig(c *v1alpha1.DriftlessConfig) error {
+	if c == nil {
+		return errors.New("set guard config: config is nil")
+	}
+	g.rules.Store(newRules(c))
+	return nil
+}
+
+// Handle decides one admission request. Anything it cannot decide is denied.
+func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	log := logr.FromContextOrDiscard(ctx)
+	defer func() {
+		if p := recover(); p != nil {
+			// controller-runtime turns the panic into a denial; count it first.
+			g.metrics.observe(ResultErrored, ReasonInternalError, time.Since(start))
+			panic(p)
+		}
+	}()
+
+	r := g.rules.Load()
+	if r == nil {
+		g.metrics.observe(ResultErrored, ReasonInternalError, time.Since(start))
+		return admission.Errored(http.StatusInternalServerError, errors.New("driftless guard has no configuration loaded"))
+	}
+	f, err := newFacts(&req)
+	if err != nil {
+		log.Info("admission request rejected as malformed", "uid", req.UID, "error", err.Error())
+		g.metrics.observe(ResultErrored, ReasonBadRequest, time.Since(start))
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("driftless guard: %w", err))
+	}
+
+	now := g.clock.Now()
+	d := r.decide(f, now)
+	if d.deny && f.subResource == "scale" && g.parents != nil {
+		d = g.decideScale(ctx, r, f, now, d)
+	}
+	return g.respond(ctx, r, f, d, start)
+}
+
+// decideScale decides a scale request again with the labels and annotations of the object it
+// scales, which the Scale body does not carry.
+func (g *Guard) decideScale(ctx context.Context, r *rules, f *facts, now time.Time, d decision) decision {
+	parent, err := g.parents.ParentMeta(ctx, f.resource, f.namespace, f.name)
+	if err != nil {
+		d.problem += fmt.Sprintf(" (could not read %s/%s to check for break-glass: %v)", f.resource.Resource, f.name, err)
+		return d
+	}
+	meta := &objectMeta{
+		Name: parent.Name, Namespace: parent.Namespace, UID: string(parent.UID),
+		Labels: parent.Labels, Annotations: parent.Annotations,
+	}
+	f.object, f.oldObject = meta, meta
+	return r.decide(f, now)
+}
+
+func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, start time.Time) admission.Response {
+	var (
+		resp   admission.Response
+		result Result
+		msg    string
+	)
+	switch {
+	case !d.deny:
+		result, resp = ResultAllowed, admission.Allowed("")
+	case r.mode == v1alpha1.ModeWarn:
+		msg = r.denialMessage(f, d)
+		result, resp = ResultWarned, admission.Allowed("").WithWarnings(warnings(msg)...)
+	case r.mode == v1alpha1.ModeDryRun:
+		msg = r.denialMessage(f, d)
+		result, resp = ResultRecorded, admission.Allowed("")
+	default:
+		msg = r.denialMessage(f, d)
+		result, resp = ResultDenied, admission.Denied(msg)
+	}
+	took := time.Since(start)
+	g.metrics.observe(result, d.reason, took)
+
+	kv := []any{
+		"result", result, "reason", d.reason, "user", f.user, "groups", f.groups,
+		"operation", f.operation, "resource", f.resource.GroupResource().String(), "subresource", f.subResource,
+		"namespace", f.namespace, "name", f.name, "dryRun", f.dryRun, "source", f.sourceName(), "took", took,
+	}
+	if bg := d.breakGlass; bg != nil {
+		kv = append(kv, "breakGlassReason", bg.reason, "breakGlassUntil", bg.until.UTC().Format(time.RFC3339), "breakGlassGroup", bg.group)
+		g.metrics.breakGlass.WithLabelValues(f.user, bg.group).Inc()
+	}
+	if d.deny {
+		kv = append(kv, "problem", d.problem)
+	}
+	logr.FromContextOrDiscard(ctx).Info("admission decision", kv...)
+
+	if g.recorder != nil && !f.dryRun {
+		g.recordEvent(f, d, result)
+	}
+	return resp
+}
+
+// recordEvent records a Kubernetes Event for a denial (or would-be denial) and for a
+// break-glass use. Events are not recorded for dry-run requests: they have no side effects.
+func (g *Guard) recordEvent(f *facts, d decision, result Result) {
+	ref := &corev1.ObjectReference{
+		APIVersion: f.kind.GroupVersion().String(),
+		Kind:       f.kind.Kind,
+		Namespace:  f.namespace,
+		Name:       f.name,
+	}
+	if f.resource.GroupResource() == namespacesResource {
+		ref.Namespace = ""
+	}
+	if t := f.target(); t != nil {
+		ref.UID = types.UID(t.UID)
+	}
+	switch {
+	case d.breakGlass != nil:
+		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventBreakGlassUsed, eventAction,
+			"break-glass: %s (group %s) may %s until %s, reason %q",
+			f.user, d.breakGlass.group, f.what(), d.breakGlass.until.UTC().Format(time.RFC3339), d.breakGlass.reason)
+	case d.deny:
+		reason := map[Result]string{ResultDenied: EventChangeDenied, ResultWarned: EventChangeWarned, ResultRecorded: EventChangeRecorded}[result]
+		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, reason, eventAction, "%s: %s tried to %s: %s", result, f.user, f.what(), d.problem)
+	}
+}

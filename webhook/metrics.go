@@ -1,0 +1,64 @@
+package webhook
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the guard's Prometheus metrics.
+type Metrics struct {
+	decisions  *prometheus.CounterVec
+	latency    prometheus.Histogram
+	breakGlass *prometheus.CounterVec
+}
+
+// NewMetrics creates the guard's metrics and registers them with reg. Registering twice with
+// the same registry returns the metrics registered first, so two guards in one process share
+// them.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftless_guard_decisions_total",
+			Help: "Admission requests decided by the guard, by result (allowed, denied, warned, recorded, errored) and reason.",
+		}, []string{"result", "reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "driftless_guard_decision_duration_seconds",
+			Help:    "Time the guard took to decide an admission request, from decoded request to response.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25},
+		}),
+		breakGlass: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftless_guard_break_glass_uses_total",
+			Help: "Changes allowed under break-glass, by user and break-glass group.",
+		}, []string{"user", "group"}),
+	}
+	var err error
+	if m.decisions, err = register(reg, m.decisions); err != nil {
+		return nil, err
+	}
+	if m.latency, err = register(reg, m.latency); err != nil {
+		return nil, err
+	}
+	if m.breakGlass, err = register(reg, m.breakGlass); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func (m *Metrics) observe(result Result, reason Reason, took time.Duration) {
+	m.decisions.WithLabelValues(string(result), string(reason)).Inc()
+	m.latency.Observe(took.Seconds())
+}
