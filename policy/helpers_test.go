@@ -157,3 +157,10 @@ func messages(r Result) []string {
 	}
 	return out
 }
+
+// decodeJSONNumber decodes s keeping numbers as json.Number, as OPA does.
+func decodeJSONNumber(s string, v any) error {
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	return d.Decode(v)
+}
