@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -37,12 +39,14 @@ type RunOptions struct {
 	MetricsAddr string
 	// ProbeAddr is host:port of the /healthz and /readyz endpoints; "0" disables them.
 	ProbeAddr string
+	// ConfigReloadInterval is how often the configuration file is checked for changes.
+	ConfigReloadInterval time.Duration
 
 	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
 	RESTConfig *rest.Config
 	// Clock decides break-glass expiry; nil is the real clock.
 	Clock clock.PassiveClock
-	// Logger; the zero value builds a JSON logger.
+	// Logger receives every log line; the zero value discards them.
 	Logger logr.Logger
 }
 
@@ -64,20 +68,22 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
 	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
+	f.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often to check the config file for changes")
 	f.BoolVar(&development, "log-development", false, "human-readable logs instead of JSON")
 	return cmd
 }
 
 // Run serves the admission guard with its metrics and health endpoints until ctx is done.
 func Run(ctx context.Context, o RunOptions) error {
-	cfg, err := v1alpha1.Load(o.ConfigPath)
+	cfgData, err := os.ReadFile(o.ConfigPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := v1alpha1.Decode(cfgData)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
 	}
 	log := o.Logger
-	if log.GetSink() == nil {
-		log = zap.New()
-	}
 	ctrl.SetLogger(log)
 	restConfig := o.RESTConfig
 	if restConfig == nil {
@@ -90,16 +96,17 @@ func Run(ctx context.Context, o RunOptions) error {
 		return fmt.Errorf("--webhook-addr: %w", err)
 	}
 
-	server := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir})
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.ProbeAddr,
-		WebhookServer:          server,
+		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("set up manager: %w", err)
 	}
+	// GetWebhookServer adds the server to the manager's runnables.
+	server := mgr.GetWebhookServer()
 	metrics, err := webhook.NewMetrics(crmetrics.Registry)
 	if err != nil {
 		return fmt.Errorf("register guard metrics: %w", err)
@@ -120,6 +127,16 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
+	if o.ConfigReloadInterval > 0 {
+		reloads, err := newReloadsMetric(crmetrics.Registry)
+		if err != nil {
+			return fmt.Errorf("register config metrics: %w", err)
+		}
+		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: cfgData, apply: guard.SetConfig, log: log.WithName("config"), reloads: reloads}
+		if err := mgr.Add(reloader); err != nil {
+			return fmt.Errorf("add config reloader: %w", err)
+		}
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}

@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/driftless-dev/driftless/cmd/driftless/app"
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/test/harness"
+	"github.com/driftless-dev/driftless/webhook"
+)
+
+// guardServer is `driftless run` started in this process against the test control plane, with
+// a fake clock for break-glass expiry and a webhook configuration pointing at it.
+type guardServer struct {
+	cp          *harness.ControlPlane
+	dir         string
+	configPath  string
+	certDir     string
+	webhookAddr string
+	metricsAddr string
+	probeAddr   string
+	clock       *clocktesting.FakePassiveClock
+	ca          *harness.CA
+	cancel      context.CancelFunc
+	done        chan error
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func newGuardServer(cp *harness.ControlPlane, config string) (*guardServer, error) {
+	dir, err := os.MkdirTemp("", "driftless-guard-")
+	if err != nil {
+		return nil, err
+	}
+	g := &guardServer{
+		cp: cp, dir: dir,
+		configPath: filepath.Join(dir, "config.yaml"),
+		certDir:    filepath.Join(dir, "certs"),
+		clock:      clocktesting.NewFakePassiveClock(time.Now().Truncate(time.Second)),
+	}
+	for _, a := range []*string{&g.webhookAddr, &g.metricsAddr, &g.probeAddr} {
+		if *a, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	if g.ca, err = harness.NewCA(); err != nil {
+		return nil, err
+	}
+	if err := g.ca.WriteServingCert(g.certDir, 2, "127.0.0.1"); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// start runs the guard until stop and waits until it is ready.
+func (g *guardServer) start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel, g.done = cancel, make(chan error, 1)
+	logger := zap.New(zap.WriteTo(os.Stderr))
+	if os.Getenv("DRIFTLESS_E2E_LOGS") == "" {
+		logger = logr.Discard()
+	}
+	go func() {
+		g.done <- app.Run(ctx, app.RunOptions{
+			ConfigPath:           g.configPath,
+			CertDir:              g.certDir,
+			WebhookAddr:          g.webhookAddr,
+			MetricsAddr:          g.metricsAddr,
+			ProbeAddr:            g.probeAddr,
+			ConfigReloadInterval: 100 * time.Millisecond,
+			RESTConfig:           g.cp.Reconciler.Config,
+			Clock:                g.clock,
+			Logger:               logger,
+		})
+	}()
+	return poll(ctx, time.Minute, func() error {
+		select {
+		case err := <-g.done:
+			return fmt.Errorf("driftless run exited: %w", err)
+		default:
+		}
+		resp, err := http.Get("http://" + g.probeAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// stop stops the guard and waits for it to exit.
+func (g *guardServer) stop() error {
+	g.cancel()
+	return <-g.done
+}
+
+// install creates the webhook configuration generated from the guard's configuration and waits
+// until the API server calls the guard.
+func (g *guardServer) install(ctx context.Context) error {
+	cfg, err := v1alpha1.Load(g.configPath)
+	if err != nil {
+		return err
+	}
+	vwc := webhook.WebhookConfiguration(cfg, admissionregistrationv1.WebhookClientConfig{
+		URL:      ptr.To("https://" + g.webhookAddr + webhook.GuardPath),
+		CABundle: g.ca.PEM,
+	})
+	admin, err := g.cp.Admin.Clientset()
+	if err != nil {
+		return err
+	}
+	if _, err := admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create webhook configuration: %w", err)
+	}
+	return g.waitEnforcing(ctx)
+}
+
+// waitEnforcing waits until a dry-run create by bob in the production namespace is denied.
+func (g *guardServer) waitEnforcing(ctx context.Context) error {
+	bob, err := g.cp.Bob.Clientset()
+	if err != nil {
+		return err
+	}
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "guard-probe", Namespace: "production"}}
+	return poll(ctx, time.Minute, func() error {
+		_, err := bob.CoreV1().ConfigMaps("production").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "driftless:") {
+			return nil
+		}
+		return fmt.Errorf("guard not enforcing yet: %v", err)
+	})
+}
+
+// setConfig rewrites the configuration file and waits until the running guard applies it,
+// observed through check.
+func (g *guardServer) setConfig(ctx context.Context, config string, check func() error) error {
+	if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
+		return err
+	}
+	return poll(ctx, 30*time.Second, check)
+}
+
+// decisions scrapes the guard's metrics endpoint and returns driftless_guard_decisions_total
+// by "result/reason", with the sum under "total".
+func (g *guardServer) decisions() (map[string]float64, error) {
+	return g.counter("driftless_guard_decisions_total", "result", "reason")
+}
+
+// counter scrapes the metrics endpoint and returns the counter by its label values joined
+// with "/", with the sum under "total".
+func (g *guardServer) counter(name string, labels ...string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + g.metricsAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{"total": 0}
+	for _, m := range families[name].GetMetric() {
+		values := make([]string, len(labels))
+		for _, l := range m.GetLabel() {
+			if i := slices.Index(labels, l.GetName()); i >= 0 {
+				values[i] = l.GetValue()
+			}
+		}
+		v := m.GetCounter().GetValue()
+		out[strings.Join(values, "/")] += v
+		out["total"] += v
+	}
+	return out, nil
+}
+
+// servingSerial returns the serial number of the certificate the webhook presents.
+func (g *guardServer) servingSerial() (int64, error) {
+	conn, err := tls.Dial("tcp", g.webhookAddr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the serial only
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	certs := conn.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return 0, errors.New("no peer certificate")
+	}
+	return certs[0].SerialNumber.Int64(), nil
+}
+
+// poll calls f until it returns nil or timeout passes, and returns f's last error then.
+func poll(ctx context.Context, timeout time.Duration, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up after %s: %w", timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Identities of the personas every control plane has.
+const (
+	AdminName      = "admin"
+	AliceName      = "alice"
+	BobName        = "bob"
+	OncallGroup    = "oncall"
+	DevelopersGrp  = "developers"
+	ReconcilerName = "system:serviceaccount:driftless-system:driftless"
+)
+
+// ControlPlane is a running kube-apiserver and etcd with the personas of the Driftless story.
+type ControlPlane struct {
+	env *envtest.Environment
+	// Admin is in system:masters.
+	Admin *User
+	// Alice is an on-call engineer, in group oncall.
+	Alice *User
+	// Bob is an application developer, in group developers.
+	Bob *User
+	// Reconciler authenticates as the reconciler's service account.
+	Reconciler *User
+	// Dir is a private directory for kubeconfigs, removed by Stop.
+	Dir string
+	// KubectlPath is the kubectl built for this control plane.
+	KubectlPath string
+}
+
+// User is an identity with its own client certificate, REST config and kubeconfig file.
+type User struct {
+	Name       string
+	Groups     []string
+	Config     *rest.Config
+	Kubeconfig string
+	kubectl    string
+}
+
+// AssetsDir returns the directory holding kube-apiserver, etcd and kubectl: KUBEBUILDER_ASSETS
+// when set, otherwise what hack/control-plane.sh --print reports (it does not build).
+func AssetsDir() (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(filepath.Join(root, "hack", "control-plane.sh"), "--print").Output()
+	if err != nil {
+		return "", fmt.Errorf("control-plane binaries are not built: run `make envtest` (hack/control-plane.sh): %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// ModuleRoot returns the directory of the Driftless go.mod, searching up from the working
+// directory.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Start starts a control plane and provisions the personas. Every persona but admin is bound
+// to cluster-admin, so that only admission, never RBAC, stands between them and a change.
+func Start(ctx context.Context) (*ControlPlane, error) {
+	assets, err := AssetsDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "driftless-cp-")
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    assets,
+		ControlPlaneStartTimeout: time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+	}
+	if _, err := env.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start control plane from %s: %w", assets, err)
+	}
+	cp := &ControlPlane{env: env, Dir: dir, KubectlPath: filepath.Join(assets, "kubectl")}
+	fail := func(err error) (*ControlPlane, error) {
+		_ = cp.Stop()
+		return nil, err
+	}
+	if cp.Admin, err = cp.AddUser(ctx, AdminName, "system:masters"); err != nil {
+		return fail(err)
+	}
+	if cp.Alice, err = cp.AddUser(ctx, AliceName, OncallGroup); err != nil {
+		return fail(err)
+	}
+	if cp.Bob, err = cp.AddUser(ctx, BobName, DevelopersGrp); err != nil {
+		return fail(err)
+	}
+	if cp.Reconciler, err = cp.AddUser(ctx, ReconcilerName, "system:serviceaccounts", "system:serviceaccounts:driftless-system"); err != nil {
+		return fail(err)
+	}
+	return cp, nil
+}
+
+// Stop stops the control plane and removes its files.
+func (cp *ControlPlane) Stop() error {
+	err := cp.env.Stop()
+	return errors.Join(err, os.RemoveAll(cp.Dir))
+}
+
+// AddUser provisions a user with a client certificate for name and groups, writes its
+// kubeconfig and binds it to cluster-admin (unless it is in system:masters already).
+func (cp *ControlPlane) AddUser(ctx context.Context, name string, groups ...string) (*User, error) {
+	au, err := cp.env.AddUser(envtest.User{Name: name, Groups: groups}, &rest.Config{QPS: 200, Burst: 400})
+	if err != nil {
+		return nil, fmt.Errorf("add user %s: %w", name, err)
+	}
+	kc, err := au.KubeConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig for %s: %w", name, err)
+	}
+	path := filepath.Join(cp.Dir, strings.NewReplacer(":", "_", "/", "_").Replace(name)+".kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		return nil, err
+	}
+	u := &User{Name: name, Groups: groups, Config: au.Config(), Kubeconfig: path, kubectl: cp.KubectlPath}
+	for _, g := range groups {
+		if g == "system:masters" {
+			return u, nil
+		}
+	}
+	cs, err := kubernetes.NewForConfig(cp.env.Config)
+	if err != nil {
+		return nil, err
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "harness-admin-" + strings.NewReplacer(":", "-", "/", "-").Replace(name)},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("bind %s to cluster-admin: %w", name, err)
+	}
+	return u, nil
+}
+
+// KubectlResult is what one kubectl run printed.
+type KubectlResult struct {
+	Stdout, Stderr string
+	Err            error
+}
+
+// Combined is stdout and stderr together, for assertions on messages.
+func (r KubectlResult) Combined() string { return r.Stdout + r.Stderr }
+
+// Kubectl runs the real kubectl as the user.
+func (u *User) Kubectl(ctx context.Context, args ...string) KubectlResult {
+	return u.KubectlWith(ctx, nil, nil, args...)
+}
+
+// KubectlWith runs the real kubectl as the user with stdin (when not nil) and extra
+// environment variables, such as KUBE_EDITOR for kubectl edit.
+func (u *User) KubectlWith(ctx context.Context, stdin []byte, env []string, args ...string) KubectlResult {
+	cmd := exec.CommandContext(ctx, u.kubectl, append([]string{"--kubeconfig", u.Kubeconfig}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	cmd.Env = append(os.Environ(), env...)
+	err := cmd.Run()
+	return KubectlResult{Stdout: out.String(), Stderr: errb.String(), Err: err}
+}
+
+// Clientset returns a typed client acting as the user.
+func (u *User) Clientset() (*kubernetes.Clientset, error) {
+	return kubernetes.NewForConfig(u.Config)
+}
