@@ -389,3 +389,61 @@ func TestFetchIsShallow(t *testing.T) {
 		t.Fatalf("cache clone holds the parent commit %s; want a depth-1 fetch", old)
 	}
 }
+
+func TestFetchSSH(t *testing.T) {
+	srv := gitserver.New(t)
+	repo := srv.CreateRepo(t, "config.git")
+	first := repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"v": "1"}})
+	keyFile, pub := gitserver.NewSSHKey(t)
+	otherKey, _ := gitserver.NewSSHKey(t)
+	sshSrv := gitserver.NewSSH(t, srv.Root(), pub)
+	knownHosts := sshSrv.WriteKnownHosts(t)
+	_, impostor := gitserver.NewSSHKey(t)
+	wrongHosts := gitserver.WriteKnownHosts(t, sshSrv.Addr(), impostor)
+	url := sshSrv.RepoURL("config.git")
+
+	tests := []struct {
+		name    string
+		auth    source.Auth
+		wantErr string
+	}{
+		{name: "authorized key", auth: source.Auth{SSHPrivateKeyFile: keyFile, SSHKnownHostsFile: knownHosts}},
+		{name: "unauthorized key", auth: source.Auth{SSHPrivateKeyFile: otherKey, SSHKnownHostsFile: knownHosts}, wantErr: "unable to authenticate"},
+		{name: "host key not pinned", auth: source.Auth{SSHPrivateKeyFile: keyFile, SSHKnownHostsFile: wrongHosts}, wantErr: "key mismatch"},
+		{name: "no known_hosts", auth: source.Auth{SSHPrivateKeyFile: keyFile}, wantErr: "auth.sshKnownHostsFile"},
+		{name: "no key", auth: source.Auth{SSHKnownHostsFile: knownHosts}, wantErr: "auth.sshPrivateKeyFile"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rev, err := source.NewGitFetcher().Fetch(t.Context(), source.Spec{URL: url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir(), Auth: tc.auth})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("fetch = %v, want error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("fetch over SSH: %v", err)
+			}
+			if rev.Commit != first {
+				t.Fatalf("Commit = %s, want %s", rev.Commit, first)
+			}
+		})
+	}
+
+	t.Run("new commit", func(t *testing.T) {
+		f := source.NewGitFetcher()
+		spec := source.Spec{URL: url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir(), Auth: source.Auth{SSHPrivateKeyFile: keyFile, SSHKnownHostsFile: knownHosts}}
+		if _, err := f.Fetch(t.Context(), spec); err != nil {
+			t.Fatalf("first fetch: %v", err)
+		}
+		second := repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"v": "2"}})
+		rev, err := f.Fetch(t.Context(), spec)
+		if err != nil {
+			t.Fatalf("fetch of new commit: %v", err)
+		}
+		if rev.Commit != second || readFile(t, rev.Dir, "v") != "2" {
+			t.Fatalf("got %s, want %s with v=2", rev.Commit, second)
+		}
+	})
+}

@@ -4,7 +4,9 @@
 // smart HTTP protocol, using the git-http-backend program shipped with the
 // git package behind [net/http/cgi] and an [httptest.Server]. It can demand
 // HTTP basic authentication or a bearer token, and it can be stopped and started again on the
-// same address to simulate an outage.
+// same address to simulate an outage. An [SSHServer] serves the same
+// repositories over SSH to clients holding an authorized key, for tests of
+// key authentication and host-key pinning.
 //
 // A [Repo] is a bare repository on disk. Its helpers create commits (signed
 // with an OpenPGP [Key] when asked), tags and configuration, so a test can

@@ -10,6 +10,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/driftless-dev/driftless/test/gitserver"
@@ -179,6 +180,51 @@ func TestTags(t *testing.T) {
 		t.Run(tc.rev, func(t *testing.T) {
 			if got := strings.TrimSpace(repo.Git(t, nil, "rev-parse", tc.rev)); got != sha {
 				t.Fatalf("%s = %s, want %s", tc.rev, got, sha)
+			}
+		})
+	}
+}
+
+func TestSSH(t *testing.T) {
+	srv := gitserver.New(t)
+	repo := srv.CreateRepo(t, "config.git")
+	sha := repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"a.yaml": "a: 1\n"}})
+	keyFile, pub := gitserver.NewSSHKey(t)
+	otherKey, _ := gitserver.NewSSHKey(t)
+	sshSrv := gitserver.NewSSH(t, srv.Root(), pub)
+	knownHosts := sshSrv.WriteKnownHosts(t)
+
+	tests := []struct {
+		name    string
+		key     string
+		wantErr bool
+	}{
+		{name: "authorized key", key: keyFile},
+		{name: "unknown key", key: otherKey, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			auth, err := gitssh.NewPublicKeysFromFile("git", tc.key, "")
+			if err != nil {
+				t.Fatalf("load key: %v", err)
+			}
+			auth.HostKeyCallback, err = gitssh.NewKnownHostsCallback(knownHosts)
+			if err != nil {
+				t.Fatalf("known_hosts: %v", err)
+			}
+			r, err := git.CloneContext(t.Context(), memory.NewStorage(), nil, &git.CloneOptions{URL: sshSrv.RepoURL("config.git"), Auth: auth})
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("clone with an unknown key succeeded")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("clone over SSH: %v", err)
+			}
+			head, err := r.Head()
+			if err != nil || head.Hash().String() != sha {
+				t.Fatalf("HEAD = %v (%v), want %s", head, err, sha)
 			}
 		})
 	}
