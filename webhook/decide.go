@@ -142,7 +142,7 @@ func (r *rules) validBreakGlass(m *objectMeta, now time.Time) (*breakGlassUse, s
 	case reason == "":
 		return nil, fmt.Sprintf("break-glass needs a reason in %s, such as a ticket id", v1alpha1.AnnotationBreakGlass)
 	case !hasUntil:
-		return nil, fmt.Sprintf("break-glass needs an expiry in %s (RFC 3339, at most %s ahead)", v1alpha1.AnnotationBreakGlassUntil, r.maxBreakGlass)
+		return nil, fmt.Sprintf("break-glass needs an expiry in %s (RFC 3339, at most %s ahead)", v1alpha1.AnnotationBreakGlassUntil, shortDuration(r.maxBreakGlass))
 	}
 	until, err := time.Parse(time.RFC3339, rawUntil)
 	switch {
@@ -151,7 +151,7 @@ func (r *rules) validBreakGlass(m *objectMeta, now time.Time) (*breakGlassUse, s
 	case !until.After(now):
 		return nil, fmt.Sprintf("the break-glass expired at %s (now %s); a member of a break-glass group may start a new one", until.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	case until.Sub(now) > r.maxBreakGlass:
-		return nil, fmt.Sprintf("%s=%s is more than the maximum of %s ahead (latest allowed now: %s)", v1alpha1.AnnotationBreakGlassUntil, rawUntil, r.maxBreakGlass, now.Add(r.maxBreakGlass).UTC().Format(time.RFC3339))
+		return nil, fmt.Sprintf("%s=%s is more than the maximum of %s ahead (latest allowed now: %s)", v1alpha1.AnnotationBreakGlassUntil, rawUntil, shortDuration(r.maxBreakGlass), now.Add(r.maxBreakGlass).UTC().Format(time.RFC3339))
 	}
 	return &breakGlassUse{reason: reason, until: until}, ""
 }

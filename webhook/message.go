@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -41,7 +42,7 @@ func (r *rules) denialMessage(f *facts, d decision) string {
 		b.WriteString("  2. In an incident: break-glass is not enabled in this cluster (guard.breakGlass.groups is empty).")
 		return b.String()
 	}
-	fmt.Fprintf(&b, "  2. In an incident, a member of %s may break glass for at most %s:\n", quoteList(r.breakGlassGroups), r.maxBreakGlass)
+	fmt.Fprintf(&b, "  2. In an incident, a member of %s may break glass for at most %s:\n", quoteList(r.breakGlassGroups), shortDuration(r.maxBreakGlass))
 	ns := ""
 	if f.namespace != "" && f.resource.GroupResource() != namespacesResource {
 		ns = " -n " + f.namespace
@@ -49,6 +50,18 @@ func (r *rules) denialMessage(f *facts, d decision) string {
 	fmt.Fprintf(&b, "     driftless break-glass%s %s/%s --reason %q --for 1h\n", ns, f.resource.Resource, f.name, exampleBreakGlassReason)
 	fmt.Fprintf(&b, "     (it sets %s=<reason> and %s=<RFC 3339 expiry>; Git's version returns when it expires)", v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil)
 	return b.String()
+}
+
+// shortDuration prints d without zero minutes and seconds: 2h, 90m, 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func quoteList(items []string) string {

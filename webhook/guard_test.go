@@ -1,0 +1,360 @@
+package webhook
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata")
+
+var now = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+const testConfig = `apiVersion: driftless.dev/v1alpha1
+kind: DriftlessConfig
+sources:
+  - name: platform
+    url: https://deploy@git.example.com/platform/config.git
+    path: overlays/production
+guard:
+  protectedNamespaces: [production]
+  controllerIdentities:
+    usernames: [system:serviceaccount:autoscaling:cluster-autoscaler]
+    groups: [platform:controllers]
+  breakGlass:
+    groups: [oncall]
+    maxDuration: 2h
+`
+
+func newTestGuard(t testing.TB, mode v1alpha1.Mode) (*Guard, *prometheus.Registry) {
+	t.Helper()
+	cfg, err := v1alpha1.Decode([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Guard.Mode = mode
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGuard(Options{Config: cfg, Clock: clocktesting.NewFakePassiveClock(now), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, reg
+}
+
+// obj is an object's metadata for a request.
+type obj struct {
+	labels      map[string]string
+	annotations map[string]string
+}
+
+func (o *obj) raw(name, ns string) runtime.RawExtension {
+	if o == nil {
+		return runtime.RawExtension{}
+	}
+	data, _ := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name, "namespace": ns, "uid": "uid-1", "labels": o.labels, "annotations": o.annotations},
+	})
+	return runtime.RawExtension{Raw: data}
+}
+
+type request struct {
+	user        string
+	groups      []string
+	op          admissionv1.Operation
+	ns          string
+	group       string
+	resource    string
+	subResource string
+	name        string
+	object      *obj
+	oldObject   *obj
+	dryRun      bool
+}
+
+func (r request) build() admission.Request {
+	if r.resource == "" {
+		r.resource = "configmaps"
+	}
+	if r.name == "" {
+		r.name = "payment-config"
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:         types.UID("req-1"),
+		Kind:        metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
+		Resource:    metav1.GroupVersionResource{Group: r.group, Version: "v1", Resource: r.resource},
+		SubResource: r.subResource,
+		Name:        r.name,
+		Namespace:   r.ns,
+		Operation:   r.op,
+		UserInfo:    authenticationv1.UserInfo{Username: r.user, Groups: r.groups},
+		Object:      r.object.raw(r.name, r.ns),
+		OldObject:   r.oldObject.raw(r.name, r.ns),
+		DryRun:      ptr.To(r.dryRun),
+	}}
+}
+
+func breakGlassObj(reason string, until time.Time) *obj {
+	return &obj{annotations: map[string]string{
+		v1alpha1.AnnotationBreakGlass:      reason,
+		v1alpha1.AnnotationBreakGlassUntil: until.Format(time.RFC3339),
+	}}
+}
+
+var (
+	bob   = []string{"developers", "system:authenticated"}
+	alice = []string{"oncall", "system:authenticated"}
+	owned = &obj{labels: map[string]string{v1alpha1.LabelSource: "platform"}}
+)
+
+func TestDecisionTable(t *testing.T) {
+	update := func(user string, groups []string, object, old *obj) request {
+		return request{user: user, groups: groups, op: admissionv1.Update, ns: "production", object: object, oldObject: old}
+	}
+	tests := []struct {
+		name   string
+		req    request
+		reason Reason
+		allow  bool
+		msg    []string
+	}{
+		{"reconciler", update("system:serviceaccount:driftless-system:driftless", nil, owned, owned), ReasonReconciler, true, nil},
+		{"kube-system service account", update("system:serviceaccount:kube-system:deployment-controller", nil, owned, owned), ReasonKubernetes, true, nil},
+		{"controller manager", update("system:kube-controller-manager", nil, owned, owned), ReasonKubernetes, true, nil},
+		{"scheduler", update("system:kube-scheduler", nil, owned, owned), ReasonKubernetes, true, nil},
+		{"node", update("system:node:worker-1", []string{"system:nodes"}, owned, owned), ReasonKubernetes, true, nil},
+		{"configured controller user", update("system:serviceaccount:autoscaling:cluster-autoscaler", nil, owned, owned), ReasonController, true, nil},
+		{"configured controller group", update("argo", []string{"platform:controllers"}, owned, owned), ReasonController, true, nil},
+		{"status subresource", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", subResource: "status", object: owned, oldObject: owned}, ReasonStatus, true, nil},
+		{"connect", request{user: "bob", groups: bob, op: admissionv1.Connect, ns: "production", resource: "pods", subResource: "exec", object: &obj{}}, ReasonNotGuarded, true, nil},
+		{"event", request{user: "bob", groups: bob, op: admissionv1.Create, ns: "production", resource: "events", object: &obj{}}, ReasonIgnoredResource, true, nil},
+		{"lease", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", group: "coordination.k8s.io", resource: "leases", object: &obj{}, oldObject: &obj{}}, ReasonIgnoredResource, true, nil},
+		{"unprotected namespace", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}, ReasonUnprotected, true, nil},
+		{"exempt namespace even if listed nowhere", request{user: "bob", groups: bob, op: admissionv1.Delete, ns: "kube-system", oldObject: owned}, ReasonUnprotected, true, nil},
+		{"unmanaged cluster object", request{user: "bob", groups: bob, op: admissionv1.Update, resource: "clusterroles", group: "rbac.authorization.k8s.io", object: &obj{}, oldObject: &obj{}}, ReasonUnmanagedCluster, true, nil},
+
+		{"bob updates", update("bob", bob, owned, owned), ReasonProtected, false, []string{
+			"driftless: bob may not update configmaps/payment-config in namespace production: namespace \"production\" is protected",
+			`Owner: source "platform", repository https://redacted@git.example.com/platform/config.git, path overlays/production.`,
+			"1. Change it in Git under overlays/production",
+			`2. In an incident, a member of group "oncall" may break glass for at most 2h`,
+			`driftless break-glass -n production configmaps/payment-config --reason "INC-123: what and why" --for 1h`,
+			"driftless.dev/break-glass=<reason> and driftless.dev/break-glass-until=<RFC 3339 expiry>",
+		}},
+		{"bob creates", request{user: "bob", groups: bob, op: admissionv1.Create, ns: "production", object: &obj{}}, ReasonProtected, false, []string{"bob may not create configmaps/payment-config", "no Driftless source applies this object yet"}},
+		{"bob deletes", request{user: "bob", groups: bob, op: admissionv1.Delete, ns: "production", oldObject: owned}, ReasonProtected, false, []string{"bob may not delete", `source "platform"`}},
+		{"bob deletes without old object", request{user: "bob", groups: bob, op: admissionv1.Delete, ns: "production"}, ReasonProtected, false, []string{"bob may not delete"}},
+		{"bob scales", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", group: "apps", resource: "deployments", subResource: "scale", object: &obj{}, oldObject: &obj{}}, ReasonProtected, false, []string{"update deployments.apps/payment-config (subresource scale)"}},
+		{"bob adds a debug container", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", resource: "pods", subResource: "ephemeralcontainers", object: owned, oldObject: owned}, ReasonProtected, false, nil},
+		{"bob deletes the protected namespace", request{user: "bob", groups: bob, op: admissionv1.Delete, resource: "namespaces", name: "production", oldObject: &obj{}}, ReasonProtected, false, []string{"bob may not delete namespaces/production:", "driftless break-glass namespaces/production"}},
+		{"bob may delete an unprotected namespace", request{user: "bob", groups: bob, op: admissionv1.Delete, resource: "namespaces", name: "sandbox", oldObject: &obj{}}, ReasonUnprotected, true, nil},
+		{"bob changes a managed cluster object", request{user: "bob", groups: bob, op: admissionv1.Update, resource: "clusterroles", group: "rbac.authorization.k8s.io", object: &obj{}, oldObject: owned}, ReasonManagedCluster, false, []string{"carries driftless.dev/source=platform", "bob may not update clusterroles.rbac.authorization.k8s.io/payment-config:"}},
+		{"unknown source", update("bob", bob, &obj{labels: map[string]string{v1alpha1.LabelSource: "other"}}, &obj{}), ReasonProtected, false, []string{`source "other" (not in this guard's configuration)`}},
+
+		{"alice with valid break-glass", update("alice", alice, breakGlassObj("INC-1", now.Add(time.Hour)), owned), ReasonBreakGlass, true, nil},
+		{"alice at the maximum", update("alice", alice, breakGlassObj("INC-1", now.Add(2*time.Hour)), owned), ReasonBreakGlass, true, nil},
+		{"alice beyond the maximum", update("alice", alice, breakGlassObj("INC-1", now.Add(2*time.Hour+time.Second)), owned), ReasonBreakGlassInvalid, false, []string{"more than the maximum of 2h ahead", "latest allowed now: 2026-11-26T12:00:00Z"}},
+		{"alice expired", update("alice", alice, breakGlassObj("INC-1", now), owned), ReasonBreakGlassInvalid, false, []string{"expired at 2026-11-26T10:00:00Z"}},
+		{"alice without reason", update("alice", alice, breakGlassObj("  ", now.Add(time.Hour)), owned), ReasonBreakGlassInvalid, false, []string{"needs a reason"}},
+		{"alice without expiry", update("alice", alice, &obj{annotations: map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1"}}, owned), ReasonBreakGlassInvalid, false, []string{"needs an expiry"}},
+		{"alice with a bad expiry", update("alice", alice, &obj{annotations: map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: "tomorrow"}}, owned), ReasonBreakGlassInvalid, false, []string{`"tomorrow" is not an RFC 3339 time`}},
+		{"alice without break-glass", update("alice", alice, owned, owned), ReasonProtected, false, []string{"alice may not update"}},
+		{"alice deletes under break-glass", request{user: "alice", groups: alice, op: admissionv1.Delete, ns: "production", oldObject: breakGlassObj("INC-1", now.Add(time.Hour))}, ReasonBreakGlass, true, nil},
+		{"alice ends break-glass early", update("alice", alice, owned, breakGlassObj("INC-1", now.Add(time.Hour))), ReasonBreakGlass, true, nil},
+		{"alice may not end an expired break-glass", update("alice", alice, owned, breakGlassObj("INC-1", now.Add(-time.Minute))), ReasonProtected, false, nil},
+		{"bob sets break-glass", update("bob", bob, breakGlassObj("INC-1", now.Add(time.Hour)), owned), ReasonBreakGlassNotMember, false, []string{"bob sets break-glass annotations but is not in a break-glass group (groups: oncall)"}},
+		{"bob changes an object under alice's break-glass", update("bob", bob, breakGlassObj("INC-1", now.Add(time.Hour)), breakGlassObj("INC-1", now.Add(time.Hour))), ReasonProtected, false, nil},
+		{"bob's dry-run is decided the same", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned, dryRun: true}, ReasonProtected, false, []string{"bob may not update"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, reg := newTestGuard(t, v1alpha1.ModeEnforce)
+			resp := g.Handle(t.Context(), tt.req.build())
+			if resp.Allowed != tt.allow {
+				t.Fatalf("allowed = %v, want %v; message: %s", resp.Allowed, tt.allow, resp.Result.Message)
+			}
+			result := ResultAllowed
+			if !tt.allow {
+				result = ResultDenied
+				if resp.Result.Code != 403 {
+					t.Errorf("denial code = %d, want 403", resp.Result.Code)
+				}
+			}
+			if got := testutil.ToFloat64(g.metrics.decisions.WithLabelValues(string(result), string(tt.reason))); got != 1 {
+				t.Errorf("decisions{result=%s,reason=%s} = %v, want 1 (reasons are in the metric registry %v)", result, tt.reason, got, gatherNames(t, reg))
+			}
+			for _, want := range tt.msg {
+				if !strings.Contains(resp.Result.Message, want) {
+					t.Errorf("message does not contain %q:\n%s", want, resp.Result.Message)
+				}
+			}
+			if strings.Contains(resp.Result.Message, "deploy@") {
+				t.Errorf("message leaks the repository user:\n%s", resp.Result.Message)
+			}
+		})
+	}
+}
+
+func gatherNames(t *testing.T, reg *prometheus.Registry) []string {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out = append(out, mf.GetName()+"{"+strings.Join(labels, ",")+"}")
+		}
+	}
+	return out
+}
+
+func TestModes(t *testing.T) {
+	req := request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build()
+	tests := []struct {
+		mode     v1alpha1.Mode
+		allowed  bool
+		result   Result
+		warnings bool
+	}{
+		{v1alpha1.ModeEnforce, false, ResultDenied, false},
+		{v1alpha1.ModeWarn, true, ResultWarned, true},
+		{v1alpha1.ModeDryRun, true, ResultRecorded, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			g, _ := newTestGuard(t, tt.mode)
+			resp := g.Handle(t.Context(), req)
+			if resp.Allowed != tt.allowed {
+				t.Errorf("allowed = %v, want %v", resp.Allowed, tt.allowed)
+			}
+			if (len(resp.Warnings) > 0) != tt.warnings {
+				t.Errorf("warnings = %q", resp.Warnings)
+			}
+			for _, w := range resp.Warnings {
+				if strings.Contains(w, "\n") || len(w) > 256 {
+					t.Errorf("warning is not one short line: %q", w)
+				}
+			}
+			if got := testutil.ToFloat64(g.metrics.decisions.WithLabelValues(string(tt.result), string(ReasonProtected))); got != 1 {
+				t.Errorf("decisions{result=%s} = %v, want 1", tt.result, got)
+			}
+		})
+	}
+}
+
+func TestBreakGlassFollowsTheClock(t *testing.T) {
+	cfg, err := v1alpha1.Decode([]byte(testConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := clocktesting.NewFakePassiveClock(now)
+	g, err := NewGuard(Options{Config: cfg, Clock: clock, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotated := breakGlassObj("INC-9", now.Add(30*time.Minute))
+	req := request{user: "alice", groups: alice, op: admissionv1.Update, ns: "production", object: annotated, oldObject: annotated}.build()
+	if resp := g.Handle(t.Context(), req); !resp.Allowed {
+		t.Fatalf("denied within the break-glass: %s", resp.Result.Message)
+	}
+	clock.SetTime(now.Add(30 * time.Minute))
+	if resp := g.Handle(t.Context(), req); resp.Allowed {
+		t.Fatal("allowed at the expiry")
+	}
+	if got := testutil.ToFloat64(m.breakGlass.WithLabelValues("alice", "oncall")); got != 1 {
+		t.Errorf("break-glass uses by alice = %v, want 1", got)
+	}
+}
+
+func TestMalformedRequestsAreDenied(t *testing.T) {
+	g, _ := newTestGuard(t, v1alpha1.ModeWarn)
+	good := request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}
+	tests := map[string]func(*admission.Request){
+		"no uid":             func(r *admission.Request) { r.UID = "" },
+		"no resource":        func(r *admission.Request) { r.Resource = metav1.GroupVersionResource{} },
+		"unknown operation":  func(r *admission.Request) { r.Operation = "PATCH" },
+		"update without obj": func(r *admission.Request) { r.Object = runtime.RawExtension{} },
+		"update without old": func(r *admission.Request) { r.OldObject = runtime.RawExtension{} },
+		"object not json":    func(r *admission.Request) { r.Object.Raw = []byte("{not json") },
+		"metadata wrong type": func(r *admission.Request) {
+			r.Object.Raw = []byte(`{"metadata":{"labels":["a"]}}`)
+		},
+	}
+	for name, mutate := range tests {
+		t.Run(name, func(t *testing.T) {
+			req := good.build()
+			mutate(&req)
+			resp := g.Handle(t.Context(), req)
+			if resp.Allowed {
+				t.Fatal("malformed request allowed (even in warn mode and an unprotected namespace)")
+			}
+			if resp.Result.Code != 400 {
+				t.Errorf("code = %d, want 400", resp.Result.Code)
+			}
+		})
+	}
+}
+
+func TestGuardWithoutConfigFailsClosed(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewGuard(Options{Metrics: m}); err == nil {
+		t.Fatal("NewGuard accepted a nil config")
+	}
+	var g Guard
+	g.metrics = m
+	resp := g.Handle(t.Context(), request{user: "bob", op: admissionv1.Create, ns: "sandbox", object: &obj{}}.build())
+	if resp.Allowed || resp.Result.Code != 500 {
+		t.Fatalf("guard without rules answered allowed=%v code=%d", resp.Allowed, resp.Result.Code)
+	}
+}
+
+func TestDenialMessageGolden(t *testing.T) {
+	g, _ := newTestGuard(t, v1alpha1.ModeEnforce)
+	resp := g.Handle(t.Context(), request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build())
+	golden := filepath.Join("testdata", "denial.golden.txt")
+	if *update {
+		if err := os.WriteFile(golden, []byte(resp.Result.Message+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden (run go test -update): %v", err)
+	}
+	if resp.Result.Message+"\n" != string(want) {
+		t.Errorf("denial message differs from %s (go test -update to accept):\n%s", golden, resp.Result.Message)
+	}
+}
