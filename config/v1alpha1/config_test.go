@@ -78,6 +78,12 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{"source password in url", head + "sources:\n- name: platform\n  url: https://me:hunter2@git.example/platform.git\n", []string{"sources[0].url", "password"}},
 		{"source bad scheme", head + "sources:\n- name: platform\n  url: ftp://git.example/platform.git\n", []string{"sources[0].url", `"ftp"`}},
 		{"duplicate source", head + "sources:\n- {name: a, url: /srv/a}\n- {name: a, url: /srv/b}\n", []string{"sources[1].name", "Duplicate"}},
+		{"source unknown policy set", head + "sources:\n- {name: a, url: /srv/a, policySet: prod}\n", []string{"sources[0].policySet", "Not found"}},
+		{"source ssh without known_hosts", head + "sources:\n- {name: a, url: 'ssh://git@h/a', auth: {sshPrivateKeyFile: /k}}\n", []string{"sources[0].auth.sshKnownHostsFile"}},
+		{"source https and ssh", head + "sources:\n- {name: a, url: 'ssh://git@h/a', auth: {username: u, passwordFile: /p, sshPrivateKeyFile: /k, sshKnownHostsFile: /h}}\n", []string{"sources[0].auth", "not both"}},
+		{"source username without password", head + "sources:\n- {name: a, url: 'https://h/a', auth: {username: u}}\n", []string{"sources[0].auth.passwordFile"}},
+		{"source verify without keyring", head + "sources:\n- {name: a, url: 'https://h/a', verify: {keyringFiles: []}}\n", []string{"sources[0].verify.keyringFiles"}},
+		{"source bad target namespace", head + "sources:\n- {name: a, url: 'https://h/a', targetNamespace: Prod}\n", []string{"sources[0].targetNamespace"}},
 		{"not yaml", "guard: [\n", []string{"parse"}},
 		{"not an object", "- a\n- b\n", []string{"decode"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Default values. They are documented in docs/configuration.md and pinned by a golden test.
@@ -16,6 +17,8 @@ const (
 	DefaultBranch = "main"
 	// DefaultInterval is the time between syncs of a source.
 	DefaultInterval = time.Minute
+	// DefaultTimeout bounds one sync of a source.
+	DefaultTimeout = 5 * time.Minute
 	// DefaultBreakGlassMaxDuration is the longest a break-glass may last.
 	DefaultBreakGlassMaxDuration = 4 * time.Hour
 )
@@ -62,6 +65,15 @@ func setSourceDefaults(s *Source) {
 	}
 	if s.Interval.Duration == 0 {
 		s.Interval = metav1.Duration{Duration: DefaultInterval}
+	}
+	if s.Timeout.Duration == 0 {
+		s.Timeout = metav1.Duration{Duration: DefaultTimeout}
+	}
+	if s.Prune == nil {
+		s.Prune = ptr.To(true)
+	}
+	if s.SelfHeal == nil {
+		s.SelfHeal = ptr.To(true)
 	}
 }
 

@@ -85,7 +85,50 @@ type Source struct {
 	Path string `json:"path,omitempty"`
 	// Interval between syncs. Defaults to one minute.
 	Interval metav1.Duration `json:"interval,omitempty"`
+	// Timeout bounds one fetch, render and apply. Defaults to five minutes.
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// Auth reads credentials from files, such as a mounted Secret. Empty for public repositories.
+	Auth *GitAuth `json:"auth,omitempty"`
+	// Verify, when set, refuses commits not signed by a key in the keyring.
+	Verify *Verification `json:"verify,omitempty"`
+	// Prune deletes objects that left Git. Defaults to true.
+	Prune *bool `json:"prune,omitempty"`
+	// SelfHeal reverts changes made to applied objects outside Git. Defaults to true.
+	SelfHeal *bool `json:"selfHeal,omitempty"`
+	// TargetNamespace is set on namespaced objects that name no namespace.
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+	// PolicySet names the policy set every revision must pass before it is applied.
+	PolicySet string `json:"policySet,omitempty"`
 }
+
+// GitAuth reads Git credentials from files. Use either HTTPS (username with passwordFile, or
+// bearerTokenFile) or SSH (sshPrivateKeyFile with sshKnownHostsFile).
+type GitAuth struct {
+	// Username for HTTPS basic authentication.
+	Username string `json:"username,omitempty"`
+	// PasswordFile holds the HTTPS password or access token for Username.
+	PasswordFile string `json:"passwordFile,omitempty"`
+	// BearerTokenFile holds a token sent as an HTTP bearer token.
+	BearerTokenFile string `json:"bearerTokenFile,omitempty"`
+	// SSHPrivateKeyFile holds an unencrypted SSH private key.
+	SSHPrivateKeyFile string `json:"sshPrivateKeyFile,omitempty"`
+	// SSHKnownHostsFile pins the SSH server's host key. Required with SSHPrivateKeyFile.
+	SSHKnownHostsFile string `json:"sshKnownHostsFile,omitempty"`
+	// CAFile holds PEM certificates to trust for an HTTPS server.
+	CAFile string `json:"caFile,omitempty"`
+}
+
+// Verification configures OpenPGP verification of the commit to apply.
+type Verification struct {
+	// KeyringFiles are armored OpenPGP public keyrings; a commit signed by any key in them passes.
+	KeyringFiles []string `json:"keyringFiles"`
+}
+
+// PruneEnabled reports whether the source prunes objects that left Git.
+func (s *Source) PruneEnabled() bool { return s.Prune == nil || *s.Prune }
+
+// SelfHealEnabled reports whether the source reverts drift.
+func (s *Source) SelfHealEnabled() bool { return s.SelfHeal == nil || *s.SelfHeal }
 
 // GitRef selects a commit: exactly one of its fields is set.
 type GitRef struct {

@@ -30,7 +30,7 @@ func Validate(c *DriftlessConfig) field.ErrorList {
 	}
 	errs = append(errs, validateServiceAccount(c.Reconciler.ServiceAccount, field.NewPath("reconciler", "serviceAccount"))...)
 	errs = append(errs, validatePolicySets(c.PolicySets, field.NewPath("policySets"))...)
-	errs = append(errs, validateSources(c.Sources, field.NewPath("sources"))...)
+	errs = append(errs, validateSources(c.Sources, policySetNames(c.PolicySets), field.NewPath("sources"))...)
 	errs = append(errs, validateGuard(&c.Guard, c.Reconciler.ServiceAccount.Namespace, field.NewPath("guard"))...)
 	return errs
 }
@@ -69,7 +69,15 @@ func validatePolicySets(policySets []PolicySet, p *field.Path) field.ErrorList {
 	return errs
 }
 
-func validateSources(sources []Source, p *field.Path) field.ErrorList {
+func policySetNames(policySets []PolicySet) sets.Set[string] {
+	names := sets.New[string]()
+	for _, ps := range policySets {
+		names.Insert(ps.Name)
+	}
+	return names
+}
+
+func validateSources(sources []Source, policySets sets.Set[string], p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	seen := sets.New[string]()
 	for i := range sources {
@@ -88,6 +96,38 @@ func validateSources(sources []Source, p *field.Path) field.ErrorList {
 		if s.Interval.Duration < MinInterval {
 			errs = append(errs, field.Invalid(sp.Child("interval"), s.Interval.Duration.String(), fmt.Sprintf("must be at least %s", MinInterval)))
 		}
+		if s.Timeout.Duration <= 0 {
+			errs = append(errs, field.Invalid(sp.Child("timeout"), s.Timeout.Duration.String(), "must be more than 0"))
+		}
+		if s.TargetNamespace != "" {
+			errs = append(errs, validateDNSLabel(s.TargetNamespace, sp.Child("targetNamespace"))...)
+		}
+		if s.PolicySet != "" && !policySets.Has(s.PolicySet) {
+			errs = append(errs, field.NotFound(sp.Child("policySet"), s.PolicySet))
+		}
+		if s.Auth != nil {
+			errs = append(errs, validateAuth(s.Auth, sp.Child("auth"))...)
+		}
+		if s.Verify != nil && len(s.Verify.KeyringFiles) == 0 {
+			errs = append(errs, field.Required(sp.Child("verify", "keyringFiles"), "verification needs at least one keyring"))
+		}
+	}
+	return errs
+}
+
+func validateAuth(a *GitAuth, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	https := a.Username != "" || a.PasswordFile != "" || a.BearerTokenFile != ""
+	ssh := a.SSHPrivateKeyFile != "" || a.SSHKnownHostsFile != ""
+	switch {
+	case https && ssh:
+		errs = append(errs, field.Invalid(p, "https and ssh", "use either HTTPS credentials or an SSH key, not both"))
+	case a.PasswordFile != "" && a.BearerTokenFile != "":
+		errs = append(errs, field.Invalid(p.Child("bearerTokenFile"), a.BearerTokenFile, "use either passwordFile or bearerTokenFile"))
+	case (a.Username == "") != (a.PasswordFile == ""):
+		errs = append(errs, field.Required(p.Child("passwordFile"), "username and passwordFile go together"))
+	case ssh && (a.SSHPrivateKeyFile == "" || a.SSHKnownHostsFile == ""):
+		errs = append(errs, field.Required(p.Child("sshKnownHostsFile"), "an SSH key needs a known_hosts file that pins the server"))
 	}
 	return errs
 }
