@@ -51,17 +51,24 @@
 //     import: the pod spec of any workload kind, its containers and image
 //     reference parsing.
 //
-// The context travels with the prepared query rather than through the store:
-// the query binds the object and the context from one per-call input value
-// and evaluates the rules `with input as <object> with data.driftless.context
-// as <context>`. Policies therefore read input as the bare object, as conftest
-// and `opa eval --data` expect, and unit tests set the context the ordinary
-// way, `with data.driftless.context as {...}`. The alternatives were measured
-// (BenchmarkContextDelivery): a custom builtin reading the Go context is
-// within a few microseconds but is invisible to opa and conftest tooling, and
-// writing the context into the store per call needs a write transaction that
-// serialises evaluations. The packages under data.driftless are reserved:
-// user modules may not declare them.
+// The context reaches prepared queries through the Go context: Evaluate puts
+// the EvalContext into the context.Context it evaluates with, and the engine
+// compiles one generated module,
+//
+//	package driftless
+//	context := driftless.internal.context()
+//
+// whose builtin returns it. data.driftless.context is therefore an ordinary
+// virtual document, computed once per evaluation, while input stays the bare
+// object as conftest and `opa eval` expect. Unit tests set it the ordinary
+// way, `with data.driftless.context as {...}`; RunTests serves an empty
+// EvalContext there, the same value Evaluate uses by default. The
+// alternatives were measured (BenchmarkContextDelivery): wrapping input as
+// {object, context} and evaluating `with input as ... with
+// data.driftless.context as ...` cost about 45% more per object with the whole
+// library, and writing the context into the store per call needs a write
+// transaction, which serialises concurrent evaluations. The packages under
+// data.driftless are reserved: user modules may not declare them.
 //
 // # Evaluating
 //

@@ -143,38 +143,17 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 	return results, nil
 }
 
-// term renders the context the way policies see data.driftless.context.
-func (ec EvalContext) term() *ast.Term {
-	groups := make([]*ast.Term, len(ec.User.Groups))
-	for i, g := range ec.User.Groups {
-		groups[i] = ast.StringTerm(g)
-	}
-	return ast.ObjectTerm(
-		ast.Item(ast.StringTerm("source"), ast.StringTerm(ec.Source)),
-		ast.Item(ast.StringTerm("environment"), ast.StringTerm(ec.Environment)),
-		ast.Item(ast.StringTerm("operation"), ast.StringTerm(ec.Operation)),
-		ast.Item(ast.StringTerm("user"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("username"), ast.StringTerm(ec.User.Username)),
-			ast.Item(ast.StringTerm("groups"), ast.ArrayTerm(groups...)),
-		)),
-	)
-}
-
 // evaluate runs the prepared query for one object.
 func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term) (Result, error) {
 	res := Result{Object: objectRef(obj)}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
 	}
-	v, err := ast.InterfaceToValue(obj)
+	input, err := ast.InterfaceToValue(obj)
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	input := ast.NewObject(
-		ast.Item(ast.StringTerm("object"), ast.NewTerm(v)),
-		ast.Item(ast.StringTerm("context"), ctxTerm),
-	)
-	rs, err := s.query.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := s.query.Eval(withEvalContext(ctx, ctxTerm), rego.EvalParsedInput(input))
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return res, fmt.Errorf("evaluate %s: %w", res.Object, ctxErr)
@@ -312,6 +291,7 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 	if err != nil {
 		return nil, err
 	}
+	srcs = append(srcs, source{name: contextModuleName, content: contextModule, builtin: true})
 	userSrcs, err := readPaths(opts.Paths)
 	if err != nil {
 		return nil, err
@@ -325,7 +305,7 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	compiler, err := compileModules(modules)
+	compiler, err := compileModules(modules, contextBuiltin())
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +329,7 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 		}
 	}
 
-	store, err := newStore(opts.Parameters)
+	store, err := newStore(opts.Parameters, false)
 	if err != nil {
 		return nil, err
 	}
@@ -362,6 +342,7 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 		rego.Compiler(compiler),
 		rego.Store(store),
 		rego.SetRegoVersion(ast.RegoV1),
+		contextFunction(),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy query: %w", err)
@@ -504,15 +485,13 @@ func packageName(path ast.Ref) string {
 
 // buildQuery returns
 //
-//	o := input.object
-//	c := input.context
-//	r := [[x | x := data.<pkg>.<rule>], ...] with input as o with data.driftless.context as c
+//	r := [[x | x := data.<pkg>.<rule>], ...]
 //
 // Each comprehension yields [] when its rule is undefined, so one undefined
 // rule never hides the others.
 func buildQuery(rules []RuleRef) (ast.Body, error) {
 	var b strings.Builder
-	b.WriteString("o := input.object\nc := input.context\n" + resultVar + " := [")
+	b.WriteString(resultVar + " := [")
 	for i, r := range rules {
 		if i > 0 {
 			b.WriteString(", ")
@@ -523,7 +502,7 @@ func buildQuery(rules []RuleRef) (ast.Body, error) {
 		}
 		fmt.Fprintf(&b, "[x | x := %s]", pkg.Append(ast.StringTerm(r.Rule)))
 	}
-	b.WriteString("] with input as o with data.driftless.context as c")
+	b.WriteString("]")
 	body, err := ast.ParseBodyWithOpts(b.String(), ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
 		return nil, fmt.Errorf("parse policy query: %w", err)
@@ -531,9 +510,9 @@ func buildQuery(rules []RuleRef) (ast.Body, error) {
 	return body, nil
 }
 
-// newStore holds data.driftless.parameters and an empty
-// data.driftless.context (each evaluation replaces the latter).
-func newStore(params map[string]any) (storage.Store, error) {
+// newStore holds data.driftless.parameters and, withContext, an empty
+// data.driftless.context (RunTests' stand-in for the engine's context module).
+func newStore(params map[string]any, withContext bool) (storage.Store, error) {
 	if params == nil {
 		params = map[string]any{}
 	}
@@ -549,10 +528,11 @@ func newStore(params map[string]any) (storage.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parameters: %w", err)
 	}
-	data := ast.NewObject(ast.Item(ast.StringTerm("driftless"), ast.ObjectTerm(
-		ast.Item(ast.StringTerm("parameters"), ast.NewTerm(pv)),
-		ast.Item(ast.StringTerm("context"), EvalContext{}.term()),
-	)))
+	driftless := ast.NewObject(ast.Item(ast.StringTerm("parameters"), ast.NewTerm(pv)))
+	if withContext {
+		driftless.Insert(ast.StringTerm("context"), EvalContext{}.term())
+	}
+	data := ast.NewObject(ast.Item(ast.StringTerm("driftless"), ast.NewTerm(driftless)))
 	return inmem.NewFromASTObject(data), nil
 }
 

@@ -79,7 +79,9 @@ func (r LibraryRule) Package() string {
 //
 // Workload kinds are Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,
 // ReplicationController, Job and CronJob; container rules cover init
-// containers too.
+// containers too. Every built-in violation is an object whose fields other
+// than msg (Violation.Details) name what it concerns: "container", "image",
+// "resource", "volume", "label", or "replicas" and "min_replicas".
 func Library() ([]LibraryRule, error) {
 	entries, err := fs.ReadDir(libraryFS, libraryDir)
 	if err != nil {

@@ -210,9 +210,17 @@ func newCompiler() *ast.Compiler {
 		WithUnsafeBuiltins(unsafeBuiltins())
 }
 
-// compileModules compiles modules and reports problems as a *CompileError.
-func compileModules(modules map[string]*ast.Module) (*ast.Compiler, error) {
+// compileModules compiles modules, knowing the extra builtins, and reports
+// problems as a *CompileError.
+func compileModules(modules map[string]*ast.Module, builtins ...*ast.Builtin) (*ast.Compiler, error) {
 	c := newCompiler()
+	if len(builtins) > 0 {
+		m := make(map[string]*ast.Builtin, len(builtins))
+		for _, b := range builtins {
+			m[b.Name] = b
+		}
+		c = c.WithBuiltins(m)
+	}
 	c.Compile(modules)
 	if c.Failed() {
 		return nil, newCompileError(problemsFrom(c.Errors))

@@ -132,7 +132,7 @@ func RunTests(ctx context.Context, opts TestOptions) (TestReport, error) {
 	if err != nil {
 		return TestReport{}, err
 	}
-	store, err := newStore(opts.Parameters)
+	store, err := newStore(opts.Parameters, true)
 	if err != nil {
 		return TestReport{}, err
 	}

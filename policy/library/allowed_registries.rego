@@ -11,22 +11,14 @@ import data.driftless.lib.kubernetes as k8s
 
 registries := [trim_suffix(r, "/") | some r in k8s.param("allowed_registries", []); is_string(r)]
 
+# prefixes end at a path segment: "ghcr.io/acme/" does not match "ghcr.io/acme-evil".
+prefixes := {concat("", [r, "/"]) | some r in registries}
+
 deny contains {"msg": msg, "container": c.name, "image": image, "allowed_registries": registries} if {
 	count(registries) > 0
 	some c in k8s.containers
 	image := c.spec.image
-	is_string(image)
-	repository := k8s.image_repository(image)
-	not allowed(repository)
+	ref := k8s.images[image]
+	not strings.any_prefix_match(concat("", [ref.repository, "/"]), prefixes)
 	msg := sprintf("%s: %s uses image %q from a registry that is not allowed; use one of %s", [k8s.object, k8s.describe(c), image, concat(", ", registries)])
-}
-
-allowed(repository) if {
-	some r in registries
-	repository == r
-}
-
-allowed(repository) if {
-	some r in registries
-	startswith(repository, concat("", [r, "/"]))
 }

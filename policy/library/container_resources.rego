@@ -8,20 +8,16 @@ package driftless.library.container_resources
 
 import data.driftless.lib.kubernetes as k8s
 
-required := k8s.param("required_resources", ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"])
-
-deny contains {"msg": msg, "container": c.name, "resource": resource} if {
-	some c in k8s.containers
-	some resource in required
-	is_string(resource)
-	parts := split(resource, ".")
-	count(parts) == 2
-	not has_resource(c.spec, parts[0], parts[1])
-	msg := sprintf("%s: %s sets no %s; set resources.%s", [k8s.object, k8s.describe(c), resource, resource])
+# required lists each required resource with its path in a container.
+required contains {"name": name, "path": ["resources", group, resource]} if {
+	some name in k8s.param("required_resources", ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"])
+	is_string(name)
+	[group, resource] := split(name, ".")
 }
 
-has_resource(container, group, name) if {
-	value := container.resources[group][name]
-	value != null
-	value != ""
+deny contains {"msg": msg, "container": c.name, "resource": r.name} if {
+	some c in k8s.containers
+	some r in required
+	object.get(c.spec, r.path, null) in {null, ""}
+	msg := sprintf("%s: %s sets no %s; set resources.%s", [k8s.object, k8s.describe(c), r.name, r.name])
 }

@@ -13,18 +13,17 @@ mutable_tags := {t | some t in k8s.param("mutable_tags", ["latest"])}
 deny contains {"msg": msg, "container": c.name, "image": image} if {
 	some c in k8s.containers
 	image := c.spec.image
-	is_string(image)
-	not k8s.image_digest(image)
-	not k8s.image_tag(image)
+	ref := k8s.images[image]
+	ref.digest == ""
+	ref.tag == ""
 	msg := sprintf("%s: %s uses image %q without a tag or digest; pin a digest (@sha256:...) or an immutable tag", [k8s.object, k8s.describe(c), image])
 }
 
 deny contains {"msg": msg, "container": c.name, "image": image} if {
 	some c in k8s.containers
 	image := c.spec.image
-	is_string(image)
-	not k8s.image_digest(image)
-	tag := k8s.image_tag(image)
-	tag in mutable_tags
-	msg := sprintf("%s: %s uses image %q with the mutable tag %q; pin a digest (@sha256:...) or an immutable tag", [k8s.object, k8s.describe(c), image, tag])
+	ref := k8s.images[image]
+	ref.digest == ""
+	ref.tag in mutable_tags
+	msg := sprintf("%s: %s uses image %q with the mutable tag %q; pin a digest (@sha256:...) or an immutable tag", [k8s.object, k8s.describe(c), image, ref.tag])
 }

@@ -12,11 +12,6 @@ deny contains {"msg": msg, "container": c.name} if {
 	input.kind in k8s.long_running_kinds
 	some c in k8s.containers
 	c.type == "container"
-	not has_probe(c.spec)
+	object.get(c.spec, "readinessProbe", null) == null
 	msg := sprintf("%s: %s has no readinessProbe; add one so traffic waits until it is ready", [k8s.object, k8s.describe(c)])
-}
-
-has_probe(container) if {
-	probe := container.readinessProbe
-	probe != null
 }

@@ -14,12 +14,6 @@ deny contains {"msg": msg, "label": label} if {
 	k8s.is_workload
 	some label in required
 	is_string(label)
-	not has_label(label)
+	object.get(input, ["metadata", "labels", label], "") in {"", null}
 	msg := sprintf("%s: label %q is missing; add it to metadata.labels", [k8s.object, label])
-}
-
-has_label(label) if {
-	value := input.metadata.labels[label]
-	is_string(value)
-	value != ""
 }

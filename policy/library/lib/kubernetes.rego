@@ -26,15 +26,12 @@ pod_spec := input.spec.template.spec if input.kind in pod_template_kinds
 
 pod_spec := input.spec.jobTemplate.spec.template.spec if input.kind == "CronJob"
 
-# containers holds every init container and container of the pod spec as
+# containers lists every init container and container of the pod spec as
 # {"type": "initContainer" | "container", "name": name, "spec": container}.
-containers contains {"type": "initContainer", "name": container_name(c), "spec": c} if {
-	some c in pod_spec.initContainers
-}
-
-containers contains {"type": "container", "name": container_name(c), "spec": c} if {
-	some c in pod_spec.containers
-}
+containers := array.concat(
+	[{"type": "initContainer", "name": container_name(c), "spec": c} | some c in pod_spec.initContainers],
+	[{"type": "container", "name": container_name(c), "spec": c} | some c in pod_spec.containers],
+)
 
 # container_name is the container's name, or "<unnamed>".
 container_name(c) := c.name if is_string(c.name)
@@ -59,46 +56,26 @@ param(key, fallback) := value if {
 	value := data.driftless.parameters[key]
 } else := fallback
 
-# image_digest is the digest of an image reference ("sha256:..."), if any.
-image_digest(image) := parts[1] if {
-	parts := split(image, "@")
-	count(parts) == 2
+# images maps every container image of the pod spec to parse_image(image),
+# so rules share one parse per image and evaluation.
+images[image] := parse_image(image) if {
+	some c in containers
+	image := c.spec.image
+	is_string(image)
 }
 
-# image_tag is the tag of an image reference, if any. The tag follows the
-# last ":" of the last path segment, so a registry port is not a tag.
-image_tag(image) := tag if {
-	segments := split(split(image, "@")[0], "/")
-	last := segments[count(segments) - 1]
-	i := indexof(last, ":")
-	i >= 0
-	tag := substring(last, i + 1, -1)
+# parse_image splits an image reference into its fully qualified repository
+# ("nginx" is "docker.io/library/nginx"), its tag and its digest; a missing
+# tag or digest is "". The tag follows the last ":" that no "/" follows, so a
+# registry port is not a tag.
+parse_image(image) := {"repository": qualify(m[1]), "tag": m[2], "digest": m[3]} if {
+	[m] := regex.find_all_string_submatch_n(`^([^@]*?)(?::([^:/@]+))?(?:@(.*))?$`, image, 1)
 }
 
-# image_repository is the fully qualified repository of an image reference,
-# without tag or digest: "nginx" is "docker.io/library/nginx".
-image_repository(image) := qualify(path) if {
-	segments := split(split(image, "@")[0], "/")
-	last := segments[count(segments) - 1]
-	path := array.concat(array.slice(segments, 0, count(segments) - 1), [split(last, ":")[0]])
-}
-
-qualify(path) := concat("/", path) if {
-	count(path) > 1
-	registry_host(path[0])
-}
-
-qualify(path) := concat("/", array.concat(["docker.io"], path)) if {
-	count(path) > 1
-	not registry_host(path[0])
-}
-
-qualify(path) := concat("/", ["docker.io", "library", path[0]]) if count(path) == 1
-
-# registry_host is true when the first path segment names a registry, as the
-# container runtime decides: it has a "." or a ":" or is "localhost".
-registry_host(s) if contains(s, ".")
-
-registry_host(s) if contains(s, ":")
-
-registry_host("localhost")
+# qualify adds the registry a container runtime assumes: the first path
+# segment names a registry when it has a "." or a ":" or is "localhost".
+qualify(name) := name if {
+	regex.match(`^([^/]*[.:][^/]*|localhost)/`, name)
+} else := concat("/", ["docker.io", name]) if {
+	contains(name, "/")
+} else := concat("/", ["docker.io/library", name])
