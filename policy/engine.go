@@ -45,9 +45,11 @@ func New() *Engine {
 }
 
 // Load reads, parses and compiles the policies opts names, prepares the
-// evaluation query and then installs the result atomically. On any error the
-// previously loaded set keeps serving; parse and compile problems are
-// returned as a *CompileError naming file:line:col.
+// evaluation query and then installs the result atomically; calling it again
+// (after a policy file or the configuration changed) is how to reload.
+// Evaluations already running finish on the set they started with. On any
+// error the previously loaded set keeps serving; parse and compile problems
+// are returned as a *CompileError naming file:line:col.
 func (e *Engine) Load(ctx context.Context, opts Options) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -121,15 +123,15 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 				if i >= len(objs) {
 					return
 				}
-				r, err := set.evaluate(ctx, objs[i], ctxTerm)
+				res, err := set.evaluate(ctx, objs[i], ctxTerm)
 				if err != nil {
 					once.Do(func() {
-						firstErr = fmt.Errorf("object %d (%s): %w", i, r.Object, err)
+						firstErr = fmt.Errorf("object %d: %w", i, err)
 						cancel()
 					})
 					return
 				}
-				results[i] = r
+				results[i] = res
 			}
 		})
 	}

@@ -570,7 +570,7 @@ func TestEvaluateAll(t *testing.T) {
 		writeFile(t, dir, "p.rego", "package main\n\ndeny contains {\"no\": \"msg\"} if input.kind == \"Secret\"\n")
 		e := loadEngine(t, Options{DisableLibrary: true, Paths: []string{dir}})
 		_, err := e.EvaluateAll(t.Context(), objs, ec)
-		if err == nil || !strings.Contains(err.Error(), "(Secret shop/shop-db)") {
+		if err == nil || !strings.Contains(err.Error(), ": evaluate Secret shop/shop-db: rule data.main.deny") {
 			t.Errorf("EvaluateAll: %v, want an error naming Secret shop/shop-db", err)
 		}
 	})
