@@ -88,7 +88,7 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 		if !r.isProtectedNamespace(f.namespace) {
 			return allow(ReasonUnprotected)
 		}
-		denied.problem = fmt.Sprintf("namespace %q is protected: its objects change only through Git", f.namespace)
+		denied.problem = `namespace "` + f.namespace + `" is protected: its objects change only through Git`
 	case f.sourceName() != "":
 		denied.reason = ReasonManagedCluster
 		denied.problem = fmt.Sprintf("the object carries %s=%s: it changes only through Git", v1alpha1.LabelSource, f.sourceName())
@@ -106,9 +106,9 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 	}
 	target := f.target()
 	use, problem := r.validBreakGlass(target, now)
-	if use == nil && f.operation == admissionv1.Update && !hasBreakGlass(f.object) {
+	if use == nil && f.operation == admissionv1.Update && !hasBreakGlass(f.newObject()) {
 		// Removing the annotations ends a break-glass early; allowed while it is still valid.
-		if old, _ := r.validBreakGlass(f.oldObject, now); old != nil {
+		if old, _ := r.validBreakGlass(f.oldObjectMeta(), now); old != nil {
 			use = old
 		}
 	}
@@ -167,14 +167,16 @@ func hasBreakGlass(m *objectMeta) bool {
 
 // setsBreakGlass reports whether the request adds or changes break-glass annotations.
 func setsBreakGlass(f *facts) bool {
-	if !hasBreakGlass(f.object) {
+	obj := f.newObject()
+	if !hasBreakGlass(obj) {
 		return false
 	}
-	if f.oldObject == nil {
+	old := f.oldObjectMeta()
+	if old == nil {
 		return true
 	}
 	for _, k := range []string{v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil} {
-		if f.object.Annotations[k] != f.oldObject.Annotations[k] {
+		if obj.Annotations[k] != old.Annotations[k] {
 			return true
 		}
 	}

@@ -11,6 +11,9 @@
 // guard, so that the objects the handler trusts (matchConditions, namespaceSelector) and the
 // handler itself come from one configuration.
 //
+// Objects are decoded only when a decision needs them, so a request decided on identity or
+// namespace alone costs no JSON decoding.
+//
 // It must not apply, prune or fetch anything; it reads the cluster only to look up the parent
 // of a scale request for break-glass, and writes only Events.
 package webhook

@@ -12,7 +12,8 @@ import (
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
-// facts are what the guard knows about a request once it is decoded.
+// facts are what the guard knows about a request. The objects' metadata are decoded only
+// when a decision needs them: most requests are decided on who and where alone.
 type facts struct {
 	user        string
 	groups      []string
@@ -23,10 +24,13 @@ type facts struct {
 	namespace   string
 	name        string
 	dryRun      bool
-	// object and oldObject are the metadata of the new and old object; nil when the operation
-	// has none (no new object on DELETE, no old one on CREATE).
-	object    *objectMeta
-	oldObject *objectMeta
+
+	rawObject, rawOldObject   []byte
+	object, oldObject         *objectMeta
+	decodedObject, decodedOld bool
+	// err is the first decoding error. A decision taken while it is set is discarded and the
+	// request is rejected as malformed.
+	err error
 }
 
 // objectMeta is the part of an object the guard reads.
@@ -41,48 +45,41 @@ type objectMeta struct {
 
 var namespacesResource = schema.GroupResource{Resource: "namespaces"}
 
-// newFacts decodes an admission request. Its errors describe bad input and become 400s.
+// newFacts reads an admission request without decoding its objects. Its errors describe bad
+// input and become 400s.
 func newFacts(req *admission.Request) (*facts, error) {
 	if req.UID == "" {
 		return nil, errors.New("admission request has no uid")
 	}
 	f := &facts{
-		user:        req.UserInfo.Username,
-		groups:      req.UserInfo.Groups,
-		operation:   req.Operation,
-		resource:    schema.GroupVersionResource(req.Resource),
-		subResource: req.SubResource,
-		kind:        schema.GroupVersionKind(req.Kind),
-		namespace:   req.Namespace,
-		name:        req.Name,
-		dryRun:      req.DryRun != nil && *req.DryRun,
+		user:         req.UserInfo.Username,
+		groups:       req.UserInfo.Groups,
+		operation:    req.Operation,
+		resource:     schema.GroupVersionResource(req.Resource),
+		subResource:  req.SubResource,
+		kind:         schema.GroupVersionKind(req.Kind),
+		namespace:    req.Namespace,
+		name:         req.Name,
+		dryRun:       req.DryRun != nil && *req.DryRun,
+		rawObject:    req.Object.Raw,
+		rawOldObject: req.OldObject.Raw,
 	}
 	if f.resource.Resource == "" {
 		return nil, errors.New("admission request names no resource")
 	}
-	var err error
 	switch req.Operation {
 	case admissionv1.Create:
-		f.object, err = decodeMeta("object", req.Object.Raw, true)
-	case admissionv1.Update:
-		if f.object, err = decodeMeta("object", req.Object.Raw, true); err == nil {
-			f.oldObject, err = decodeMeta("oldObject", req.OldObject.Raw, true)
+		if len(f.rawObject) == 0 {
+			return nil, errors.New("admission request has no object")
 		}
-	case admissionv1.Delete:
+	case admissionv1.Update:
+		if len(f.rawObject) == 0 || len(f.rawOldObject) == 0 {
+			return nil, errors.New("admission request for an update needs object and oldObject")
+		}
+	case admissionv1.Delete, admissionv1.Connect:
 		// The API server sends the object being deleted; older servers may not.
-		f.oldObject, err = decodeMeta("oldObject", req.OldObject.Raw, false)
-	case admissionv1.Connect:
 	default:
 		return nil, fmt.Errorf("unsupported operation %q", req.Operation)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if f.name == "" && f.object != nil {
-		f.name = f.object.Name
-		if f.name == "" {
-			f.name = f.object.GenerateName + "*"
-		}
 	}
 	// The namespace a Namespace object stands for is its own name.
 	if f.resource.GroupResource() == namespacesResource && f.subResource == "" {
@@ -91,25 +88,64 @@ func newFacts(req *admission.Request) (*facts, error) {
 	return f, nil
 }
 
-func decodeMeta(field string, raw []byte, required bool) (*objectMeta, error) {
+// newObject returns the metadata of the new object, or nil when there is none.
+func (f *facts) newObject() *objectMeta {
+	if !f.decodedObject {
+		f.decodedObject = true
+		f.object = f.decode("object", f.rawObject)
+	}
+	return f.object
+}
+
+// oldObjectMeta returns the metadata of the old object, or nil when there is none.
+func (f *facts) oldObjectMeta() *objectMeta {
+	if !f.decodedOld {
+		f.decodedOld = true
+		f.oldObject = f.decode("oldObject", f.rawOldObject)
+	}
+	return f.oldObject
+}
+
+// replaceObjects sets both objects, for a subresource request decided by its parent.
+func (f *facts) replaceObjects(m *objectMeta) {
+	f.object, f.oldObject = m, m
+	f.decodedObject, f.decodedOld = true, true
+}
+
+func (f *facts) decode(field string, raw []byte) *objectMeta {
 	if len(raw) == 0 {
-		if required {
-			return nil, fmt.Errorf("admission request has no %s", field)
-		}
-		return nil, nil
+		return nil
 	}
 	var obj struct {
 		Metadata objectMeta `json:"metadata"`
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", field, err)
+		if f.err == nil {
+			f.err = fmt.Errorf("decode %s: %w", field, err)
+		}
+		return nil
 	}
-	return &obj.Metadata, nil
+	return &obj.Metadata
+}
+
+// displayName is the object's name for messages, with generateName's prefix when the API
+// server has not named it yet.
+func (f *facts) displayName() string {
+	if f.name != "" {
+		return f.name
+	}
+	if o := f.newObject(); o != nil {
+		if o.Name != "" {
+			return o.Name
+		}
+		return o.GenerateName + "*"
+	}
+	return ""
 }
 
 // sourceName returns the source that owns the object, from the new or the old object.
 func (f *facts) sourceName() string {
-	for _, m := range []*objectMeta{f.object, f.oldObject} {
+	for _, m := range []*objectMeta{f.newObject(), f.oldObjectMeta()} {
 		if m != nil && m.Labels[v1alpha1.LabelSource] != "" {
 			return m.Labels[v1alpha1.LabelSource]
 		}
@@ -120,10 +156,10 @@ func (f *facts) sourceName() string {
 // target is the object whose break-glass annotations decide the request: the new object, or
 // the old one when there is no new one.
 func (f *facts) target() *objectMeta {
-	if f.object != nil {
-		return f.object
+	if o := f.newObject(); o != nil {
+		return o
 	}
-	return f.oldObject
+	return f.oldObjectMeta()
 }
 
 // what describes the object of the request, for messages: "update configmaps/app".
@@ -133,9 +169,9 @@ func (f *facts) what() string {
 		res += "." + f.resource.Group
 	}
 	if f.subResource != "" {
-		return fmt.Sprintf("%s %s/%s (subresource %s)", verb(f.operation), res, f.name, f.subResource)
+		return verb(f.operation) + " " + res + "/" + f.displayName() + " (subresource " + f.subResource + ")"
 	}
-	return fmt.Sprintf("%s %s/%s", verb(f.operation), res, f.name)
+	return verb(f.operation) + " " + res + "/" + f.displayName()
 }
 
 func verb(op admissionv1.Operation) string {

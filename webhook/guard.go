@@ -130,6 +130,11 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 	if d.deny && f.subResource == "scale" && g.parents != nil {
 		d = g.decideScale(ctx, r, f, now, d)
 	}
+	if f.err != nil {
+		log.Info("admission request rejected as malformed", "uid", req.UID, "error", f.err.Error())
+		g.metrics.observe(ResultErrored, ReasonBadRequest, time.Since(start))
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("driftless guard: %w", f.err))
+	}
 	return g.respond(ctx, r, f, d, start)
 }
 
@@ -145,7 +150,7 @@ func (g *Guard) decideScale(ctx context.Context, r *rules, f *facts, now time.Ti
 		Name: parent.Name, Namespace: parent.Namespace, UID: string(parent.UID),
 		Labels: parent.Labels, Annotations: parent.Annotations,
 	}
-	f.object, f.oldObject = meta, meta
+	f.replaceObjects(meta)
 	return r.decide(f, now)
 }
 
@@ -174,7 +179,11 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 	kv := []any{
 		"result", result, "reason", d.reason, "user", f.user, "groups", f.groups,
 		"operation", f.operation, "resource", f.resource.GroupResource().String(), "subresource", f.subResource,
-		"namespace", f.namespace, "name", f.name, "dryRun", f.dryRun, "source", f.sourceName(), "took", took,
+		"namespace", f.namespace, "name", f.name, "dryRun", f.dryRun, "took", took,
+	}
+	if d.deny || d.breakGlass != nil {
+		// Only these decisions read the objects; allowing decisions stay free of decoding.
+		kv = append(kv, "source", f.sourceName())
 	}
 	if bg := d.breakGlass; bg != nil {
 		kv = append(kv, "breakGlassReason", bg.reason, "breakGlassUntil", bg.until.UTC().Format(time.RFC3339), "breakGlassGroup", bg.group)
@@ -198,7 +207,7 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		APIVersion: f.kind.GroupVersion().String(),
 		Kind:       f.kind.Kind,
 		Namespace:  f.namespace,
-		Name:       f.name,
+		Name:       f.displayName(),
 	}
 	if f.resource.GroupResource() == namespacesResource {
 		ref.Namespace = ""

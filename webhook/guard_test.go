@@ -296,10 +296,18 @@ func TestBreakGlassFollowsTheClock(t *testing.T) {
 	}
 }
 
+// Malformed requests are rejected with 400 in every mode. Request-level problems are found
+// everywhere; an object is decoded only where the decision needs it (protected scope), so
+// object-level problems are tested there.
 func TestMalformedRequestsAreDenied(t *testing.T) {
 	g, _ := newTestGuard(t, v1alpha1.ModeWarn)
-	good := request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}
+	good := request{user: "alice", groups: alice, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}
 	tests := map[string]func(*admission.Request){
+		"unprotected, no uid": func(r *admission.Request) { r.UID = ""; r.Namespace = "sandbox" },
+		"unprotected, update without old": func(r *admission.Request) {
+			r.OldObject = runtime.RawExtension{}
+			r.Namespace = "sandbox"
+		},
 		"no uid":             func(r *admission.Request) { r.UID = "" },
 		"no resource":        func(r *admission.Request) { r.Resource = metav1.GroupVersionResource{} },
 		"unknown operation":  func(r *admission.Request) { r.Operation = "PATCH" },
@@ -316,7 +324,7 @@ func TestMalformedRequestsAreDenied(t *testing.T) {
 			mutate(&req)
 			resp := g.Handle(t.Context(), req)
 			if resp.Allowed {
-				t.Fatal("malformed request allowed (even in warn mode and an unprotected namespace)")
+				t.Fatal("malformed request allowed (warn mode must not allow it either)")
 			}
 			if resp.Result.Code != 400 {
 				t.Errorf("code = %d, want 400", resp.Result.Code)

@@ -11,44 +11,78 @@ import (
 // exampleBreakGlassReason is the reason shown in the break-glass command of a denial.
 const exampleBreakGlassReason = "INC-123: what and why"
 
+// messageParts are the parts of denial messages that depend on configuration only, built once
+// per configuration so that a denial only joins strings.
+type messageParts struct {
+	// owners maps a configured source to its "Owner" and first "Ways forward" lines.
+	owners map[string]string
+	// unmanaged is the same for objects no source applies.
+	unmanaged string
+	// breakGlassIntro introduces the break-glass way forward, or says it is disabled.
+	breakGlassIntro string
+	// breakGlassOutro explains what the break-glass command does.
+	breakGlassOutro string
+}
+
+func newMessageParts(c *v1alpha1.DriftlessConfig) messageParts {
+	p := messageParts{owners: make(map[string]string, len(c.Sources))}
+	for _, s := range c.Sources {
+		p.owners[s.Name] = fmt.Sprintf("Owner: source %q, repository %s, path %s.\nWays forward:\n  1. Change it in Git under %s and merge; Driftless applies it.\n",
+			s.Name, v1alpha1.RedactURL(s.URL), s.Path, s.Path)
+	}
+	p.unmanaged = "Owner: no Driftless source applies this object yet; add it to the config repository.\nWays forward:\n  1. Change it in Git and merge; Driftless applies it.\n"
+	bg := c.Guard.BreakGlass
+	if len(bg.Groups) == 0 {
+		p.breakGlassIntro = "  2. In an incident: break-glass is not enabled in this cluster (guard.breakGlass.groups is empty)."
+		return p
+	}
+	p.breakGlassIntro = fmt.Sprintf("  2. In an incident, a member of %s may break glass for at most %s:\n     driftless break-glass",
+		quoteList(bg.Groups), shortDuration(bg.MaxDuration.Duration))
+	p.breakGlassOutro = fmt.Sprintf(" --reason %q --for 1h\n     (it sets %s=<reason> and %s=<RFC 3339 expiry>; Git's version returns when it expires)",
+		exampleBreakGlassReason, v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil)
+	return p
+}
+
 // denialMessage explains a denial: who tried what, why it is refused, what owns the object
 // and the two ways forward. It is what kubectl prints.
 func (r *rules) denialMessage(f *facts, d decision) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "driftless: %s may not %s", f.user, f.what())
-	if f.namespace != "" && f.resource.GroupResource() != namespacesResource {
-		fmt.Fprintf(&b, " in namespace %s", f.namespace)
+	b.Grow(768)
+	inNamespace := f.namespace != "" && f.resource.GroupResource() != namespacesResource
+	b.WriteString("driftless: ")
+	b.WriteString(f.user)
+	b.WriteString(" may not ")
+	b.WriteString(f.what())
+	if inNamespace {
+		b.WriteString(" in namespace ")
+		b.WriteString(f.namespace)
 	}
-	fmt.Fprintf(&b, ": %s.\n", d.problem)
+	b.WriteString(": ")
+	b.WriteString(d.problem)
+	b.WriteString(".\n")
 
 	source := f.sourceName()
-	s, known := r.sources[source]
-	switch {
-	case known:
-		fmt.Fprintf(&b, "Owner: source %q, repository %s, path %s.\n", source, v1alpha1.RedactURL(s.URL), s.Path)
-	case source != "":
-		fmt.Fprintf(&b, "Owner: source %q (not in this guard's configuration).\n", source)
-	default:
-		b.WriteString("Owner: no Driftless source applies this object yet; add it to the config repository.\n")
+	if owner, ok := r.messages.owners[source]; ok {
+		b.WriteString(owner)
+	} else if source != "" {
+		fmt.Fprintf(&b, "Owner: source %q (not in this guard's configuration).\nWays forward:\n  1. Change it in Git and merge; Driftless applies it.\n", source)
+	} else {
+		b.WriteString(r.messages.unmanaged)
 	}
 
-	b.WriteString("Ways forward:\n")
-	if known {
-		fmt.Fprintf(&b, "  1. Change it in Git under %s and merge; Driftless applies it.\n", s.Path)
-	} else {
-		b.WriteString("  1. Change it in Git and merge; Driftless applies it.\n")
-	}
-	if len(r.breakGlassGroups) == 0 {
-		b.WriteString("  2. In an incident: break-glass is not enabled in this cluster (guard.breakGlass.groups is empty).")
+	b.WriteString(r.messages.breakGlassIntro)
+	if r.messages.breakGlassOutro == "" {
 		return b.String()
 	}
-	fmt.Fprintf(&b, "  2. In an incident, a member of %s may break glass for at most %s:\n", quoteList(r.breakGlassGroups), shortDuration(r.maxBreakGlass))
-	ns := ""
-	if f.namespace != "" && f.resource.GroupResource() != namespacesResource {
-		ns = " -n " + f.namespace
+	if inNamespace {
+		b.WriteString(" -n ")
+		b.WriteString(f.namespace)
 	}
-	fmt.Fprintf(&b, "     driftless break-glass%s %s/%s --reason %q --for 1h\n", ns, f.resource.Resource, f.name, exampleBreakGlassReason)
-	fmt.Fprintf(&b, "     (it sets %s=<reason> and %s=<RFC 3339 expiry>; Git's version returns when it expires)", v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil)
+	b.WriteByte(' ')
+	b.WriteString(f.resource.Resource)
+	b.WriteByte('/')
+	b.WriteString(f.displayName())
+	b.WriteString(r.messages.breakGlassOutro)
 	return b.String()
 }
 

@@ -32,7 +32,7 @@ type rules struct {
 	ignored          sets.Set[schema.GroupResource]
 	breakGlassGroups []string
 	maxBreakGlass    time.Duration
-	sources          map[string]v1alpha1.Source
+	messages         messageParts
 }
 
 func newRules(c *v1alpha1.DriftlessConfig) *rules {
@@ -45,16 +45,13 @@ func newRules(c *v1alpha1.DriftlessConfig) *rules {
 		ignored:          sets.New[schema.GroupResource](),
 		breakGlassGroups: slices.Sorted(slices.Values(c.Guard.BreakGlass.Groups)),
 		maxBreakGlass:    c.Guard.BreakGlass.MaxDuration.Duration,
-		sources:          make(map[string]v1alpha1.Source, len(c.Sources)),
+		messages:         newMessageParts(c),
 	}
 	if len(c.Guard.ProtectedNamespaces) > 0 {
 		r.protected = sets.New(c.Guard.ProtectedNamespaces...)
 	}
 	for _, gr := range c.Guard.IgnoredResources {
 		r.ignored.Insert(schema.GroupResource{Group: gr.Group, Resource: gr.Resource})
-	}
-	for _, s := range c.Sources {
-		r.sources[s.Name] = s
 	}
 	return r
 }

@@ -1,0 +1,208 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/test/harness"
+)
+
+// benchRequests are the decisions the guard makes most: a person denied in a protected
+// namespace, a person allowed elsewhere, and an on-call change under break-glass.
+func benchRequests() map[string]admission.Request {
+	bg := breakGlassObj("INC-1", now.Add(time.Hour))
+	return map[string]admission.Request{
+		"deny-protected":    request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build(),
+		"allow-unprotected": request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}.build(),
+		"allow-break-glass": request{user: "alice", groups: alice, op: admissionv1.Update, ns: "production", object: bg, oldObject: bg}.build(),
+	}
+}
+
+// BenchmarkDecision measures the in-process decision: decode, decide, respond, one JSON log
+// line (to io.Discard) and metrics. It reports the 99th percentile of single decisions.
+func BenchmarkDecision(b *testing.B) {
+	ctx := log.IntoContext(context.Background(), zap.New(zap.WriteTo(io.Discard)))
+	for name, req := range benchRequests() {
+		b.Run(name, func(b *testing.B) {
+			g, _ := newTestGuard(b, v1alpha1.ModeEnforce)
+			took := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				start := time.Now()
+				g.Handle(ctx, req)
+				took = append(took, time.Since(start))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(percentile(took, 0.99).Nanoseconds()), "p99-ns")
+		})
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+// BenchmarkHTTPSLoad serves the guard over TLS on loopback with controller-runtime's webhook
+// server, as driftless run does, and sends AdmissionReviews from 16 concurrent clients. It
+// reports reviews per second, latency percentiles and the process's peak RSS (server and
+// clients share the process).
+func BenchmarkHTTPSLoad(b *testing.B) {
+	const concurrency = 16
+	dir := b.TempDir()
+	ca, err := harness.NewCA()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ca.WriteServingCert(dir, 1, "127.0.0.1"); err != nil {
+		b.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, _ := newTestGuard(b, v1alpha1.ModeEnforce)
+	server := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir})
+	wh := &admission.Webhook{Handler: g}
+	wh.LogConstructor = func(logr.Logger, *admission.Request) logr.Logger { return zap.New(zap.WriteTo(io.Discard)) }
+	server.Register(GuardPath, wh)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = server.Start(ctx) }()
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.PEM)
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: concurrency}
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+	url := "https://127.0.0.1:" + strconv.Itoa(port) + GuardPath
+	req := benchRequests()["deny-protected"]
+	body, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request:  &req.AdmissionRequest,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	post := func() error {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(out, []byte(`"allowed":false`)) {
+			return fmt.Errorf("unexpected answer %s: %s", resp.Status, out)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for err := post(); err != nil; err = post() {
+		if time.Now().After(deadline) {
+			b.Fatalf("webhook server did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	b.ResetTimer()
+	var (
+		mu   sync.Mutex
+		took = make([]time.Duration, 0, b.N)
+		wg   sync.WaitGroup
+		errs = make(chan error, concurrency)
+	)
+	work := make(chan struct{}, b.N)
+	for range b.N {
+		work <- struct{}{}
+	}
+	close(work)
+	start := time.Now()
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, b.N/concurrency+1)
+			for range work {
+				t0 := time.Now()
+				if err := post(); err != nil {
+					errs <- err
+					return
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			took = append(took, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "reviews/s")
+	b.ReportMetric(float64(percentile(took, 0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(took, 0.99).Microseconds())/1000, "p99-ms")
+	if rss, err := peakRSS(); err == nil {
+		b.ReportMetric(rss, "peak-rss-MiB")
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) in MiB.
+func peakRSS() (float64, error) {
+	data, err := os.ReadFile(filepath.Join("/proc", "self", "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
