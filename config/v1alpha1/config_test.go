@@ -84,6 +84,8 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{"source username without password", head + "sources:\n- {name: a, url: 'https://h/a', auth: {username: u}}\n", []string{"sources[0].auth.passwordFile"}},
 		{"source verify without keyring", head + "sources:\n- {name: a, url: 'https://h/a', verify: {keyringFiles: []}}\n", []string{"sources[0].verify.keyringFiles"}},
 		{"source bad target namespace", head + "sources:\n- {name: a, url: 'https://h/a', targetNamespace: Prod}\n", []string{"sources[0].targetNamespace"}},
+		{"guard unknown policy set", head + "guard: {policySet: prod}\n", []string{"guard.policySet", "Not found"}},
+		{"reserved package", head + "policySets:\n- {name: prod, packages: [driftless.library]}\n", []string{"policySets[0].packages[0]"}},
 		{"not yaml", "guard: [\n", []string{"parse"}},
 		{"not an object", "- a\n- b\n", []string{"decode"}},
 	}

@@ -54,6 +54,11 @@ func SetDefaults(c *DriftlessConfig) {
 		setSourceDefaults(&c.Sources[i])
 	}
 	setGuardDefaults(&c.Guard, sa.Namespace)
+	for i := range c.PolicySets {
+		if len(c.PolicySets[i].Packages) == 0 {
+			c.PolicySets[i].Packages = []string{"main"}
+		}
+	}
 }
 
 func setSourceDefaults(s *Source) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -29,7 +30,20 @@ func Load(path string) (*DriftlessConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	ResolvePaths(c, filepath.Dir(path))
 	return c, nil
+}
+
+// ResolvePaths makes the relative policy paths of c absolute against dir, the directory of
+// the configuration file.
+func ResolvePaths(c *DriftlessConfig, dir string) {
+	for i := range c.PolicySets {
+		for j, p := range c.PolicySets[i].Paths {
+			if !filepath.IsAbs(p) {
+				c.PolicySets[i].Paths[j] = filepath.Join(dir, p)
+			}
+		}
+	}
 }
 
 // Decode strictly decodes a YAML or JSON configuration, applies defaults and validates it.

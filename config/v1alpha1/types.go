@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"encoding/json"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -177,6 +179,10 @@ type Guard struct {
 
 	// BreakGlass configures the on-call way around the guard.
 	BreakGlass BreakGlass `json:"breakGlass,omitempty"`
+
+	// PolicySet names the policy set that creates and updates in protected scope must pass at
+	// admission, including the reconciler's own. Empty checks no policy at admission.
+	PolicySet string `json:"policySet,omitempty"`
 }
 
 // Identities lists users and groups.
@@ -205,8 +211,31 @@ type BreakGlass struct {
 	MaxDuration metav1.Duration `json:"maxDuration,omitempty"`
 }
 
-// PolicySet is a named group of Rego policies.
+// PolicySet is a named group of Rego policies: the built-in production library, switched on
+// or off rule by rule, plus policy directories.
 type PolicySet struct {
 	// Name identifies the policy set.
 	Name string `json:"name"`
+	// Library configures the built-in library. It is on by default.
+	Library Library `json:"library,omitempty"`
+	// Paths are directories (or .rego files) of policies, such as a mounted ConfigMap.
+	// Relative paths are resolved against the configuration file's directory.
+	Paths []string `json:"paths,omitempty"`
+	// Packages are the Rego packages whose deny, violation and warn rules are evaluated.
+	// Defaults to [main], as in conftest.
+	Packages []string `json:"packages,omitempty"`
+	// Environment is what policies see as data.driftless.context.environment, for example
+	// production.
+	Environment string `json:"environment,omitempty"`
+	// Parameters are what policies see as data.driftless.parameters, for example
+	// allowed_registries.
+	Parameters map[string]json.RawMessage `json:"parameters,omitempty"`
+}
+
+// Library configures the built-in policy library.
+type Library struct {
+	// Disabled turns the whole library off.
+	Disabled bool `json:"disabled,omitempty"`
+	// DisabledRules switches single rules off by name, for example images_pinned.
+	DisabledRules []string `json:"disabledRules,omitempty"`
 }

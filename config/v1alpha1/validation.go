@@ -32,6 +32,9 @@ func Validate(c *DriftlessConfig) field.ErrorList {
 	errs = append(errs, validatePolicySets(c.PolicySets, field.NewPath("policySets"))...)
 	errs = append(errs, validateSources(c.Sources, policySetNames(c.PolicySets), field.NewPath("sources"))...)
 	errs = append(errs, validateGuard(&c.Guard, c.Reconciler.ServiceAccount.Namespace, field.NewPath("guard"))...)
+	if c.Guard.PolicySet != "" && !policySetNames(c.PolicySets).Has(c.Guard.PolicySet) {
+		errs = append(errs, field.NotFound(field.NewPath("guard", "policySet"), c.Guard.PolicySet))
+	}
 	return errs
 }
 
@@ -65,6 +68,16 @@ func validatePolicySets(policySets []PolicySet, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Duplicate(np, ps.Name))
 		}
 		seen.Insert(ps.Name)
+		for j, pkg := range ps.Packages {
+			if pkg == "" || strings.HasPrefix(pkg, "driftless") || strings.ContainsAny(pkg, " /") {
+				errs = append(errs, field.Invalid(p.Index(i).Child("packages").Index(j), pkg, "must be a Rego package name outside driftless.*"))
+			}
+		}
+		for j, path := range ps.Paths {
+			if strings.TrimSpace(path) == "" {
+				errs = append(errs, field.Required(p.Index(i).Child("paths").Index(j), "path must not be empty"))
+			}
+		}
 	}
 	return errs
 }
