@@ -101,10 +101,7 @@ func namespaceSelector(g v1alpha1.Guard) *metav1.LabelSelector {
 // that depend on identity alone, and the handler checks the same rows again.
 func matchConditions(c *v1alpha1.DriftlessConfig) []admissionregistrationv1.MatchCondition {
 	conds := []admissionregistrationv1.MatchCondition{
-		{
-			Name:       "not-the-reconciler",
-			Expression: fmt.Sprintf("request.userInfo.username != %s", celString(c.Reconciler.ServiceAccount.Username())),
-		},
+		reconcilerCondition(c),
 		{
 			Name: "not-kubernetes-components",
 			Expression: fmt.Sprintf("!request.userInfo.username.startsWith(%s) && !(request.userInfo.username in [%s, %s]) && !(has(request.userInfo.groups) && %s in request.userInfo.groups)",
@@ -136,6 +133,19 @@ func matchConditions(c *v1alpha1.DriftlessConfig) []admissionregistrationv1.Matc
 		})
 	}
 	return conds
+}
+
+// reconcilerCondition skips the reconciler; with an admission policy set, the reconciler's
+// creates and updates of whole objects are still sent, so the policy checks them too.
+func reconcilerCondition(c *v1alpha1.DriftlessConfig) admissionregistrationv1.MatchCondition {
+	notReconciler := fmt.Sprintf("request.userInfo.username != %s", celString(c.Reconciler.ServiceAccount.Username()))
+	if c.Guard.PolicySet == "" {
+		return admissionregistrationv1.MatchCondition{Name: "not-the-reconciler", Expression: notReconciler}
+	}
+	return admissionregistrationv1.MatchCondition{
+		Name:       "not-the-reconciler-unless-policy-applies",
+		Expression: notReconciler + " || (request.subResource == '' && (request.operation == 'CREATE' || request.operation == 'UPDATE'))",
+	}
 }
 
 // celString quotes s as a CEL string literal.

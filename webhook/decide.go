@@ -8,6 +8,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/policy"
 )
 
 // Reason says which row of the decision table decided a request. Reasons are metric label
@@ -55,6 +56,10 @@ type decision struct {
 	problem string
 	// breakGlass is set when the request is allowed under break-glass.
 	breakGlass *breakGlassUse
+	// violations are the admission policy's denials, when the policy denied.
+	violations []policy.Violation
+	// policyWarnings are the admission policy's warnings, as admission warnings.
+	policyWarnings []string
 }
 
 type breakGlassUse struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,7 @@ const (
 	EventChangeWarned   = "ManualChangeWarned"
 	EventChangeRecorded = "ManualChangeRecorded"
 	EventBreakGlassUsed = "BreakGlassUsed"
+	EventPolicyDenied   = "PolicyViolation"
 	// eventAction is the action of every Event the guard records.
 	eventAction = "Admit"
 )
@@ -63,6 +65,9 @@ type Options struct {
 	// Parents looks up the object behind a scale request. Nil makes break-glass unusable for
 	// scale requests: they are denied like any other change in protected scope.
 	Parents ParentReader
+	// Policy evaluates the admission policy set named by guard.policySet. The caller loads it
+	// (and reloads it before SetConfig). Required when a policy set is configured.
+	Policy PolicyEvaluator
 }
 
 // Guard is the admission handler that rejects manual changes in protected scope.
@@ -72,6 +77,7 @@ type Guard struct {
 	metrics  *Metrics
 	recorder events.EventRecorder
 	parents  ParentReader
+	policy   PolicyEvaluator
 }
 
 var _ admission.Handler = (*Guard)(nil)
@@ -81,7 +87,7 @@ func NewGuard(opts Options) (*Guard, error) {
 	if opts.Metrics == nil {
 		return nil, errors.New("new guard: metrics are required")
 	}
-	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents}
+	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents, policy: opts.Policy}
 	if g.clock == nil {
 		g.clock = clock.RealClock{}
 	}
@@ -96,6 +102,9 @@ func NewGuard(opts Options) (*Guard, error) {
 func (g *Guard) SetConfig(c *v1alpha1.DriftlessConfig) error {
 	if c == nil {
 		return errors.New("set guard config: config is nil")
+	}
+	if c.Guard.PolicySet != "" && g.policy == nil {
+		return fmt.Errorf("set guard config: guard.policySet %q needs a policy engine", c.Guard.PolicySet)
 	}
 	g.rules.Store(newRules(c))
 	return nil
@@ -130,6 +139,14 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 	if d.deny && f.subResource == "scale" && g.parents != nil {
 		d = g.decideScale(ctx, r, f, now, d)
 	}
+	if f.err == nil && r.wantsPolicy(f, d) {
+		var err error
+		if d, err = g.checkPolicy(ctx, r, f, d); err != nil {
+			log.Error(err, "admission policy failed, denying", "uid", req.UID)
+			g.metrics.observe(ResultErrored, ReasonInternalError, time.Since(start))
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("driftless guard: %w", err))
+		}
+	}
 	if f.err != nil {
 		log.Info("admission request rejected as malformed", "uid", req.UID, "error", f.err.Error())
 		g.metrics.observe(ResultErrored, ReasonBadRequest, time.Since(start))
@@ -160,18 +177,25 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 		result Result
 		msg    string
 	)
+	if d.deny {
+		if d.reason == ReasonPolicy {
+			msg = r.policyMessage(f, d)
+		} else {
+			msg = r.denialMessage(f, d)
+		}
+	}
 	switch {
 	case !d.deny:
 		result, resp = ResultAllowed, admission.Allowed("")
 	case r.mode == v1alpha1.ModeWarn:
-		msg = r.denialMessage(f, d)
 		result, resp = ResultWarned, admission.Allowed("").WithWarnings(warnings(msg)...)
 	case r.mode == v1alpha1.ModeDryRun:
-		msg = r.denialMessage(f, d)
 		result, resp = ResultRecorded, admission.Allowed("")
 	default:
-		msg = r.denialMessage(f, d)
 		result, resp = ResultDenied, admission.Denied(msg)
+	}
+	if len(d.policyWarnings) > 0 {
+		resp = resp.WithWarnings(d.policyWarnings...)
 	}
 	took := time.Since(start)
 	g.metrics.observe(result, d.reason, took)
@@ -220,6 +244,12 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventBreakGlassUsed, eventAction,
 			"break-glass: %s (group %s) may %s until %s, reason %q",
 			f.user, d.breakGlass.group, f.what(), d.breakGlass.until.UTC().Format(time.RFC3339), d.breakGlass.reason)
+	case d.deny && d.reason == ReasonPolicy:
+		lines := make([]string, len(d.violations))
+		for i, v := range d.violations {
+			lines[i] = violationLine(v)
+		}
+		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventPolicyDenied, eventAction, "%s: %s tried to %s: %s: %s", result, f.user, f.what(), d.problem, strings.Join(lines, "; "))
 	case d.deny:
 		reason := map[Result]string{ResultDenied: EventChangeDenied, ResultWarned: EventChangeWarned, ResultRecorded: EventChangeRecorded}[result]
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, reason, eventAction, "%s: %s tried to %s: %s", result, f.user, f.what(), d.problem)

@@ -33,6 +33,9 @@ type rules struct {
 	breakGlassGroups []string
 	maxBreakGlass    time.Duration
 	messages         messageParts
+	// policySet is the admission policy set's name, empty for none.
+	policySet         string
+	policyEnvironment string
 }
 
 func newRules(c *v1alpha1.DriftlessConfig) *rules {
@@ -46,6 +49,12 @@ func newRules(c *v1alpha1.DriftlessConfig) *rules {
 		breakGlassGroups: slices.Sorted(slices.Values(c.Guard.BreakGlass.Groups)),
 		maxBreakGlass:    c.Guard.BreakGlass.MaxDuration.Duration,
 		messages:         newMessageParts(c),
+		policySet:        c.Guard.PolicySet,
+	}
+	for _, ps := range c.PolicySets {
+		if ps.Name == c.Guard.PolicySet {
+			r.policyEnvironment = ps.Environment
+		}
 	}
 	if len(c.Guard.ProtectedNamespaces) > 0 {
 		r.protected = sets.New(c.Guard.ProtectedNamespaces...)
