@@ -1,0 +1,53 @@
+# Driftless developer targets. `make help` lists them.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO        ?= go
+BIN       ?= bin/driftless
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X github.com/driftless-dev/driftless/cmd/driftless/app.version=$(VERSION) -X github.com/driftless-dev/driftless/cmd/driftless/app.commit=$(COMMIT)
+# Test packages run one at a time: each starts its own control plane on 2 cores.
+TEST_FLAGS ?= -count=1 -timeout 25m -p 1
+BENCH      ?= .
+BENCH_FLAGS ?= -run '^$$' -bench '$(BENCH)' -benchmem -timeout 30m
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/driftless.
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/driftless
+
+.PHONY: envtest
+envtest: ## Build (once) and cache kube-apiserver, kubectl and etcd for the tests.
+	@hack/control-plane.sh >/dev/null
+
+.PHONY: test
+test: envtest ## Run every test, against a real control plane and Git server.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh --print)" $(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: envtest ## Run the benchmarks (see docs/benchmarks.md for the method).
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh --print)" $(GO) test $(BENCH_FLAGS) ./...
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
+	@for target in "config/v1alpha1 FuzzDecode" "webhook FuzzAdmissionReview" "policy FuzzEvaluate" "reconciler/render FuzzRenderYAML"; do \
+	  set -- $$target; echo "== $$2 ($$1)"; \
+	  $(GO) test ./$$1 -run '^$$' -fuzz "^$$2$$" -fuzztime $${FUZZTIME:-30s}; \
+	done
+
+.PHONY: manifests
+manifests: build ## Regenerate the webhook configuration in config/webhook from config/default's DriftlessConfig.
+	$(BIN) manifests webhook --config config/default/driftless.yaml > config/webhook/manifests.yaml
+
+.PHONY: run
+run: build ## Run driftless run against the current kubeconfig (CONFIG, CERT_DIR).
+	$(BIN) run --config $${CONFIG:-config/default/driftless.yaml} --cert-dir $${CERT_DIR:-/tmp/driftless-certs} --log-development
