@@ -34,12 +34,56 @@ import (
 // namespace, a person allowed elsewhere, and an on-call change under break-glass.
 func benchRequests() map[string]admission.Request {
 	bg := breakGlassObj("INC-1", now.Add(time.Hour))
+	bg.labels = owned.labels
+	deployment := request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", group: "apps", resource: "deployments"}.build()
+	deployment.Object.Raw, deployment.OldObject.Raw = deploymentJSON, deploymentJSON
 	return map[string]admission.Request{
-		"deny-protected":    request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build(),
-		"allow-unprotected": request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}.build(),
-		"allow-break-glass": request{user: "alice", groups: alice, op: admissionv1.Update, ns: "production", object: bg, oldObject: bg}.build(),
+		"deny-protected":            request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build(),
+		"deny-protected-deployment": deployment,
+		"allow-unprotected":         request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}.build(),
+		"allow-break-glass":         request{user: "alice", groups: alice, op: admissionv1.Update, ns: "production", object: bg, oldObject: bg}.build(),
 	}
 }
+
+// deploymentJSON is a Deployment as the API server sends it, managedFields included (~5 KiB).
+var deploymentJSON = func() []byte {
+	containers := []map[string]any{}
+	for _, name := range []string{"app", "sidecar"} {
+		containers = append(containers, map[string]any{
+			"name": name, "image": "registry.example.com/payment-gateway@sha256:" + strings.Repeat("ab", 32),
+			"ports":           []map[string]any{{"containerPort": 8080, "protocol": "TCP"}},
+			"env":             []map[string]any{{"name": "POOL_SIZE", "valueFrom": map[string]any{"configMapKeyRef": map[string]any{"name": "payment-config", "key": "poolSize"}}}},
+			"resources":       map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "128Mi"}, "limits": map[string]any{"cpu": "1", "memory": "512Mi"}},
+			"readinessProbe":  map[string]any{"httpGet": map[string]any{"path": "/ready", "port": 8080}},
+			"securityContext": map[string]any{"runAsNonRoot": true, "readOnlyRootFilesystem": true},
+		})
+	}
+	fields := map[string]any{}
+	for i := range 40 {
+		fields[fmt.Sprintf("f:field%d", i)] = map[string]any{}
+	}
+	data, err := json.Marshal(map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{
+			"name": "payment-gateway", "namespace": "production", "uid": "7c1f", "resourceVersion": "123456", "generation": 7,
+			"labels":      map[string]any{v1alpha1.LabelSource: "platform", "app.kubernetes.io/name": "payment-gateway"},
+			"annotations": map[string]any{v1alpha1.AnnotationRevision: strings.Repeat("0", 40), "deployment.kubernetes.io/revision": "7"},
+			"managedFields": []map[string]any{
+				{"manager": "driftless", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": fields},
+				{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1", "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": fields},
+			},
+		},
+		"spec": map[string]any{
+			"replicas": 3, "selector": map[string]any{"matchLabels": map[string]any{"app": "payment-gateway"}},
+			"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "payment-gateway"}}, "spec": map[string]any{"containers": containers}},
+		},
+		"status": map[string]any{"replicas": 3, "readyReplicas": 3, "observedGeneration": 7},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return data
+}()
 
 // BenchmarkDecision measures the in-process decision: decode, decide, respond, one JSON log
 // line (to io.Discard) and metrics. It reports the 99th percentile of single decisions.
