@@ -117,6 +117,11 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 			use = old
 		}
 	}
+	if use != nil && setsBreakGlass(f) {
+		if by, ok := target.Annotations[v1alpha1.AnnotationBreakGlassBy]; ok && by != f.user {
+			use, problem = nil, fmt.Sprintf("%s=%q must name the requester, %s", v1alpha1.AnnotationBreakGlassBy, by, f.user)
+		}
+	}
 	if use != nil {
 		use.group = group
 		return decision{reason: ReasonBreakGlass, breakGlass: use}
@@ -180,7 +185,7 @@ func setsBreakGlass(f *facts) bool {
 	if old == nil {
 		return true
 	}
-	for _, k := range []string{v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil} {
+	for _, k := range []string{v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil, v1alpha1.AnnotationBreakGlassBy} {
 		if obj.Annotations[k] != old.Annotations[k] {
 			return true
 		}

@@ -122,6 +122,11 @@ func breakGlassObj(reason string, until time.Time) *obj {
 	}}
 }
 
+func withBy(o *obj, user string) *obj {
+	o.annotations[v1alpha1.AnnotationBreakGlassBy] = user
+	return o
+}
+
 var (
 	bob   = []string{"developers", "system:authenticated"}
 	alice = []string{"oncall", "system:authenticated"}
@@ -179,6 +184,9 @@ func TestDecisionTable(t *testing.T) {
 		{"alice without reason", update("alice", alice, breakGlassObj("  ", now.Add(time.Hour)), owned), ReasonBreakGlassInvalid, false, []string{"needs a reason"}},
 		{"alice without expiry", update("alice", alice, &obj{annotations: map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1"}}, owned), ReasonBreakGlassInvalid, false, []string{"needs an expiry"}},
 		{"alice with a bad expiry", update("alice", alice, &obj{annotations: map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: "tomorrow"}}, owned), ReasonBreakGlassInvalid, false, []string{`"tomorrow" is not an RFC 3339 time`}},
+		{"alice records herself", update("alice", alice, withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "alice"), owned), ReasonBreakGlass, true, nil},
+		{"alice may not record someone else", update("alice", alice, withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "carol"), owned), ReasonBreakGlassInvalid, false, []string{`driftless.dev/break-glass-by="carol" must name the requester, alice`}},
+		{"a second on-call member changes alice's break-glass object", update("dave", alice, withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "alice"), withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "alice")), ReasonBreakGlass, true, nil},
 		{"alice without break-glass", update("alice", alice, owned, owned), ReasonProtected, false, []string{"alice may not update"}},
 		{"alice deletes under break-glass", request{user: "alice", groups: alice, op: admissionv1.Delete, ns: "production", oldObject: breakGlassObj("INC-1", now.Add(time.Hour))}, ReasonBreakGlass, true, nil},
 		{"alice ends break-glass early", update("alice", alice, owned, breakGlassObj("INC-1", now.Add(time.Hour))), ReasonBreakGlass, true, nil},

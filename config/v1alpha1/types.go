@@ -30,6 +30,9 @@ const (
 	AnnotationBreakGlass = Group + "/break-glass"
 	// AnnotationBreakGlassUntil carries the RFC 3339 time at which a break-glass expires.
 	AnnotationBreakGlassUntil = Group + "/break-glass-until"
+	// AnnotationBreakGlassBy records who started a break-glass. Optional; when a request sets
+	// it, the guard requires it to name the requester, so it can be trusted.
+	AnnotationBreakGlassBy = Group + "/break-glass-by"
 	// AnnotationPrune set to PruneDisabled keeps an object from ever being pruned.
 	AnnotationPrune = Group + "/prune"
 	// PruneDisabled is the value of AnnotationPrune that disables pruning.
