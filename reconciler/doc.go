@@ -1,0 +1,53 @@
+// Package reconciler keeps a cluster as Git declares it: for each configured source, a
+// [Reconciler] pulls the approved commit, renders it, gates it on policy, applies it with
+// server-side apply, prunes what left Git and reverts drift.
+//
+// One [Reconciler.Sync]:
+//
+//  1. fetches the source's ref with a [source.Fetcher] (which verifies the commit's
+//     signature when the source asks for it); on failure the cluster keeps the last good
+//     revision and the next attempt backs off exponentially, capped at the interval;
+//  2. renders the source's path with [render.Render]; an empty render is refused and prunes
+//     nothing;
+//  3. checks the rendered objects against the source's policy set with a [Gate]; any
+//     violation stops the revision;
+//  4. labels every object driftless.dev/source=<source>, annotates it
+//     driftless.dev/revision=<commit> and gives namespaced objects without a namespace the
+//     source's target namespace;
+//  5. dry-runs every object on the API server, and applies nothing if any dry-run fails
+//     (objects whose kind or namespace the same revision creates are dry-run after those);
+//  6. applies in stages with server-side apply (field manager "driftless", conflicts
+//     forced): CustomResourceDefinitions and Namespaces, then, once the CRDs are
+//     established, everything else, kind by kind;
+//  7. prunes, in reverse apply order, the objects of the source's inventory that left Git,
+//     if their live label still names the source and they are not annotated
+//     driftless.dev/prune: disabled.
+//
+// Objects that a new commit does not change are not written, so their revision annotation
+// names the commit that last changed them; the status names the commit applied.
+//
+// The inventory (what the source applied, in apply order) and the status (revision, result,
+// violations, counts, active break-glass) live in ConfigMaps in the Driftless namespace,
+// driftless-inventory-<source> and driftless-status-<source>, so a restart forgets nothing
+// and `kubectl get configmap -o yaml` shows the status. [ReadStatus] reads it back.
+//
+// Drift: [Reconciler.Start] watches the applied objects and re-applies one as soon as it is
+// changed out of band. Re-applying alone would keep fields that someone else added, since
+// server-side apply only removes fields the applier owns; so before applying, the fields
+// owned by kubectl's field managers (and by whoever set break-glass annotations, and by
+// before-first-apply) are moved to the reconciler's own apply entry in managedFields, and
+// the apply then removes every one Git does not declare. Fields owned by Kubernetes'
+// controllers and other operators are left alone.
+//
+// Break-glass: an object whose driftless.dev/break-glass annotation gives a reason and whose
+// driftless.dev/break-glass-until is in the future (by the injected clock) and within the
+// configured maximum is left alone; its difference from Git is kept in the status. When the
+// break-glass expires the object is reverted, added fields and the annotations included, and
+// an Event and a log line carry the change as a patch to commit to the overlay.
+//
+// [Reconciler.Diff] reports what a sync would change without changing anything.
+//
+// This package must not shell out (git, kubectl, kustomize), must not keep state outside
+// the cluster apart from the Git cache, and must not write status anywhere but the status
+// ConfigMap. It never deletes an object it did not record in its inventory.
+package reconciler

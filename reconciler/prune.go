@@ -1,0 +1,144 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+)
+
+// pruneCandidates returns the inventory's objects that are not desired, in reverse apply
+// order: kinds applied last are deleted first.
+func pruneCandidates(inv *inventory, desired map[objKey]*object) []ObjectRef {
+	var out []ObjectRef
+	for i := len(inv.refs) - 1; i >= 0; i-- {
+		if desired[inv.refs[i].key()] == nil {
+			out = append(out, inv.refs[i])
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		gi, gj := out[i].GroupVersionKind().GroupKind(), out[j].GroupVersionKind().GroupKind()
+		if si, sj := stageOf(gi), stageOf(gj); si != sj {
+			return si > sj
+		}
+		return rankOf(gi) > rankOf(gj)
+	})
+	return out
+}
+
+// pruneDecision is what prune does with one candidate.
+type pruneDecision int
+
+const (
+	pruneDelete pruneDecision = iota
+	// pruneForget: the object is gone, belongs to another source, or opted out of pruning.
+	pruneForget
+	// pruneKeep: the object stays in the inventory, to be pruned later (break-glass).
+	pruneKeep
+)
+
+// decidePrune decides what to do with a live object that left Git.
+func (r *Reconciler) decidePrune(live *unstructured.Unstructured) (pruneDecision, string) {
+	switch {
+	case live == nil:
+		return pruneForget, "already deleted"
+	case live.GetLabels()[v1alpha1.LabelSource] != r.src.Name:
+		return pruneForget, fmt.Sprintf("its %s label is %q", v1alpha1.LabelSource, live.GetLabels()[v1alpha1.LabelSource])
+	case live.GetAnnotations()[v1alpha1.AnnotationPrune] == v1alpha1.PruneDisabled:
+		return pruneForget, fmt.Sprintf("annotated %s: %s", v1alpha1.AnnotationPrune, v1alpha1.PruneDisabled)
+	case live.GetDeletionTimestamp() != nil:
+		return pruneForget, "already being deleted"
+	}
+	if bg := readBreakGlass(live, r.clock.Now(), r.maxBG); bg.state == breakGlassActive {
+		return pruneKeep, fmt.Sprintf("under break-glass %q until %s", bg.reason, bg.until)
+	}
+	return pruneDelete, ""
+}
+
+// prune deletes the inventory's objects that are not desired, kind by kind in reverse apply
+// order. Only an object whose live label still names the source, that is not annotated
+// driftless.dev/prune: disabled and not under break-glass is deleted, and only if it is still
+// the object that was read (same UID). It returns how many were deleted and the objects that
+// stay in the inventory (break-glass and failures).
+func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objKey]*object) (int, []ObjectRef, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	cands := pruneCandidates(inv, desired)
+	var (
+		mu     sync.Mutex
+		pruned int
+		kept   []ObjectRef
+	)
+	keep := func(ref ObjectRef) {
+		mu.Lock()
+		kept = append(kept, ref)
+		mu.Unlock()
+	}
+	var errs []error
+	for len(cands) > 0 {
+		n := 1
+		gk := cands[0].GroupVersionKind().GroupKind()
+		for n < len(cands) && cands[n].GroupVersionKind().GroupKind() == gk {
+			n++
+		}
+		errs = append(errs, parallel(ctx, r.concurrency, cands[:n], func(ctx context.Context, ref ObjectRef) error {
+			m, err := r.mapper.RESTMapping(gk, ref.Version)
+			if meta.IsNoMatchError(err) {
+				log.Info("not pruning object whose kind is no longer served", "object", ref.String())
+				return nil
+			}
+			if err != nil {
+				keep(ref)
+				return fmt.Errorf("prune %s: %w", ref, err)
+			}
+			ri := r.resource(m.Resource, ref.Namespace)
+			live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				live, err = nil, nil
+			}
+			if err != nil {
+				keep(ref)
+				return fmt.Errorf("prune %s: %w", ref, err)
+			}
+			decision, why := r.decidePrune(live)
+			switch decision {
+			case pruneForget:
+				log.Info("not pruning object", "object", ref.String(), "why", why)
+				return nil
+			case pruneKeep:
+				log.Info("not pruning object yet", "object", ref.String(), "why", why)
+				keep(ref)
+				return nil
+			}
+			uid := live.GetUID()
+			policy := metav1.DeletePropagationBackground
+			err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &policy})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				keep(ref)
+				return fmt.Errorf("prune %s: %w", ref, err)
+			}
+			log.Info("pruned object", "object", ref.String())
+			r.event(live, corev1.EventTypeNormal, "Pruned", "Prune", fmt.Sprintf("deleted: the object left Git (source %s)", r.src.Name))
+			mu.Lock()
+			pruned++
+			mu.Unlock()
+			return nil
+		})...)
+		cands = cands[n:]
+	}
+	if len(errs) > 0 {
+		return pruned, kept, joinErrors(errs)
+	}
+	return pruned, kept, nil
+}

@@ -1,0 +1,157 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// load reads the inventory and the status of the source from the cluster, once. Until the
+// inventory is read, nothing is applied: a reconciler that forgot what it applied could
+// never prune it.
+func (r *Reconciler) load(ctx context.Context) error {
+	if r.loaded {
+		return nil
+	}
+	d, found, err := readConfigMap(ctx, r.client, r.namespace, InventoryConfigMapName(r.src.Name))
+	if err != nil {
+		return fmt.Errorf("read inventory: %w", err)
+	}
+	if found {
+		inv, err := decodeInventory(d[inventoryKey])
+		if err != nil {
+			return fmt.Errorf("configmap %s/%s: %w", r.namespace, InventoryConfigMapName(r.src.Name), err)
+		}
+		r.inv = inv
+	}
+	st, found, err := ReadSourceStatus(ctx, r.client, r.namespace, r.src.Name)
+	if err != nil {
+		// The status is a report; an unreadable one is replaced.
+		logr.FromContextOrDiscard(ctx).Error(err, "ignoring unreadable status")
+	} else if found {
+		r.status.Revision, r.status.Author, r.status.CommitTime, r.status.Subject = st.Revision, st.Author, st.CommitTime, st.Subject
+		r.status.LastApplied = st.LastApplied
+		r.status.DriftReverts = st.DriftReverts
+	}
+	r.status.ObjectsManaged = len(r.inv.refs)
+	r.loaded = true
+	return nil
+}
+
+// saveInventory writes inv to the cluster and makes it the source's inventory.
+func (r *Reconciler) saveInventory(ctx context.Context, inv *inventory) error {
+	_, err := applyConfigMap(ctx, r.client, r.namespace, InventoryConfigMapName(r.src.Name), componentInv, map[string]string{
+		"source":     r.src.Name,
+		inventoryKey: inv.encode(),
+	})
+	if err != nil {
+		return fmt.Errorf("save inventory: %w", err)
+	}
+	r.inv = inv
+	return nil
+}
+
+// record reports the outcome of a sync in the status, Events, metrics and the log, and
+// returns when to sync next.
+func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) Result {
+	log := logr.FromContextOrDiscard(ctx)
+	now := r.clock.Now()
+	st := &r.status
+	st.LastAttempt = now
+	st.AttemptedRevision = ""
+	if out.rev != nil {
+		st.AttemptedRevision = out.rev.Commit
+	}
+	st.Result = out.result
+	st.Violations = out.violations
+	st.ObjectsApplied, st.ObjectsPruned = out.applied, out.pruned
+	st.ObjectsManaged = len(r.inv.refs)
+	var msg string
+	if out.err == nil {
+		rev := out.rev
+		st.Revision, st.Author, st.CommitTime, st.Subject = rev.Commit, rev.Author, rev.Time, rev.Subject
+		st.LastApplied = now
+		msg = fmt.Sprintf("applied %s: %d objects created or changed, %d pruned, %d unchanged", short(rev.Commit), out.applied, out.pruned, out.unchanged)
+		r.failures = 0
+	} else {
+		msg = out.err.Error()
+		r.failures++
+	}
+	st.Message = msg
+	cm := r.writeStatus(ctx)
+	r.metrics.observeSync(r.src.Name, out.result, r.clock.Since(start), out.applied, out.pruned)
+
+	if out.err != nil {
+		log.Error(out.err, "sync failed", "result", out.result, "failures", r.failures)
+		r.event(cm, corev1.EventTypeWarning, string(out.result), "Sync", msg)
+		return Result{RequeueAfter: r.backoff()}
+	}
+	log.Info("synced", "revision", out.rev.Commit, "applied", out.applied, "pruned", out.pruned, "unchanged", out.unchanged)
+	if out.applied > 0 || out.pruned > 0 {
+		r.event(cm, corev1.EventTypeNormal, string(ResultApplied), "Sync", msg)
+	}
+	next := r.src.Interval.Duration
+	for _, b := range r.bg {
+		if d := b.Until.Sub(now); d < next {
+			next = max(d, 0)
+		}
+	}
+	return Result{RequeueAfter: next}
+}
+
+// backoff is the wait after the latest of r.failures consecutive failed syncs.
+func (r *Reconciler) backoff() time.Duration {
+	d := minBackoff
+	for i := 1; i < r.failures && d < r.src.Interval.Duration; i++ {
+		d *= 2
+	}
+	return min(d, r.src.Interval.Duration)
+}
+
+// writeStatus writes the status ConfigMap, the one place the source's status is written, and
+// returns it for Events to refer to. A failure is logged: the status is a report, and the
+// sync's result does not depend on it.
+func (r *Reconciler) writeStatus(ctx context.Context) *unstructured.Unstructured {
+	st := &r.status
+	st.BreakGlass = sortedBreakGlass(r.bg)
+	r.metrics.setBreakGlass(r.src.Name, len(st.BreakGlass))
+	name := StatusConfigMapName(r.src.Name)
+	ref := &unstructured.Unstructured{}
+	ref.SetAPIVersion("v1")
+	ref.SetKind("ConfigMap")
+	ref.SetNamespace(r.namespace)
+	ref.SetName(name)
+	data, err := encodeStatus(*st)
+	if err == nil {
+		// A sync that timed out still records why.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var cm *unstructured.Unstructured
+		if cm, err = applyConfigMap(wctx, r.client, r.namespace, name, componentStatus, data); err == nil {
+			return cm
+		}
+	}
+	logr.FromContextOrDiscard(ctx).Error(err, "cannot write status")
+	return ref
+}
+
+// maxNote is the longest note the API server accepts on an Event.
+const maxNote = 1024
+
+// event records an Event about regarding, shortening the note to what the API server
+// accepts.
+func (r *Reconciler) event(regarding runtime.Object, eventType, reason, action, note string) {
+	if r.recorder == nil {
+		return
+	}
+	if len(note) > maxNote {
+		const more = "\n... (truncated; see the driftless log and status)"
+		note = note[:maxNote-len(more)] + more
+	}
+	r.recorder.Eventf(regarding, nil, eventType, reason, action, "%s", note)
+}
