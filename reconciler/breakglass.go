@@ -30,6 +30,8 @@ type breakGlass struct {
 	state  breakGlassState
 	reason string
 	until  time.Time
+	// by is who started it, from the break-glass-by annotation; may be empty.
+	by string
 	// problem says why an invalid break-glass is not honoured.
 	problem string
 }
@@ -44,7 +46,7 @@ func readBreakGlass(u *unstructured.Unstructured, now time.Time, maxDuration tim
 	if !hasReason && !hasUntil {
 		return breakGlass{state: breakGlassNone}
 	}
-	bg := breakGlass{reason: strings.TrimSpace(reason)}
+	bg := breakGlass{reason: strings.TrimSpace(reason), by: ann[v1alpha1.AnnotationBreakGlassBy]}
 	if !hasUntil {
 		bg.state, bg.problem = breakGlassInvalid, v1alpha1.AnnotationBreakGlassUntil+" is missing"
 		return bg
@@ -72,9 +74,12 @@ func readBreakGlass(u *unstructured.Unstructured, now time.Time, maxDuration tim
 type BreakGlassObject struct {
 	// Object names the object.
 	Object string `json:"object"`
-	// By names the field managers that set the break-glass and changed the object, such as
-	// kubectl-edit.
-	By string `json:"by"`
+	// By is who started the break-glass, from the driftless.dev/break-glass-by annotation;
+	// empty when the annotation is not set.
+	By string `json:"by,omitempty"`
+	// Managers names the field managers that set the break-glass and changed the object,
+	// such as "driftless-break-glass, kubectl-edit".
+	Managers string `json:"managers,omitempty"`
 	// Reason is the break-glass reason, such as a ticket id.
 	Reason string `json:"reason"`
 	// Until is when the break-glass expires and the object is reverted to Git.

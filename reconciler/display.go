@@ -30,7 +30,7 @@ func displayObject(u *unstructured.Unstructured) map[string]any {
 	}
 	unstructured.RemoveNestedField(c.Object, "status")
 	ann := c.GetAnnotations()
-	for _, a := range []string{v1alpha1.AnnotationRevision, v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil, lastAppliedAnnotation} {
+	for _, a := range []string{v1alpha1.AnnotationRevision, v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil, v1alpha1.AnnotationBreakGlassBy, lastAppliedAnnotation} {
 		delete(ann, a)
 	}
 	if len(ann) == 0 {

@@ -100,6 +100,9 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	reason, what := "DriftReverted", "reverted a change made out of band by "+by
 	switch bg.state {
 	case breakGlassExpired:
+		if bg.by != "" {
+			by = bg.by + " (" + by + ")"
+		}
 		reason = "BreakGlassExpired"
 		what = fmt.Sprintf("break-glass %q expired at %s; reverted the change made by %s", bg.reason, bg.until.Format(time.RFC3339), by)
 	case breakGlassInvalid:
@@ -127,8 +130,9 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 	}
 	entry := BreakGlassObject{
 		Object: o.ref.String(),
-		By:     strings.Join(r.takeover.foreignManagers(live), ", "),
-		Reason: bg.reason,
+		By:       bg.by,
+		Managers: strings.Join(r.takeover.foreignManagers(live), ", "),
+		Reason:   bg.reason,
 		Until:  bg.until,
 		Patch:  patch,
 	}
@@ -139,13 +143,26 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 		return
 	}
 	logr.FromContextOrDiscard(ctx).Info("leaving object alone under break-glass", "object", o.ref.String(),
-		"reason", bg.reason, "until", bg.until, "by", entry.By, "patch", patch)
-	if !seen || prev.Until != entry.Until {
+		"reason", bg.reason, "until", bg.until, "by", entry.By, "managers", entry.Managers, "patch", patch)
+	if !seen || !prev.Until.Equal(entry.Until) {
 		r.event(live, corev1.EventTypeNormal, "BreakGlassActive", "Skip",
 			fmt.Sprintf("left alone until %s (break-glass %q by %s); reverted to Git then. Change against Git:\n%s",
-				bg.until.Format(time.RFC3339), bg.reason, entry.By, patch))
+				bg.until.Format(time.RFC3339), bg.reason, whoBrokeGlass(entry), patch))
 	}
 	r.writeStatus(ctx)
+}
+
+// whoBrokeGlass names the person, or failing that the field managers, behind a break-glass.
+func whoBrokeGlass(b BreakGlassObject) string {
+	switch {
+	case b.By != "" && b.Managers != "":
+		return b.By + " (" + b.Managers + ")"
+	case b.By != "":
+		return b.By
+	case b.Managers != "":
+		return b.Managers
+	}
+	return "unknown"
 }
 
 // dropBreakGlass forgets an object's break-glass and its expiry timer.

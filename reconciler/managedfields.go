@@ -29,6 +29,7 @@ var DefaultTakeoverManagers = []string{"kubectl", "before-first-apply"}
 var breakGlassPaths = []fieldpath.Path{
 	fieldpath.MakePathOrDie("metadata", "annotations", v1alpha1.AnnotationBreakGlass),
 	fieldpath.MakePathOrDie("metadata", "annotations", v1alpha1.AnnotationBreakGlassUntil),
+	fieldpath.MakePathOrDie("metadata", "annotations", v1alpha1.AnnotationBreakGlassBy),
 }
 
 // takeover decides which field managers' fields the reconciler takes over.
