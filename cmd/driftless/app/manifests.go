@@ -3,10 +3,12 @@ package app
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -19,7 +21,7 @@ func newManifestsCommand() *cobra.Command {
 		Use:   "manifests",
 		Short: "Print the Kubernetes objects that follow from a DriftlessConfig",
 	}
-	cmd.AddCommand(newWebhookManifestCommand())
+	cmd.AddCommand(newWebhookManifestCommand(), newSelfProtectionManifestCommand())
 	return cmd
 }
 
@@ -60,6 +62,56 @@ The webhook is reached through a Service (--service namespace/name, the default)
 	f.StringVar(&url, "url", "", "https URL of the webhook instead of a Service (for a guard outside the cluster)")
 	f.StringVar(&caFile, "ca-file", "", "PEM file of the CA that signed the webhook's serving certificate")
 	return cmd
+}
+
+func newSelfProtectionManifestCommand() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "self-protection",
+		Short: "Print the ValidatingAdmissionPolicy and binding that protect the Driftless installation",
+		Long: `Print the ValidatingAdmissionPolicy and its ValidatingAdmissionPolicyBinding, generated from
+the DriftlessConfig, that deny creates, updates and deletes in the reconciler's namespace and of
+the guard's webhook configuration to everyone but the reconciler, Kubernetes' own controllers and
+nodes, the configured controller identities and the break-glass groups. The binding's validation
+actions follow guard.mode. The API server does not apply such a policy to policies and bindings
+themselves: keep them with RBAC.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := v1alpha1.Load(configPath)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			policy, binding := webhook.SelfProtection(cfg)
+			return writeYAMLDocuments(cmd.OutOrStdout(), policy, binding)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "driftless.yaml", "path of the DriftlessConfig file")
+	return cmd
+}
+
+// writeYAMLDocuments writes objects as one YAML stream, separated by ---, without the empty
+// status a typed object marshals.
+func writeYAMLDocuments(w io.Writer, objects ...runtime.Object) error {
+	for i, obj := range objects {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		if status, ok := u["status"].(map[string]any); ok && len(status) == 0 {
+			delete(u, "status")
+		}
+		out, err := yaml.Marshal(u)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			out = append([]byte("---\n"), out...)
+		}
+		if _, err := w.Write(out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // webhookClientConfig builds how the API server reaches the guard.
