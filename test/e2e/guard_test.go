@@ -11,6 +11,7 @@ import (
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/harness"
+	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
 // fixture is what the reconciler would have applied: a ConfigMap and a Deployment owned by the
@@ -204,7 +205,7 @@ func TestKubernetesComponentsAreNeverSentToTheGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := guard.decisions()
+	before, err := guard.Decisions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestKubernetesComponentsAreNeverSentToTheGuard(t *testing.T) {
 			t.Fatalf("%s could not patch in a protected namespace: %s", u.Name, r.Combined())
 		}
 	}
-	after, err := guard.decisions()
+	after, err := guard.Decisions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestKubernetesComponentsAreNeverSentToTheGuard(t *testing.T) {
 	if r := cp.Bob.Kubectl(ctx, "patch", "-n", "production", "configmap/components-config", "--type=merge", "-p", `{"data":{"by":"bob"}}`); r.Err == nil {
 		t.Fatalf("bob's patch was allowed: %s", r.Combined())
 	}
-	final, err := guard.decisions()
+	final, err := guard.Decisions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestDenialsAreRecordedAsEvents(t *testing.T) {
 	if r := cp.Bob.Kubectl(ctx, "label", "-n", "production", "configmap/evented-config", "audit=me"); r.Err == nil {
 		t.Fatalf("bob's label was allowed: %s", r.Combined())
 	}
-	err := poll(ctx, 30*time.Second, func() error {
+	err := inprocess.Poll(ctx, 30*time.Second, func() error {
 		r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
 			"--field-selector", "regarding.name=evented-config,reason=ManualChangeDenied", "-o", "jsonpath={.items[*].note}")
 		if r.Err != nil {
@@ -269,8 +270,8 @@ func breakGlass(ns, object, reason string, until time.Time) []string {
 func TestBreakGlass(t *testing.T) {
 	ctx := t.Context()
 	applyFixture(t, "production", "incident")
-	start := guard.clock.Now()
-	t.Cleanup(func() { guard.clock.SetTime(start) })
+	start := guard.Clock.Now()
+	t.Cleanup(func() { guard.Clock.SetTime(start) })
 	const cm = "configmap/incident-config"
 
 	steps := []struct {
@@ -311,7 +312,7 @@ func TestBreakGlass(t *testing.T) {
 	assertKubectlOutput(t, cp.Admin, `{.spec.replicas}`, "4", "get", "-n", "production", "deployment/incident")
 
 	t.Run("after expiry alice is denied", func(t *testing.T) {
-		guard.clock.SetTime(start.Add(time.Hour + time.Second))
+		guard.Clock.SetTime(start.Add(time.Hour + time.Second))
 		r := cp.Alice.Kubectl(ctx, "patch", "-n", "production", cm, "--type=merge", "-p", `{"data":{"poolSize":"70"}}`)
 		if r.Err == nil {
 			t.Fatalf("alice changed the object after the break-glass expired: %s", r.Combined())
@@ -322,7 +323,7 @@ func TestBreakGlass(t *testing.T) {
 	})
 
 	t.Run("break-glass uses are recorded", func(t *testing.T) {
-		err := poll(ctx, 30*time.Second, func() error {
+		err := inprocess.Poll(ctx, 30*time.Second, func() error {
 			r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
 				"--field-selector", "regarding.name=incident-config,reason=BreakGlassUsed", "-o", "jsonpath={.items[*].note}")
 			if !strings.Contains(r.Stdout, "alice (group oncall)") || !strings.Contains(r.Stdout, "INC-7: bigger pool") {
@@ -374,8 +375,8 @@ func TestWarnAndDryRunModes(t *testing.T) {
 	ctx := t.Context()
 	applyFixture(t, "production", "modes")
 	t.Cleanup(func() {
-		if err := guard.setConfig(context.Background(), fmt.Sprintf(guardConfig, "enforce"), func() error {
-			return guard.waitEnforcing(context.Background())
+		if err := guard.SetConfig(context.Background(), fmt.Sprintf(guardConfig, "enforce"), func() error {
+			return guard.WaitEnforcing(context.Background())
 		}); err != nil {
 			t.Errorf("restore enforce mode: %v", err)
 		}
@@ -389,7 +390,7 @@ func TestWarnAndDryRunModes(t *testing.T) {
 	}
 
 	t.Run("warn", func(t *testing.T) {
-		err := guard.setConfig(ctx, fmt.Sprintf(guardConfig, "warn"), func() error {
+		err := guard.SetConfig(ctx, fmt.Sprintf(guardConfig, "warn"), func() error {
 			if r := patch("11", true); r.Err != nil {
 				return fmt.Errorf("still denied: %s", r.Combined())
 			}
@@ -410,7 +411,7 @@ func TestWarnAndDryRunModes(t *testing.T) {
 	})
 
 	t.Run("dry-run", func(t *testing.T) {
-		err := guard.setConfig(ctx, fmt.Sprintf(guardConfig, "dry-run"), func() error {
+		err := guard.SetConfig(ctx, fmt.Sprintf(guardConfig, "dry-run"), func() error {
 			if r := patch("13", true); r.Err != nil || strings.Contains(r.Stderr, "Warning:") {
 				return fmt.Errorf("not in dry-run mode yet: %s", r.Combined())
 			}
@@ -419,7 +420,7 @@ func TestWarnAndDryRunModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before, err := guard.decisions()
+		before, err := guard.Decisions()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -427,14 +428,14 @@ func TestWarnAndDryRunModes(t *testing.T) {
 		if r.Err != nil || strings.Contains(r.Stderr, "Warning:") {
 			t.Fatalf("dry-run mode should allow silently: %v %s", r.Err, r.Combined())
 		}
-		after, err := guard.decisions()
+		after, err := guard.Decisions()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if after["recorded/protected-namespace"] != before["recorded/protected-namespace"]+1 {
 			t.Errorf("dry-run mode did not record the change: before %v after %v", before, after)
 		}
-		err = poll(ctx, 30*time.Second, func() error {
+		err = inprocess.Poll(ctx, 30*time.Second, func() error {
 			r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
 				"--field-selector", "regarding.name=modes-config,reason=ManualChangeRecorded", "-o", "jsonpath={.items[*].note}")
 			if !strings.Contains(r.Stdout, "bob tried to update") {
@@ -451,20 +452,20 @@ func TestWarnAndDryRunModes(t *testing.T) {
 func TestInvalidConfigReloadKeepsTheLastGoodOne(t *testing.T) {
 	ctx := t.Context()
 	t.Cleanup(func() {
-		if err := os.WriteFile(guard.configPath, []byte(fmt.Sprintf(guardConfig, "enforce")), 0o600); err != nil {
+		if err := os.WriteFile(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "enforce")), 0o600); err != nil {
 			t.Error(err)
 		}
 	})
-	before, err := guard.counter("driftless_config_reloads_total", "result")
+	before, err := guard.Counter("driftless_config_reloads_total", "result")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// "off" is not a mode: a typo must not switch the guard off.
-	if err := os.WriteFile(guard.configPath, []byte(fmt.Sprintf(guardConfig, "off")), 0o600); err != nil {
+	if err := os.WriteFile(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "off")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = poll(ctx, 30*time.Second, func() error {
-		now, err := guard.counter("driftless_config_reloads_total", "result")
+	err = inprocess.Poll(ctx, 30*time.Second, func() error {
+		now, err := guard.Counter("driftless_config_reloads_total", "result")
 		if err != nil {
 			return err
 		}
@@ -476,23 +477,23 @@ func TestInvalidConfigReloadKeepsTheLastGoodOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := guard.waitEnforcing(ctx); err != nil {
+	if err := guard.WaitEnforcing(ctx); err != nil {
 		t.Fatalf("an invalid configuration changed the guard: %v", err)
 	}
 }
 
 func TestCertificateRotationWithoutRestart(t *testing.T) {
 	ctx := t.Context()
-	before, err := guard.servingSerial()
+	before, err := guard.ServingSerial()
 	if err != nil {
 		t.Fatal(err)
 	}
 	next := before + 1
-	if err := guard.ca.WriteServingCert(guard.certDir, next, "127.0.0.1"); err != nil {
+	if err := guard.CA.WriteServingCert(guard.CertDir, next, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	err = poll(ctx, time.Minute, func() error {
-		got, err := guard.servingSerial()
+	err = inprocess.Poll(ctx, time.Minute, func() error {
+		got, err := guard.ServingSerial()
 		if err != nil {
 			return err
 		}
@@ -504,7 +505,7 @@ func TestCertificateRotationWithoutRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := guard.waitEnforcing(ctx); err != nil {
+	if err := guard.WaitEnforcing(ctx); err != nil {
 		t.Fatalf("the API server does not reach the guard after rotation: %v", err)
 	}
 }
@@ -512,14 +513,14 @@ func TestCertificateRotationWithoutRestart(t *testing.T) {
 func TestFailClosedWhenTheGuardIsDown(t *testing.T) {
 	ctx := t.Context()
 	applyFixture(t, "production", "down")
-	if err := guard.stop(); err != nil {
+	if err := guard.Stop(); err != nil {
 		t.Fatalf("stop guard: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := guard.start(); err != nil {
+		if err := guard.Start(); err != nil {
 			t.Fatalf("restart guard: %v", err)
 		}
-		if err := guard.waitEnforcing(context.Background()); err != nil {
+		if err := guard.WaitEnforcing(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	})

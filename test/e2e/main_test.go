@@ -7,13 +7,14 @@ import (
 	"testing"
 
 	"github.com/driftless-dev/driftless/test/harness"
+	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
 // The control plane and the guard are shared by every test in the package. Tests that change
 // the guard's mode, clock or process restore them before they end.
 var (
 	cp    *harness.ControlPlane
-	guard *guardServer
+	guard *inprocess.Server
 )
 
 // Namespaces of the guard suite. prod-* are protected, dev-* are not.
@@ -54,17 +55,17 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
-	if guard, err = newGuardServer(cp, fmt.Sprintf(guardConfig, "enforce")); err != nil {
+	if guard, err = inprocess.New(cp, fmt.Sprintf(guardConfig, "enforce")); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(guard.dir)
-	if err := guard.start(); err != nil {
+	defer os.RemoveAll(guard.Dir)
+	if err := guard.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start guard:", err)
 		return 1
 	}
-	defer guard.stop()
-	if err := guard.install(ctx); err != nil {
+	defer guard.Stop()
+	if err := guard.Install(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: install guard:", err)
 		return 1
 	}

@@ -3,8 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -13,15 +17,17 @@ import (
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
-// configReloader re-reads the configuration file and hands every new valid version to apply.
-// A file that does not load is logged and ignored: the last good configuration stays in force.
-// Polling, rather than file notifications, also sees the symlink swap a mounted ConfigMap makes.
+// configReloader re-reads the configuration file, and the policy files it names, and hands
+// every changed valid version to apply. What does not load is logged, counted and ignored: the
+// last good configuration and policies stay in force. Polling, rather than file notifications,
+// also sees the symlink swap a mounted ConfigMap makes.
 type configReloader struct {
 	path     string
 	interval time.Duration
-	last     []byte
-	apply    func(*v1alpha1.DriftlessConfig) error
-	log      logr.Logger
+	// last is the fingerprint of what was last tried.
+	last  []byte
+	apply func(context.Context, *v1alpha1.DriftlessConfig) error
+	log   logr.Logger
 	// reloads counts reload attempts by result: applied or failed.
 	reloads *prometheus.CounterVec
 }
@@ -29,7 +35,7 @@ type configReloader struct {
 func newReloadsMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "driftless_config_reloads_total",
-		Help: "Changes of the configuration file seen by driftless run, by result: applied, or failed (the last good configuration stays).",
+		Help: "Changes of the configuration file or its policy files seen by driftless run, by result: applied, or failed (the last good configuration stays).",
 	}, []string{"result"})
 	if err := reg.Register(c); err != nil {
 		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
@@ -49,25 +55,23 @@ func (r *configReloader) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			r.reload()
+			r.reload(ctx)
 		}
 	}
 }
 
-func (r *configReloader) reload() {
-	data, err := os.ReadFile(r.path)
-	if err != nil {
-		r.log.Error(err, "config reload failed, keeping the last good configuration", "config", r.path)
+// NeedLeaderElection is false: every replica serves the webhook with the current configuration.
+func (r *configReloader) NeedLeaderElection() bool { return false }
+
+func (r *configReloader) reload(ctx context.Context) {
+	c, fingerprint, err := readConfig(r.path)
+	if bytes.Equal(fingerprint, r.last) {
 		return
 	}
-	if bytes.Equal(data, r.last) {
-		return
-	}
-	// A bad file is reported once, not on every poll, until it changes again.
-	r.last = data
-	c, err := v1alpha1.Decode(data)
+	// A bad version is reported once, not on every poll, until something changes again.
+	r.last = fingerprint
 	if err == nil {
-		err = r.apply(c)
+		err = r.apply(ctx, c)
 	}
 	if err != nil {
 		r.reloads.WithLabelValues("failed").Inc()
@@ -78,5 +82,40 @@ func (r *configReloader) reload() {
 	r.log.Info("configuration reloaded", "config", r.path, "mode", c.Guard.Mode)
 }
 
-// NeedLeaderElection is false: every replica serves the webhook with the current configuration.
-func (r *configReloader) NeedLeaderElection() bool { return false }
+// readConfig loads the configuration at path and fingerprints it together with the policy
+// files its policy sets name, so that a changed policy file counts as a change.
+func readConfig(path string) (*v1alpha1.DriftlessConfig, []byte, error) {
+	h := sha256.New()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		h.Write([]byte(err.Error()))
+		return nil, h.Sum(nil), err
+	}
+	h.Write(data)
+	c, err := v1alpha1.Decode(data)
+	if err != nil {
+		return nil, h.Sum(nil), err
+	}
+	v1alpha1.ResolvePaths(c, filepath.Dir(path))
+	for _, ps := range c.PolicySets {
+		for _, root := range ps.Paths {
+			// Unreadable paths fingerprint as their error; Engine.Load reports them.
+			werr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() || !strings.HasSuffix(p, ".rego") {
+					return err
+				}
+				content, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				h.Write([]byte(p))
+				h.Write(content)
+				return nil
+			})
+			if werr != nil {
+				h.Write([]byte(werr.Error()))
+			}
+		}
+	}
+	return c, h.Sum(nil), nil
+}

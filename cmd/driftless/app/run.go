@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/policy"
 	"github.com/driftless-dev/driftless/webhook"
 )
 
@@ -75,13 +75,15 @@ func newRunCommand() *cobra.Command {
 
 // Run serves the admission guard with its metrics and health endpoints until ctx is done.
 func Run(ctx context.Context, o RunOptions) error {
-	cfgData, err := os.ReadFile(o.ConfigPath)
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	cfg, err := v1alpha1.Decode(cfgData)
+	cfg, fingerprint, err := readConfig(o.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
+	}
+	// One engine serves the admission policy set; reloads swap its compiled set atomically
+	// and keep the last good one when a policy does not compile.
+	engine := policy.New()
+	if err := loadAdmissionPolicy(ctx, engine, cfg); err != nil {
+		return err
 	}
 	log := o.Logger
 	ctrl.SetLogger(log)
@@ -121,6 +123,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		Metrics:  metrics,
 		Recorder: mgr.GetEventRecorder("driftless-guard"),
 		Parents:  webhook.MetadataParentReader{Client: meta},
+		Policy:   engine,
 	})
 	if err != nil {
 		return err
@@ -132,7 +135,13 @@ func Run(ctx context.Context, o RunOptions) error {
 		if err != nil {
 			return fmt.Errorf("register config metrics: %w", err)
 		}
-		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: cfgData, apply: guard.SetConfig, log: log.WithName("config"), reloads: reloads}
+		apply := func(ctx context.Context, c *v1alpha1.DriftlessConfig) error {
+			if err := loadAdmissionPolicy(ctx, engine, c); err != nil {
+				return err
+			}
+			return guard.SetConfig(c)
+		}
+		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: fingerprint, apply: apply, log: log.WithName("config"), reloads: reloads}
 		if err := mgr.Add(reloader); err != nil {
 			return fmt.Errorf("add config reloader: %w", err)
 		}
@@ -148,6 +157,27 @@ func Run(ctx context.Context, o RunOptions) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	return nil
+}
+
+// loadAdmissionPolicy compiles the policy set named by guard.policySet into engine.
+func loadAdmissionPolicy(ctx context.Context, engine *policy.Engine, c *v1alpha1.DriftlessConfig) error {
+	if c.Guard.PolicySet == "" {
+		return nil
+	}
+	for _, ps := range c.PolicySets {
+		if ps.Name != c.Guard.PolicySet {
+			continue
+		}
+		opts, _, err := policy.OptionsFromConfig(ps)
+		if err != nil {
+			return err
+		}
+		if err := engine.Load(ctx, opts); err != nil {
+			return fmt.Errorf("load policy set %q: %w", ps.Name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("guard.policySet %q is not defined", c.Guard.PolicySet)
 }
 
 func splitHostPort(addr string) (string, int, error) {

@@ -1,4 +1,7 @@
-package e2e
+// Package inprocess runs `driftless run` inside a test process against a test control plane:
+// the same app.Run the binary calls, with a fake clock, its own serving certificates, a
+// configuration file the test can rewrite, and the generated webhook configuration installed.
+package inprocess
 
 import (
 	"context"
@@ -30,18 +33,18 @@ import (
 	"github.com/driftless-dev/driftless/webhook"
 )
 
-// guardServer is `driftless run` started in this process against the test control plane, with
+// Server is `driftless run` started in this process against the test control plane, with
 // a fake clock for break-glass expiry and a webhook configuration pointing at it.
-type guardServer struct {
+type Server struct {
 	cp          *harness.ControlPlane
-	dir         string
-	configPath  string
-	certDir     string
-	webhookAddr string
-	metricsAddr string
-	probeAddr   string
-	clock       *clocktesting.FakePassiveClock
-	ca          *harness.CA
+	Dir         string
+	ConfigPath  string
+	CertDir     string
+	WebhookAddr string
+	MetricsAddr string
+	ProbeAddr   string
+	Clock       *clocktesting.FakePassiveClock
+	CA          *harness.CA
 	cancel      context.CancelFunc
 	done        chan error
 }
@@ -55,36 +58,36 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func newGuardServer(cp *harness.ControlPlane, config string) (*guardServer, error) {
+func New(cp *harness.ControlPlane, config string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "driftless-guard-")
 	if err != nil {
 		return nil, err
 	}
-	g := &guardServer{
-		cp: cp, dir: dir,
-		configPath: filepath.Join(dir, "config.yaml"),
-		certDir:    filepath.Join(dir, "certs"),
-		clock:      clocktesting.NewFakePassiveClock(time.Now().Truncate(time.Second)),
+	g := &Server{
+		cp: cp, Dir: dir,
+		ConfigPath: filepath.Join(dir, "config.yaml"),
+		CertDir:    filepath.Join(dir, "certs"),
+		Clock:      clocktesting.NewFakePassiveClock(time.Now().Truncate(time.Second)),
 	}
-	for _, a := range []*string{&g.webhookAddr, &g.metricsAddr, &g.probeAddr} {
+	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr} {
 		if *a, err = freeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	if g.ca, err = harness.NewCA(); err != nil {
+	if g.CA, err = harness.NewCA(); err != nil {
 		return nil, err
 	}
-	if err := g.ca.WriteServingCert(g.certDir, 2, "127.0.0.1"); err != nil {
+	if err := g.CA.WriteServingCert(g.CertDir, 2, "127.0.0.1"); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(g.ConfigPath, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
 	return g, nil
 }
 
-// start runs the guard until stop and waits until it is ready.
-func (g *guardServer) start() error {
+// Start runs the guard until stop and waits until it is ready.
+func (g *Server) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel, g.done = cancel, make(chan error, 1)
 	logger := zap.New(zap.WriteTo(os.Stderr))
@@ -93,24 +96,24 @@ func (g *guardServer) start() error {
 	}
 	go func() {
 		g.done <- app.Run(ctx, app.RunOptions{
-			ConfigPath:           g.configPath,
-			CertDir:              g.certDir,
-			WebhookAddr:          g.webhookAddr,
-			MetricsAddr:          g.metricsAddr,
-			ProbeAddr:            g.probeAddr,
+			ConfigPath:           g.ConfigPath,
+			CertDir:              g.CertDir,
+			WebhookAddr:          g.WebhookAddr,
+			MetricsAddr:          g.MetricsAddr,
+			ProbeAddr:            g.ProbeAddr,
 			ConfigReloadInterval: 100 * time.Millisecond,
 			RESTConfig:           g.cp.Reconciler.Config,
-			Clock:                g.clock,
+			Clock:                g.Clock,
 			Logger:               logger,
 		})
 	}()
-	return poll(ctx, time.Minute, func() error {
+	return Poll(ctx, time.Minute, func() error {
 		select {
 		case err := <-g.done:
 			return fmt.Errorf("driftless run exited: %w", err)
 		default:
 		}
-		resp, err := http.Get("http://" + g.probeAddr + "/readyz")
+		resp, err := http.Get("http://" + g.ProbeAddr + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -122,22 +125,22 @@ func (g *guardServer) start() error {
 	})
 }
 
-// stop stops the guard and waits for it to exit.
-func (g *guardServer) stop() error {
+// Stop stops the guard and waits for it to exit.
+func (g *Server) Stop() error {
 	g.cancel()
 	return <-g.done
 }
 
-// install creates the webhook configuration generated from the guard's configuration and waits
+// Install creates the webhook configuration generated from the guard's configuration and waits
 // until the API server calls the guard.
-func (g *guardServer) install(ctx context.Context) error {
-	cfg, err := v1alpha1.Load(g.configPath)
+func (g *Server) Install(ctx context.Context) error {
+	cfg, err := v1alpha1.Load(g.ConfigPath)
 	if err != nil {
 		return err
 	}
 	vwc := webhook.WebhookConfiguration(cfg, admissionregistrationv1.WebhookClientConfig{
-		URL:      ptr.To("https://" + g.webhookAddr + webhook.GuardPath),
-		CABundle: g.ca.PEM,
+		URL:      ptr.To("https://" + g.WebhookAddr + webhook.GuardPath),
+		CABundle: g.CA.PEM,
 	})
 	admin, err := g.cp.Admin.Clientset()
 	if err != nil {
@@ -146,17 +149,17 @@ func (g *guardServer) install(ctx context.Context) error {
 	if _, err := admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create webhook configuration: %w", err)
 	}
-	return g.waitEnforcing(ctx)
+	return g.WaitEnforcing(ctx)
 }
 
-// waitEnforcing waits until a dry-run create by bob in the production namespace is denied.
-func (g *guardServer) waitEnforcing(ctx context.Context) error {
+// WaitEnforcing waits until a dry-run create by bob in the production namespace is denied.
+func (g *Server) WaitEnforcing(ctx context.Context) error {
 	bob, err := g.cp.Bob.Clientset()
 	if err != nil {
 		return err
 	}
 	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "guard-probe", Namespace: "production"}}
-	return poll(ctx, time.Minute, func() error {
+	return Poll(ctx, time.Minute, func() error {
 		_, err := bob.CoreV1().ConfigMaps("production").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "driftless:") {
 			return nil
@@ -165,25 +168,25 @@ func (g *guardServer) waitEnforcing(ctx context.Context) error {
 	})
 }
 
-// setConfig rewrites the configuration file and waits until the running guard applies it,
+// SetConfig rewrites the configuration file and waits until the running guard applies it,
 // observed through check.
-func (g *guardServer) setConfig(ctx context.Context, config string, check func() error) error {
-	if err := os.WriteFile(g.configPath, []byte(config), 0o600); err != nil {
+func (g *Server) SetConfig(ctx context.Context, config string, check func() error) error {
+	if err := os.WriteFile(g.ConfigPath, []byte(config), 0o600); err != nil {
 		return err
 	}
-	return poll(ctx, 30*time.Second, check)
+	return Poll(ctx, 30*time.Second, check)
 }
 
-// decisions scrapes the guard's metrics endpoint and returns driftless_guard_decisions_total
+// Decisions scrapes the guard's metrics endpoint and returns driftless_guard_decisions_total
 // by "result/reason", with the sum under "total".
-func (g *guardServer) decisions() (map[string]float64, error) {
-	return g.counter("driftless_guard_decisions_total", "result", "reason")
+func (g *Server) Decisions() (map[string]float64, error) {
+	return g.Counter("driftless_guard_decisions_total", "result", "reason")
 }
 
-// counter scrapes the metrics endpoint and returns the counter by its label values joined
+// Counter scrapes the metrics endpoint and returns the counter by its label values joined
 // with "/", with the sum under "total".
-func (g *guardServer) counter(name string, labels ...string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + g.metricsAddr + "/metrics")
+func (g *Server) Counter(name string, labels ...string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + g.MetricsAddr + "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -208,9 +211,9 @@ func (g *guardServer) counter(name string, labels ...string) (map[string]float64
 	return out, nil
 }
 
-// servingSerial returns the serial number of the certificate the webhook presents.
-func (g *guardServer) servingSerial() (int64, error) {
-	conn, err := tls.Dial("tcp", g.webhookAddr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the serial only
+// ServingSerial returns the serial number of the certificate the webhook presents.
+func (g *Server) ServingSerial() (int64, error) {
+	conn, err := tls.Dial("tcp", g.WebhookAddr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the serial only
 	if err != nil {
 		return 0, err
 	}
@@ -222,8 +225,8 @@ func (g *guardServer) servingSerial() (int64, error) {
 	return certs[0].SerialNumber.Int64(), nil
 }
 
-// poll calls f until it returns nil or timeout passes, and returns f's last error then.
-func poll(ctx context.Context, timeout time.Duration, f func() error) error {
+// Poll calls f until it returns nil or timeout passes, and returns f's last error then.
+func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
