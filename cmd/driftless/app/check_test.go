@@ -1,0 +1,531 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// sampleRepo is the example config repository, relative to this package.
+var sampleRepo = filepath.Join("..", "..", "..", "config", "samples", "config-repo")
+
+// runResult is what one driftless invocation produced.
+type runResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runDriftless runs the command tree in-process, the way main does: an error goes to stderr
+// as "driftless: <error>" and decides the exit code.
+func runDriftless(t *testing.T, args ...string) runResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := NewCommand()
+	cmd.SetArgs(args)
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	code := 0
+	if err := cmd.ExecuteContext(t.Context()); err != nil {
+		fmt.Fprintf(&stderr, "driftless: %v\n", err)
+		code = ExitCode(err)
+	}
+	return runResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// copySample copies the example config repository into a temporary Git work tree (a .git
+// directory is all check looks for) and returns its root.
+func copySample(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo")
+	if err := os.CopyFS(dir, os.DirFS(sampleRepo)); err != nil {
+		t.Fatalf("copy sample repository: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatalf("mkdir .git: %v", err)
+	}
+	return dir
+}
+
+// edit replaces old with new in dir/name; old must occur, so a test cannot pass vacuously.
+func edit(t *testing.T, dir, name, old, new string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("%s does not contain %q", p, old)
+	}
+	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+		t.Fatalf("write %s: %v", p, err)
+	}
+}
+
+// writeFile writes content to dir/name, creating directories.
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatalf("mkdir: %v", err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatalf("write %s: %v", p, err)
+	}
+}
+
+// violatingSample is a copy of the sample whose production overlay breaks three rules: a
+// :latest image, a privileged container (built-in library) and a production ConfigMap
+// without an owner label (the sample's own policy), and warns: no revisionHistoryLimit.
+func violatingSample(t *testing.T) string {
+	t.Helper()
+	dir := copySample(t)
+	edit(t, dir, "base/deployment.yaml", "payment-gateway:1.8.2", "payment-gateway:latest")
+	edit(t, dir, "base/deployment.yaml", "allowPrivilegeEscalation: false", "privileged: true")
+	edit(t, dir, "base/deployment.yaml", "  revisionHistoryLimit: 5\n", "")
+	edit(t, dir, "base/configmap.yaml", "    owner: team-payments\n", "")
+	return dir
+}
+
+// checkGolden compares got with testdata/golden/name, after replacing dir with $REPO, or
+// rewrites the file with -update.
+func checkGolden(t *testing.T, name, got, dir string) {
+	t.Helper()
+	if dir != "" {
+		got = strings.ReplaceAll(got, filepath.ToSlash(dir), "$REPO")
+	}
+	p := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatalf("update golden: %v", err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	sampleConfig := filepath.Join(sampleRepo, "driftless.yaml")
+	production := filepath.Join(sampleRepo, "overlays", "production")
+	libraryParams := []string{"--param", `allowed_registries=["registry.example.com"]`, "--environment", "production"}
+	tests := []struct {
+		name string
+		// args are the check arguments; setup, if set, returns a directory that "$DIR"
+		// in args stands for.
+		args       []string
+		setup      func(t *testing.T) string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+		// notStdout must not appear on stdout.
+		notStdout []string
+	}{
+		{
+			name:       "sample production passes with its policy set",
+			args:       []string{"--config", sampleConfig, "--policy-set", "production", production},
+			wantStdout: []string{"0 denials, 0 warnings in 3 objects\n"},
+		},
+		{
+			name:       "sample passes with flags instead of a config, every overlay and the base",
+			args:       append(append([]string{"--policy", filepath.Join(sampleRepo, "policies")}, libraryParams...), production, filepath.Join(sampleRepo, "overlays", "staging"), filepath.Join(sampleRepo, "base")),
+			wantStdout: []string{"0 denials, 0 warnings in 9 objects\n"},
+		},
+		{
+			name:  "violations name file, object, rule and message",
+			setup: violatingSample,
+			args:  []string{"--config", "$DIR/driftless.yaml", "$DIR/overlays/production"},
+			wantStdout: []string{
+				`base/deployment.yaml:1: deny images_pinned: Deployment production/payment-gateway: Deployment/payment-gateway: container "gateway" uses image "registry.example.com/payments/payment-gateway:latest" with the mutable tag "latest"`,
+				`base/deployment.yaml:1: deny no_privileged: Deployment production/payment-gateway: Deployment/payment-gateway: container "gateway" runs privileged`,
+				"base/configmap.yaml:1: deny main.deny: ConfigMap production/payment-gateway-config: ConfigMap payment-gateway-config in production has no owner label",
+				"base/deployment.yaml:1: warn main.warn: Deployment production/payment-gateway: Deployment payment-gateway does not set spec.revisionHistoryLimit",
+				"3 denials, 1 warning in 3 objects\n",
+			},
+			wantCode:   1,
+			wantStderr: []string{"driftless: policy check failed: 3 denials, 1 warning in 3 objects"},
+		},
+		{
+			name:       "the staging overlay of the violating copy has no owner denial",
+			setup:      violatingSample,
+			args:       []string{"--config", "$DIR/driftless.yaml", "$DIR/overlays/staging"},
+			wantStdout: []string{"images_pinned", "no_privileged", "2 denials, 1 warning in 3 objects\n"},
+			notStdout:  []string{"main.deny"},
+			wantCode:   1,
+		},
+		{
+			name:       "--disable-rule leaves a built-in rule out",
+			setup:      violatingSample,
+			args:       []string{"--config", "$DIR/driftless.yaml", "--disable-rule", "images_pinned", "--disable-rule", "no_privileged", "$DIR/overlays/production"},
+			wantStdout: []string{"main.deny", "1 denial, 1 warning in 3 objects\n"},
+			notStdout:  []string{"images_pinned", "no_privileged"},
+			wantCode:   1,
+		},
+		{
+			name:       "--no-library keeps only the user policies",
+			setup:      violatingSample,
+			args:       []string{"--no-library", "--policy", "$DIR/policies", "$DIR/overlays/production"},
+			wantStdout: []string{"main.deny", "1 denial, 1 warning in 3 objects\n"},
+			wantCode:   1,
+		},
+		{
+			name:       "JSON --param overrides the policy set's parameter",
+			args:       []string{"--config", sampleConfig, "--param", `allowed_registries=["ghcr.io/acme"]`, production},
+			wantStdout: []string{`deny allowed_registries: Deployment production/payment-gateway: Deployment/payment-gateway: container "gateway" uses image "registry.example.com/payments/payment-gateway:1.8.2" from a registry that is not allowed; use one of ghcr.io/acme`},
+			wantCode:   1,
+		},
+		{
+			name:       "number --param",
+			args:       []string{"--config", sampleConfig, "--param", "min_replicas=5", production},
+			wantStdout: []string{"deny production_replicas: Deployment production/payment-gateway: Deployment/payment-gateway: runs 3 replica(s) in production; set spec.replicas to at least 5"},
+			wantCode:   1,
+		},
+		{
+			name: "string --param and --environment reach the policy",
+			args: []string{"--no-library", "--policy", "testdata/check/params", "--param", "team=shop", "--environment", "production", "--root", "testdata", "testdata/check/plain"},
+			wantStdout: []string{
+				"check/plain/objects.yaml:2: deny main.deny: ConfigMap shop/settings: ConfigMap settings: production objects name an on-call contact\n",
+				`check/plain/objects.yaml:12: deny main.deny: ConfigMap shop/other: ConfigMap other: label team must be "shop"` + "\n",
+				"3 denials, 0 warnings in 2 objects\n",
+			},
+			wantCode: 1,
+		},
+		{
+			name:       "outside production the environment rule is quiet",
+			args:       []string{"--no-library", "--policy", "testdata/check/params", "--param", "team=shop", "--environment", "staging", "--root", "testdata", "testdata/check/plain"},
+			wantStdout: []string{"1 denial, 0 warnings in 2 objects\n"},
+			notStdout:  []string{"on-call"},
+			wantCode:   1,
+		},
+		{
+			name: "conftest policy runs unchanged",
+			args: []string{"--no-library", "--policy", "testdata/check/conftest", "--root", "testdata", "testdata/check/conftest"},
+			wantStdout: []string{
+				"check/conftest/manifests.yaml:1: deny main.deny: Deployment shop/web: Containers must not run as root\n",
+				"check/conftest/manifests.yaml:1: deny main.deny_latest_tag: Deployment shop/web: container web uses the latest tag\n",
+				"check/conftest/manifests.yaml:17: warn main.warn: Service shop/web: Service web is exposed on every node with type NodePort\n",
+				"2 denials, 1 warning in 2 objects\n",
+			},
+			wantCode: 1,
+		},
+		{
+			name:       "warnings alone pass",
+			args:       []string{"--no-library", "--policy", "testdata/check/conftest", "testdata/check/warn-only/service.yaml"},
+			wantStdout: []string{"warn main.warn: Service shop/web", "0 denials, 1 warning in 1 object\n"},
+		},
+		{
+			name:       "--fail-on-warn fails on warnings",
+			args:       []string{"--no-library", "--policy", "testdata/check/conftest", "--fail-on-warn", "testdata/check/warn-only/service.yaml"},
+			wantStdout: []string{"warn main.warn: Service shop/web", "0 denials, 1 warning in 1 object\n"},
+			wantStderr: []string{"policy check failed: 0 denials, 1 warning in 1 object"},
+			wantCode:   1,
+		},
+		{
+			name:       "malformed YAML names file and line",
+			args:       []string{"--root", "testdata", "testdata/check/malformed"},
+			wantStderr: []string{"driftless: render testdata/check/malformed: check/malformed/configmap.yaml:5: did not find expected key"},
+			wantCode:   2,
+		},
+		{
+			name:       "kustomize error",
+			args:       []string{"--root", "testdata", "testdata/check/kustomize-error"},
+			wantStderr: []string{"driftless: render testdata/check/kustomize-error: kustomize build check/kustomize-error: ", "deployment.yaml"},
+			wantCode:   2,
+		},
+		{
+			name:       "kustomization refers outside the root",
+			args:       []string{"--root", filepath.Join(sampleRepo, "overlays"), production},
+			wantStderr: []string{"driftless: render ", "outside the repository root"},
+			wantCode:   2,
+		},
+		{
+			name:       "Rego compile error names file:line:col",
+			args:       []string{"--policy", "testdata/check/broken-policy", "testdata/check/plain"},
+			wantStderr: []string{"driftless: compile policies: testdata/check/broken-policy/policy.rego:6:1: rego_parse_error: "},
+			wantCode:   2,
+		},
+		{
+			name:       "unknown built-in rule",
+			args:       []string{"--disable-rule", "no_such_rule", production},
+			wantStderr: []string{`disabled rule "no_such_rule": no such built-in rule`},
+			wantCode:   2,
+		},
+		{
+			name:       "unknown policy set",
+			args:       []string{"--config", sampleConfig, "--policy-set", "staging", production},
+			wantStderr: []string{`no policy set "staging" (have production)`},
+			wantCode:   2,
+		},
+		{
+			name:       "missing PATH",
+			args:       []string{"testdata/check/no-such-dir"},
+			wantStderr: []string{"driftless: check testdata/check/no-such-dir: no such file or directory"},
+			wantCode:   2,
+		},
+		{name: "no PATH", args: nil, wantStderr: []string{"missing PATH"}, wantCode: 2},
+		{name: "unknown flag", args: []string{"--frobnicate", production}, wantStderr: []string{"unknown flag: --frobnicate"}, wantCode: 2},
+		{name: "unknown output format", args: []string{"--output", "xml", production}, wantStderr: []string{`--output "xml": want text, json, junit or sarif`}, wantCode: 2},
+		{name: "--param without =", args: []string{"--param", "team", production}, wantStderr: []string{`--param "team": want key=value`}, wantCode: 2},
+		{name: "--policy-set without --config", args: []string{"--policy-set", "production", production}, wantStderr: []string{"--policy-set needs --config"}, wantCode: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := tt.args
+			if tt.setup != nil {
+				dir := tt.setup(t)
+				args = make([]string, len(tt.args))
+				for i, a := range tt.args {
+					args[i] = strings.ReplaceAll(a, "$DIR", dir)
+				}
+			}
+			got := runDriftless(t, append([]string{"check"}, args...)...)
+			if got.code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", got.code, tt.wantCode, got.stdout, got.stderr)
+			}
+			for _, want := range tt.wantStdout {
+				if !strings.Contains(got.stdout, want) {
+					t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
+				}
+			}
+			for _, not := range tt.notStdout {
+				if strings.Contains(got.stdout, not) {
+					t.Errorf("stdout contains %q:\n%s", not, got.stdout)
+				}
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(got.stderr, want) {
+					t.Errorf("stderr does not contain %q:\n%s", want, got.stderr)
+				}
+			}
+			if tt.wantCode == 2 && got.stdout != "" {
+				t.Errorf("stdout = %q, want nothing when the check cannot decide", got.stdout)
+			}
+		})
+	}
+}
+
+// TestCheckGolden pins the text and json output of a failing check.
+func TestCheckGolden(t *testing.T) {
+	dir := violatingSample(t)
+	tests := []struct {
+		golden string
+		args   []string
+	}{
+		{"violating.txt", []string{"--output", "text"}},
+		{"violating.json", []string{"--output", "json"}},
+		{"passing.txt", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			paths := []string{dir + "/overlays/production", dir + "/overlays/staging"}
+			wantCode := 1
+			if tt.golden == "passing.txt" {
+				paths, wantCode = []string{filepath.Join(sampleRepo, "overlays", "production")}, 0
+			}
+			args := append([]string{"check", "--config", filepath.Join(dir, "driftless.yaml")}, tt.args...)
+			got := runDriftless(t, append(args, paths...)...)
+			if got.code != wantCode {
+				t.Fatalf("exit code = %d, want %d; stderr:\n%s", got.code, wantCode, got.stderr)
+			}
+			checkGolden(t, tt.golden, got.stdout, dir)
+		})
+	}
+}
+
+// TestCheckFindsTheRepositoryRoot checks how files are named: relative to the enclosing
+// repository (found by its .git), relative to --root, or joined to PATH outside a
+// repository; and that plain YAML objects carry their line.
+func TestCheckFindsTheRepositoryRoot(t *testing.T) {
+	const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:latest
+`
+	const configMap = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\n---\n"
+	tests := []struct {
+		name string
+		// git, when set, is the directory under the temporary directory holding .git.
+		git  string
+		path string
+		root string
+		// want is the file:line the violation names, "$TMP" standing for the temporary
+		// directory.
+		want string
+	}{
+		{name: "repository root", git: ".", path: "apps/shop", want: "apps/shop/web.yaml:7"},
+		{name: "file inside a repository", git: ".", path: "apps/shop/web.yaml", want: "apps/shop/web.yaml:7"},
+		{name: "nested repository wins", git: "apps", path: "apps/shop", want: "shop/web.yaml:7"},
+		{name: "--root", path: "apps/shop", root: "apps", want: "shop/web.yaml:7"},
+		{name: "no repository: PATH itself", path: "apps/shop", want: "$TMP/apps/shop/web.yaml:7"},
+		{name: "no repository: a file's directory", path: "apps/shop/web.yaml", want: "$TMP/apps/shop/web.yaml:7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tmp := t.TempDir()
+			writeFile(t, tmp, "apps/shop/web.yaml", configMap+deployment)
+			if tt.git != "" {
+				if err := os.MkdirAll(filepath.Join(tmp, tt.git, ".git"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"check", "--no-library", "--policy", "testdata/check/conftest"}
+			if tt.root != "" {
+				args = append(args, "--root", filepath.Join(tmp, tt.root))
+			}
+			got := runDriftless(t, append(args, filepath.Join(tmp, tt.path))...)
+			if got.code != 1 {
+				t.Fatalf("exit code = %d, want 1; stderr:\n%s", got.code, got.stderr)
+			}
+			want := strings.ReplaceAll(tt.want, "$TMP", filepath.ToSlash(tmp)) + ": deny main.deny_latest_tag: Deployment shop/web: container web uses the latest tag\n"
+			if !strings.Contains(got.stdout, want) {
+				t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
+			}
+		})
+	}
+}
+
+// TestCheckTracesKustomizedObjects checks which file a kustomized object is reported at.
+func TestCheckTracesKustomizedObjects(t *testing.T) {
+	tests := []struct {
+		name string
+		// change edits the violating copy.
+		change func(t *testing.T, dir string)
+		want   []string
+	}{
+		{
+			name: "resource file of the base",
+			want: []string{"base/deployment.yaml:1: deny images_pinned: Deployment production/payment-gateway:"},
+		},
+		{
+			name: "renamed by a name prefix",
+			change: func(t *testing.T, dir string) {
+				edit(t, dir, "overlays/production/kustomization.yaml", "namespace: production\n", "namespace: production\nnamePrefix: eu-\n")
+				edit(t, dir, "overlays/production/kustomization.yaml", "  - name: payment-gateway\n", "  - name: eu-payment-gateway\n")
+			},
+			want: []string{"base/deployment.yaml:1: deny images_pinned: Deployment production/eu-payment-gateway:"},
+		},
+		{
+			name: "origin annotations",
+			change: func(t *testing.T, dir string) {
+				edit(t, dir, "overlays/production/kustomization.yaml", "resources:\n", "buildMetadata: [originAnnotations]\nresources:\n")
+			},
+			want: []string{"base/deployment.yaml:1: deny images_pinned: Deployment production/payment-gateway:"},
+		},
+		{
+			name: "second document of a resource file",
+			change: func(t *testing.T, dir string) {
+				b, err := os.ReadFile(filepath.Join(dir, "base", "deployment.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(filepath.Join(dir, "base", "deployment.yaml")); err != nil {
+					t.Fatal(err)
+				}
+				c, err := os.ReadFile(filepath.Join(dir, "base", "configmap.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, dir, "base/app.yaml", string(c)+"---\n"+string(b))
+				edit(t, dir, "base/kustomization.yaml", "  - configmap.yaml\n  - deployment.yaml\n", "  - app.yaml\n")
+			},
+			want: []string{
+				"base/app.yaml:1: deny main.deny: ConfigMap production/payment-gateway-config:",
+				"base/app.yaml:11: deny images_pinned: Deployment production/payment-gateway:",
+			},
+		},
+		{
+			name: "generated objects are reported at the kustomization",
+			change: func(t *testing.T, dir string) {
+				edit(t, dir, "base/kustomization.yaml", "  - configmap.yaml\n", "")
+				edit(t, dir, "base/kustomization.yaml", "resources:\n", "configMapGenerator:\n  - name: payment-gateway-config\n    literals: [POOL_SIZE=20]\nresources:\n")
+				edit(t, dir, "overlays/production/kustomization.yaml", "patches:\n  - path: configmap-patch.yaml\n", "")
+			},
+			want: []string{"overlays/production/kustomization.yaml: deny main.deny: ConfigMap production/payment-gateway-config-"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := violatingSample(t)
+			if tt.change != nil {
+				tt.change(t, dir)
+			}
+			got := runDriftless(t, "check", "--config", filepath.Join(dir, "driftless.yaml"), filepath.Join(dir, "overlays", "production"))
+			if got.code != 1 {
+				t.Fatalf("exit code = %d, want 1; stderr:\n%s", got.code, got.stderr)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(got.stdout, want) {
+					t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestParseParams(t *testing.T) {
+	tests := []struct {
+		name    string
+		flags   []string
+		want    map[string]any
+		wantErr string
+	}{
+		{name: "none", flags: nil, want: nil},
+		{
+			name:  "JSON values and strings",
+			flags: []string{`allowed_registries=["registry.example.com"]`, "min_replicas=3", "team=payments", "strict=true", `quoted="3"`, "empty=", "eq=a=b", `obj={"a": 1}`},
+			want: map[string]any{
+				"allowed_registries": []any{"registry.example.com"},
+				"min_replicas":       json.Number("3"),
+				"team":               "payments",
+				"strict":             true,
+				"quoted":             "3",
+				"empty":              "",
+				"eq":                 "a=b",
+				"obj":                map[string]any{"a": json.Number("1")},
+			},
+		},
+		{name: "invalid JSON is a string", flags: []string{`list=["a",`}, want: map[string]any{"list": `["a",`}},
+		{name: "later wins", flags: []string{"team=a", "team=b"}, want: map[string]any{"team": "b"}},
+		{name: "no equals", flags: []string{"team"}, wantErr: `--param "team": want key=value`},
+		{name: "empty key", flags: []string{"=x"}, wantErr: `--param "=x": want key=value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseParams(tt.flags)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("parseParams() error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseParams() error = %v", err)
+			}
+			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tt.want) {
+				t.Errorf("parseParams() = %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,7 @@
+package main
+
+deny contains msg if {
+	input.kind == "ConfigMap"
+	not input.metadata.labels.owner
+	msg := "no owner"
+}
