@@ -144,7 +144,7 @@ func reconcilerCondition(c *v1alpha1.DriftlessConfig) admissionregistrationv1.Ma
 	}
 	return admissionregistrationv1.MatchCondition{
 		Name:       "not-the-reconciler-unless-policy-applies",
-		Expression: notReconciler + " || (request.subResource == '' && (request.operation == 'CREATE' || request.operation == 'UPDATE'))",
+		Expression: notReconciler + " || ((!has(request.subResource) || request.subResource == '') && (request.operation == 'CREATE' || request.operation == 'UPDATE'))",
 	}
 }
 
