@@ -428,11 +428,11 @@ const originAnnotation = "config.kubernetes.io/origin"
 
 // locate names the file (relative to the root, with the target's prefix) and line of a
 // rendered object. Plain YAML has both. A kustomized object is traced to the resource file
-// that declares it: the file kustomize's origin annotation names, when the kustomization
-// asks for it, or else the resource file (of the kustomization, its bases and components)
-// declaring an object of the same kind and name, or with a name prefix or suffix added, the
-// only such object. Objects that cannot be traced, such as generated ConfigMaps, are
-// attributed to the kustomization file, without a line.
+// that declares it: the file kustomize's origin annotation names, when the kustomization asks
+// for it, or else the resource file (of the kustomization, its bases and components)
+// declaring an object of the same kind and name or, when kustomize added a name prefix or
+// suffix ("prod-", "-v2"), the only such object. Objects that cannot be traced, such as
+// generated ConfigMaps, are attributed to the kustomization file, without a line.
 func (t *target) locate(o render.Object) location {
 	if !o.Origin.Kustomized {
 		return location{file: t.display(o.Origin.File), line: o.Origin.Line}
@@ -459,7 +459,7 @@ func (t *target) locate(o render.Object) location {
 				if exact == nil {
 					exact = &d
 				}
-			case d.name != "" && strings.Contains(name, d.name):
+			case renamedFrom(name, d.name):
 				renamed = append(renamed, d)
 			}
 		}
@@ -471,6 +471,16 @@ func (t *target) locate(o render.Object) location {
 		loc.file, loc.line = t.display(renamed[0].file), renamed[0].line
 	}
 	return loc
+}
+
+// renamedFrom reports whether name is declared with a kustomize name prefix or suffix:
+// "<prefix>-<declared>" or "<declared>-<suffix>" or both.
+func renamedFrom(name, declared string) bool {
+	if declared == "" {
+		return false
+	}
+	before, after, ok := strings.Cut(name, declared)
+	return ok && (before == "" || strings.HasSuffix(before, "-")) && (after == "" || strings.HasPrefix(after, "-"))
 }
 
 // display prefixes a root-relative path for reports.

@@ -221,6 +221,27 @@ func TestCheck(t *testing.T) {
 			wantCode: 1,
 		},
 		{
+			name:       "--package selects the user package",
+			args:       []string{"--no-library", "--policy", "testdata/policytest/failing", "--package", "team.labels", "--root", "testdata", "testdata/check/plain"},
+			wantStdout: []string{"check/plain/objects.yaml:12: deny team.labels.deny: ConfigMap shop/other: ConfigMap other has no team label\n", "1 denial, 0 warnings in 2 objects\n"},
+			wantCode:   1,
+		},
+		{
+			name:       "a package without rules is an error",
+			args:       []string{"--no-library", "--policy", "testdata/policytest/failing", "testdata/check/plain"},
+			wantStderr: []string{"no deny, violation or warn rules in packages main"},
+			wantCode:   2,
+		},
+		{
+			name: "an empty render passes with a warning",
+			setup: func(t *testing.T) string {
+				return t.TempDir()
+			},
+			args:       []string{"$DIR"},
+			wantStdout: []string{"0 denials, 0 warnings in 0 objects\n"},
+			wantStderr: []string{"rendered no objects"},
+		},
+		{
 			name:       "warnings alone pass",
 			args:       []string{"--no-library", "--policy", "testdata/check/conftest", "testdata/check/warn-only/service.yaml"},
 			wantStdout: []string{"warn main.warn: Service shop/web", "0 denials, 1 warning in 1 object\n"},
@@ -525,6 +546,30 @@ func TestParseParams(t *testing.T) {
 			}
 			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tt.want) {
 				t.Errorf("parseParams() = %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRenamedFrom(t *testing.T) {
+	tests := []struct {
+		name, declared string
+		want           bool
+	}{
+		{"prod-web", "web", true},
+		{"web-v2", "web", true},
+		{"eu-web-v2", "web", true},
+		{"web", "web", true},
+		{"webhook", "web", false},
+		{"cobweb", "web", false},
+		{"prodweb", "web", false},
+		{"api", "web", false},
+		{"web", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/"+tt.declared, func(t *testing.T) {
+			if got := renamedFrom(tt.name, tt.declared); got != tt.want {
+				t.Errorf("renamedFrom(%q, %q) = %v, want %v", tt.name, tt.declared, got, tt.want)
 			}
 		})
 	}

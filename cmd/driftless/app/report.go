@@ -119,11 +119,15 @@ type ObjectReport struct {
 	// Kustomization is the kustomization directory that built the object; empty for plain
 	// YAML.
 	Kustomization string `json:"kustomization"`
-	// APIVersion, Kind, Namespace and Name identify the object as rendered.
+	// APIVersion is the object's apiVersion as rendered.
 	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-	Namespace  string `json:"namespace"`
-	Name       string `json:"name"`
+	// Kind is the object's kind.
+	Kind string `json:"kind"`
+	// Namespace is metadata.namespace as rendered (after a kustomize namespace), empty for
+	// cluster-scoped objects.
+	Namespace string `json:"namespace"`
+	// Name is metadata.name as rendered (after kustomize name prefixes and suffixes).
+	Name string `json:"name"`
 	// Violations are sorted deny before warn, then by package, rule and message.
 	Violations []ViolationReport `json:"violations"`
 }
