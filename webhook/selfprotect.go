@@ -68,7 +68,8 @@ func SelfProtection(c *v1alpha1.DriftlessConfig) (*admissionregistrationv1.Valid
 				ObjectSelector: &metav1.LabelSelector{},
 				MatchPolicy:    ptr.To(admissionregistrationv1.Equivalent),
 				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{
-					rule(ops, all, all, []string{"*", "*/*"}, nil, admissionregistrationv1.NamespacedScope),
+					// */* is every resource and every subresource of it.
+					rule(ops, all, all, []string{"*/*"}, nil, admissionregistrationv1.NamespacedScope),
 					rule(ops, []string{""}, []string{"v1"}, []string{"namespaces"}, []string{namespace}, admissionregistrationv1.ClusterScope),
 					rule(ops, []string{admissionregistrationv1.GroupName}, all, []string{"validatingwebhookconfigurations"}, []string{ConfigurationName}, admissionregistrationv1.ClusterScope),
 					// A shell in a Driftless pod can read the reconciler's token.
