@@ -95,7 +95,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	}
 	by := strings.Join(r.takeover.foreignManagers(before), ", ")
 	if by == "" {
-		by = "unknown"
+		by = "an unknown field manager"
 	}
 	reason, what := "DriftReverted", "reverted a change made out of band by "+by
 	switch bg.state {

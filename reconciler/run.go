@@ -29,7 +29,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	ctx = logr.NewContext(ctx, log)
 	var workers sync.WaitGroup
 	if r.src.SelfHealEnabled() {
-		w := newWatcher(r.client, v1alpha1.LabelSource+"="+r.src.Name)
+		w := newWatcher(ctx, r.client, v1alpha1.LabelSource+"="+r.src.Name)
 		r.mu.Lock()
 		r.watch = w
 		r.mu.Unlock()
@@ -51,7 +51,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	log.Info("starting source", "url", r.status.URL, "ref", r.status.Ref, "path", r.src.Path,
 		"interval", r.src.Interval.Duration, "prune", r.src.PruneEnabled(), "selfHeal", r.src.SelfHealEnabled())
 	for {
-		res, _ := r.Sync(ctx) // Sync records and logs its own failures.
+		res, _ := r.syncLogged(ctx) // A sync records and logs its own failures.
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -62,11 +62,14 @@ type planItem struct {
 // nothing in the cluster. The status ConfigMap, Events and metrics record the outcome, which
 // is also returned as an error.
 func (r *Reconciler) Sync(ctx context.Context) (Result, error) {
+	return r.syncLogged(logr.NewContext(ctx, logr.FromContextOrDiscard(ctx).WithValues("source", r.src.Name)))
+}
+
+// syncLogged is [Reconciler.Sync] with a logger that names the source already.
+func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := r.clock.Now()
-	log := logr.FromContextOrDiscard(ctx).WithValues("source", r.src.Name)
-	ctx = logr.NewContext(ctx, log)
 	sctx, cancel := context.WithTimeout(ctx, r.src.Timeout.Duration)
 	out := r.sync(sctx)
 	cancel()

@@ -19,6 +19,8 @@ import (
 // object that changes for a drift check. Only objects labelled with the source are watched;
 // one that loses the label looks deleted, and is checked too.
 type watcher struct {
+	// ctx bounds the informers' lives.
+	ctx      context.Context
 	client   dynamic.Interface
 	selector string
 	queue    workqueue.TypedRateLimitingInterface[objKey]
@@ -33,8 +35,10 @@ type runningInformer struct {
 	done     chan struct{}
 }
 
-func newWatcher(client dynamic.Interface, selector string) *watcher {
+// newWatcher returns a watcher whose informers run until ctx is done or it is stopped.
+func newWatcher(ctx context.Context, client dynamic.Interface, selector string) *watcher {
 	return &watcher{
+		ctx:       ctx,
 		client:    client,
 		selector:  selector,
 		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[objKey]()),
@@ -42,8 +46,8 @@ func newWatcher(client dynamic.Interface, selector string) *watcher {
 	}
 }
 
-// watch makes sure exactly the given resources are watched, and waits until the informers of
-// newly watched ones have listed their objects. Informers run under ctx.
+// watch makes sure exactly the given resources are watched, and waits, bounded by ctx, until
+// the informers of newly watched ones have listed their objects.
 func (w *watcher) watch(ctx context.Context, gvrs map[schema.GroupVersionResource]bool) error {
 	w.mu.Lock()
 	var started []*runningInformer
@@ -75,7 +79,7 @@ func (w *watcher) watch(ctx context.Context, gvrs map[schema.GroupVersionResourc
 			w.mu.Unlock()
 			return fmt.Errorf("watch %s: %w", gvr, err)
 		}
-		ictx, cancel := context.WithCancel(ctx)
+		ictx, cancel := context.WithCancel(w.ctx)
 		ri := &runningInformer{informer: inf, cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(ri.done)
