@@ -170,10 +170,11 @@ func selfProtectionWaysForward(c *v1alpha1.DriftlessConfig) string {
 // selfProtectionMessageExpression builds the denial in the guard's words: who, what, why and
 // the ways forward, on one line.
 func selfProtectionMessageExpression(c *v1alpha1.DriftlessConfig) string {
+	// Empty request fields are absent, not empty: each is tested with has() first.
 	what := "request.operation.lowerAscii() + ' ' + request.resource.resource" +
-		" + (request.subResource != '' ? '/' + request.subResource : '')" +
-		" + (request.name != '' ? ' ' + request.name : '')" +
-		" + (request.namespace != '' && request.resource.resource != 'namespaces' ? ' in namespace ' + request.namespace : '')"
+		" + (has(request.subResource) && request.subResource != '' ? '/' + request.subResource : '')" +
+		" + (has(request.name) && request.name != '' ? ' ' + request.name : '')" +
+		" + (has(request.namespace) && request.namespace != '' && request.resource.resource != 'namespaces' ? ' in namespace ' + request.namespace : '')"
 	return "'driftless: ' + request.userInfo.username + ' may not ' + " + what + " + ': ' + " +
 		celString(selfProtectionProblem(c)+" "+selfProtectionWaysForward(c))
 }
