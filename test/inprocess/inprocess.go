@@ -43,7 +43,7 @@ type Server struct {
 	WebhookAddr string
 	MetricsAddr string
 	ProbeAddr   string
-	Clock       *clocktesting.FakePassiveClock
+	Clock       *clocktesting.FakeClock
 	CA          *harness.CA
 	cancel      context.CancelFunc
 	done        chan error
@@ -67,7 +67,7 @@ func New(cp *harness.ControlPlane, config string) (*Server, error) {
 		cp: cp, Dir: dir,
 		ConfigPath: filepath.Join(dir, "config.yaml"),
 		CertDir:    filepath.Join(dir, "certs"),
-		Clock:      clocktesting.NewFakePassiveClock(time.Now().Truncate(time.Second)),
+		Clock:      clocktesting.NewFakeClock(time.Now().Truncate(time.Second)),
 	}
 	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr} {
 		if *a, err = freeAddr(); err != nil {
@@ -102,6 +102,7 @@ func (g *Server) Start() error {
 			MetricsAddr:          g.MetricsAddr,
 			ProbeAddr:            g.ProbeAddr,
 			ConfigReloadInterval: 100 * time.Millisecond,
+			CacheDir:             filepath.Join(g.Dir, "cache"),
 			RESTConfig:           g.cp.Reconciler.Config,
 			Clock:                g.Clock,
 			Logger:               logger,

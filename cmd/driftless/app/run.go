@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -22,7 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
-	"github.com/driftless-dev/driftless/policy"
+	"github.com/driftless-dev/driftless/reconciler"
+	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/webhook"
 )
 
@@ -41,11 +44,15 @@ type RunOptions struct {
 	ProbeAddr string
 	// ConfigReloadInterval is how often the configuration file is checked for changes.
 	ConfigReloadInterval time.Duration
+	// CacheDir holds the Git caches of the sources.
+	CacheDir string
+	// LeaderElection makes only one replica reconcile; every replica serves the webhook.
+	LeaderElection bool
 
 	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
 	RESTConfig *rest.Config
-	// Clock decides break-glass expiry; nil is the real clock.
-	Clock clock.PassiveClock
+	// Clock decides break-glass expiry and paces syncs; nil is the real clock.
+	Clock clock.WithDelayedExecution
 	// Logger receives every log line; the zero value discards them.
 	Logger logr.Logger
 }
@@ -68,6 +75,8 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
 	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
+	f.StringVar(&o.CacheDir, "cache-dir", "/var/cache/driftless", "directory for the sources' Git caches")
+	f.BoolVar(&o.LeaderElection, "leader-elect", true, "elect one replica to reconcile (every replica serves the webhook)")
 	f.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often to check the config file for changes")
 	f.BoolVar(&development, "log-development", false, "human-readable logs instead of JSON")
 	return cmd
@@ -79,10 +88,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
 	}
-	// One engine serves the admission policy set; reloads swap its compiled set atomically
-	// and keep the last good one when a policy does not compile.
-	engine := policy.New()
-	if err := loadAdmissionPolicy(ctx, engine, cfg); err != nil {
+	// One engine per policy set serves both the reconciler's gate and admission; reloads swap
+	// compiled sets atomically and keep the last good one when a policy does not compile.
+	sets := newPolicySets()
+	if err := sets.load(ctx, cfg); err != nil {
 		return err
 	}
 	log := o.Logger
@@ -102,7 +111,12 @@ func Run(ctx context.Context, o RunOptions) error {
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.ProbeAddr,
-		WebhookServer:          ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir}),
+		LeaderElection:         o.LeaderElection,
+		LeaderElectionID:       "driftless-reconciler",
+		// The reconciler's own namespace: the guard never protects it.
+		LeaderElectionNamespace:       cfg.Reconciler.ServiceAccount.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("set up manager: %w", err)
@@ -123,20 +137,23 @@ func Run(ctx context.Context, o RunOptions) error {
 		Metrics:  metrics,
 		Recorder: mgr.GetEventRecorder("driftless-guard"),
 		Parents:  webhook.MetadataParentReader{Client: meta},
-		Policy:   engine,
+		Policy:   sets,
 	})
 	if err != nil {
 		return err
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
+	if err := addReconcilers(mgr, cfg, o, sets); err != nil {
+		return err
+	}
 	if o.ConfigReloadInterval > 0 {
 		reloads, err := newReloadsMetric(crmetrics.Registry)
 		if err != nil {
 			return fmt.Errorf("register config metrics: %w", err)
 		}
 		apply := func(ctx context.Context, c *v1alpha1.DriftlessConfig) error {
-			if err := loadAdmissionPolicy(ctx, engine, c); err != nil {
+			if err := sets.load(ctx, c); err != nil {
 				return err
 			}
 			return guard.SetConfig(c)
@@ -159,25 +176,48 @@ func Run(ctx context.Context, o RunOptions) error {
 	return nil
 }
 
-// loadAdmissionPolicy compiles the policy set named by guard.policySet into engine.
-func loadAdmissionPolicy(ctx context.Context, engine *policy.Engine, c *v1alpha1.DriftlessConfig) error {
-	if c.Guard.PolicySet == "" {
+// addReconcilers adds one reconciler per configured source to the manager; they run on the
+// elected leader only. Sources are read at start: changing them needs a restart.
+func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) error {
+	if len(cfg.Sources) == 0 {
 		return nil
 	}
-	for _, ps := range c.PolicySets {
-		if ps.Name != c.Guard.PolicySet {
-			continue
-		}
-		opts, _, err := policy.OptionsFromConfig(ps)
-		if err != nil {
-			return err
-		}
-		if err := engine.Load(ctx, opts); err != nil {
-			return fmt.Errorf("load policy set %q: %w", ps.Name, err)
-		}
-		return nil
+	if !filepath.IsAbs(o.CacheDir) {
+		return fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
 	}
-	return fmt.Errorf("guard.policySet %q is not defined", c.Guard.PolicySet)
+	client, err := dynamic.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	metrics, err := reconciler.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register reconciler metrics: %w", err)
+	}
+	var clk clock.WithDelayedExecution = clock.RealClock{}
+	if o.Clock != nil {
+		clk = o.Clock
+	}
+	reconcilers, err := reconciler.NewForConfig(cfg, reconciler.Options{
+		Client:                client,
+		Mapper:                mgr.GetRESTMapper(),
+		Fetcher:               source.NewGitFetcher(),
+		CacheDir:              o.CacheDir,
+		Recorder:              mgr.GetEventRecorder("driftless-reconciler"),
+		Gate:                  gate,
+		Clock:                 clk,
+		Metrics:               metrics,
+		Namespace:             cfg.Reconciler.ServiceAccount.Namespace,
+		BreakGlassMaxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration,
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range reconcilers {
+		if err := mgr.Add(r); err != nil {
+			return fmt.Errorf("add reconciler for source %q: %w", r.Name(), err)
+		}
+	}
+	return nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
