@@ -167,13 +167,15 @@ func selfProtectionWaysForward(c *v1alpha1.DriftlessConfig) string {
 	return gitWay + fmt.Sprintf(" 2. In an incident, a member of %s may change it directly.", quoteList(c.Guard.BreakGlass.Groups))
 }
 
-// selfProtectionMessageExpression builds the denial in the guard's words: who, what, why and
-// the ways forward, on one line.
+// selfProtectionMessageExpression builds the denial in the guard's words (see facts.what): who,
+// what, why and the ways forward, on one line.
 func selfProtectionMessageExpression(c *v1alpha1.DriftlessConfig) string {
 	// Empty request fields are absent, not empty: each is tested with has() first.
 	what := "request.operation.lowerAscii() + ' ' + request.resource.resource" +
-		" + (has(request.subResource) && request.subResource != '' ? '/' + request.subResource : '')" +
-		" + (has(request.name) && request.name != '' ? ' ' + request.name : '')" +
+		" + (has(request.resource.group) && request.resource.group != '' ? '.' + request.resource.group : '')" +
+		// Validating admission sees the generated name of a create with generateName.
+		" + '/' + (has(request.name) ? request.name : '')" +
+		" + (has(request.subResource) && request.subResource != '' ? ' (subresource ' + request.subResource + ')' : '')" +
 		" + (has(request.namespace) && request.namespace != '' && request.resource.resource != 'namespaces' ? ' in namespace ' + request.namespace : '')"
 	return "'driftless: ' + request.userInfo.username + ' may not ' + " + what + " + ': ' + " +
 		celString(selfProtectionProblem(c)+" "+selfProtectionWaysForward(c))
