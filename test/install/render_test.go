@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,8 +176,26 @@ func TestDefaultInstallFitsTogether(t *testing.T) {
 			}
 		}
 	}
-	if ports["webhook"] != 9443 || ports["metrics"] != 8080 || ports["health"] != 8081 {
-		t.Errorf("container ports %v, want webhook 9443, metrics 8080 and health 8081 (driftless run's defaults)", ports)
+	// driftless run listens on its flags' defaults, and needs its cache directory writable on
+	// a read-only root filesystem.
+	run, _, err := app.NewCommand().Find([]string{"run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagDefault := func(name string) string {
+		f := run.Flags().Lookup(name)
+		if f == nil {
+			t.Fatalf("driftless run has no --%s", name)
+		}
+		return f.DefValue
+	}
+	for port, flag := range map[string]string{"webhook": "webhook-addr", "metrics": "metrics-addr", "health": "health-addr"} {
+		if want := flagDefault(flag); want != fmt.Sprintf(":%d", ports[port]) {
+			t.Errorf("container port %s is %d, driftless run listens on --%s %s", port, ports[port], flag, want)
+		}
+	}
+	if cacheDir := flagDefault("cache-dir"); !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == cacheDir && !m.ReadOnly }) {
+		t.Errorf("nothing writable is mounted at driftless run's --cache-dir %s: %+v", cacheDir, c.VolumeMounts)
 	}
 	selector, _, _ := unstructured.NestedStringMap(pdb.Object, "spec", "selector", "matchLabels")
 	if !labelsMatch(selector, pod.Labels) {
