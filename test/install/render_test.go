@@ -114,6 +114,19 @@ func TestDefaultInstallApplies(t *testing.T) {
 	if r := cp.Admin.KubectlWith(ctx, toYAML(t, objs[0]), nil, "apply", "--server-side", "-f", "-"); r.Err != nil {
 		t.Fatalf("apply %s: %v\n%s", id(objs[0]), r.Err, r.Combined())
 	}
+	t.Run("kubectl apply -k config/default", func(t *testing.T) {
+		r := cp.Admin.Kubectl(ctx, "apply", "-k", filepath.Join(root, "config", "default"), "--server-side", "--dry-run=server", "--field-manager=install-test")
+		if r.Err != nil {
+			t.Fatalf("%v\n%s", r.Err, r.Combined())
+		}
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if len(lines) != len(objs) {
+			t.Fatalf("kubectl applied %d objects, want %d:\n%s", len(lines), len(objs), r.Stdout)
+		}
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "validatingadmissionpolicybinding.admissionregistration.k8s.io/"+webhook.SelfProtectionName+" ") {
+			t.Errorf("kubectl applies %q last, want the self-protection binding:\n%s", last, r.Stdout)
+		}
+	})
 	for _, o := range objs[1:] {
 		t.Run(id(o), func(t *testing.T) {
 			r := cp.Admin.KubectlWith(ctx, toYAML(t, o), nil, "apply", "--server-side", "--dry-run=server", "--field-manager=install-test", "-f", "-")
