@@ -52,6 +52,7 @@ func SelfProtection(c *v1alpha1.DriftlessConfig) (*admissionregistrationv1.Valid
 	}
 	all := []string{"*"}
 	labels := map[string]string{"app.kubernetes.io/name": "driftless"}
+	vars := selfProtectionVariables(c)
 
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
@@ -81,9 +82,9 @@ func SelfProtection(c *v1alpha1.DriftlessConfig) (*admissionregistrationv1.Valid
 						[]string{"pods/eviction"}, nil, admissionregistrationv1.NamespacedScope),
 				},
 			},
-			Variables: selfProtectionVariables(c),
+			Variables: vars,
 			Validations: []admissionregistrationv1.Validation{{
-				Expression:        allowedExpression(c),
+				Expression:        allowedExpression(vars),
 				Message:           selfProtectionProblem(c) + " " + selfProtectionWaysForward(c),
 				MessageExpression: selfProtectionMessageExpression(c),
 				Reason:            ptr.To(metav1.StatusReasonForbidden),
@@ -144,8 +145,8 @@ func selfProtectionVariables(c *v1alpha1.DriftlessConfig) []admissionregistratio
 	return vars
 }
 
-func allowedExpression(c *v1alpha1.DriftlessConfig) string {
-	vars := selfProtectionVariables(c)
+// allowedExpression allows a request when any of the variables holds.
+func allowedExpression(vars []admissionregistrationv1.Variable) string {
 	names := make([]string, len(vars))
 	for i, v := range vars {
 		names[i] = "variables." + v.Name
