@@ -50,6 +50,7 @@ type rig struct {
 // (created here) by default.
 func newRig(t *testing.T, name, transport string) *rig {
 	t.Helper()
+	requireCluster(t)
 	g := &rig{t: t, clock: clocktesting.NewFakeClock(time.Now())}
 	switch transport {
 	case overHTTP:
@@ -183,6 +184,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 // namespace creates a namespace as admin.
 func namespace(t *testing.T, name string) {
 	t.Helper()
+	requireCluster(t)
 	_, err := admin.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create namespace %s: %v", name, err)

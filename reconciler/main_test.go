@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -31,6 +32,12 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets are pure; every fuzz worker process would otherwise start its own
+		// control plane. Tests that need one skip.
+		return m.Run()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
@@ -59,4 +66,22 @@ func runMain(m *testing.M) int {
 	defer b.Shutdown()
 	recorder = b.NewRecorder(scheme.Scheme, "driftless-reconciler")
 	return m.Run()
+}
+
+// fuzzing reports whether the test binary runs fuzz targets (as coordinator or worker).
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
+}
+
+// requireCluster skips a test when no control plane was started (while fuzzing).
+func requireCluster(t testing.TB) {
+	t.Helper()
+	if cp == nil {
+		t.Skip("no control plane while fuzzing")
+	}
 }
