@@ -51,3 +51,7 @@ manifests: build ## Regenerate the webhook configuration in config/webhook from 
 .PHONY: run
 run: build ## Run driftless run against the current kubeconfig (CONFIG, CERT_DIR).
 	$(BIN) run --config $${CONFIG:-config/default/driftless.yaml} --cert-dir $${CERT_DIR:-/tmp/driftless-certs} --log-development
+
+.PHONY: demo
+demo: build envtest ## The incident story end to end on a local control plane (driftless dev --demo).
+	$(BIN) dev --demo

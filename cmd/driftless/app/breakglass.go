@@ -192,6 +192,8 @@ func (o *breakGlassOptions) runList(ctx context.Context, out io.Writer) error {
 	}
 	// One metadata list per resource type: lift client-go's default 5 requests/s.
 	restConfig.QPS, restConfig.Burst = 50, 100
+	// Listing every resource touches deprecated APIs too; their warnings are noise here.
+	restConfig.WarningHandler = rest.NoWarnings{}
 	found, err := listBreakGlass(ctx, restConfig, o.clock.Now())
 	if err != nil {
 		return err

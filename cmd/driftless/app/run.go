@@ -108,7 +108,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Logger:                 log,
+		Logger: log,
+		// Runnables (the reconcilers) take their logger from the context.
+		BaseContext:            func() context.Context { return logr.NewContext(context.Background(), log) },
 		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress: o.ProbeAddr,
 		LeaderElection:         o.LeaderElection,
