@@ -45,8 +45,9 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	done
 
 .PHONY: manifests
-manifests: build ## Regenerate the webhook configuration in config/webhook from config/default's DriftlessConfig.
+manifests: build ## Regenerate config/webhook/manifests.yaml and config/default/self-protection.yaml from config/default/driftless.yaml.
 	$(BIN) manifests webhook --config config/default/driftless.yaml > config/webhook/manifests.yaml
+	$(BIN) manifests self-protection --config config/default/driftless.yaml > config/default/self-protection.yaml
 
 .PHONY: run
 run: build ## Run driftless run against the current kubeconfig (CONFIG, CERT_DIR).
