@@ -76,6 +76,13 @@ func TestBreakGlassCommand(t *testing.T) {
 		t.Fatalf("alice's change under break-glass was denied: %s", r.Combined())
 	}
 
+	t.Run("bob may not end it", func(t *testing.T) {
+		r := cp.Bob.Kubectl(ctx, "annotate", "-n", "production", "configmap/cli-config", "driftless.dev/break-glass-", "driftless.dev/break-glass-until-", "driftless.dev/break-glass-by-")
+		if r.Err == nil {
+			t.Fatalf("bob removed alice's break-glass: %s", r.Combined())
+		}
+	})
+
 	t.Run("list", func(t *testing.T) {
 		out, err := driftless(t, cp.Bob, "break-glass", "--list")
 		if err != nil {
@@ -91,6 +98,21 @@ func TestBreakGlassCommand(t *testing.T) {
 			if !strings.Contains(row, want) {
 				t.Errorf("list row %q does not show %q; output:\n%s", row, want, out)
 			}
+		}
+	})
+
+	// The runbook's way to end a break-glass early.
+	t.Run("alice ends it early", func(t *testing.T) {
+		r := cp.Alice.Kubectl(ctx, "-n", "production", "annotate", "configmap/cli-config", "driftless.dev/break-glass-", "driftless.dev/break-glass-until-", "driftless.dev/break-glass-by-")
+		if r.Err != nil {
+			t.Fatalf("alice could not end her break-glass: %s", r.Combined())
+		}
+		if r := cp.Alice.Kubectl(ctx, "patch", "-n", "production", "configmap/cli-config", "--type=merge", "-p", `{"data":{"poolSize":"90"}}`); r.Err == nil {
+			t.Fatalf("alice changed the object after ending the break-glass: %s", r.Combined())
+		}
+		out, err := driftless(t, cp.Bob, "break-glass", "--list")
+		if err != nil || strings.Contains(out, "configmaps/cli-config") {
+			t.Errorf("the ended break-glass is still listed (%v):\n%s", err, out)
 		}
 	})
 }

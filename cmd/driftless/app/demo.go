@@ -215,13 +215,21 @@ func (e *devEnv) stepDiffRecorded(ctx context.Context) error {
 	if data["POOL_SIZE"] != "80" {
 		return fmt.Errorf("the reconciler reverted the object during the break-glass: POOL_SIZE=%q", data["POOL_SIZE"])
 	}
-	e.observed("the object is left as alice set it; driftless status shows %s by %s until %s with the diff from Git:", entry.Object, entry.By, entry.Until.UTC().Format(time.RFC3339))
-	e.quote(entry.Patch)
+	e.observed("the object is left as alice set it (%s by %s until %s)", entry.Object, entry.By, entry.Until.UTC().Format(time.RFC3339))
 	out, err := e.driftless(ctx, e.cp.Admin, "break-glass", "--list")
 	if err != nil {
 		return fmt.Errorf("driftless break-glass --list: %w\n%s", err, out)
 	}
 	e.observed("driftless break-glass --list:")
+	e.quote(out)
+	out, err = e.driftless(ctx, e.cp.Admin, "status")
+	if err != nil {
+		return fmt.Errorf("driftless status: %w\n%s", err, out)
+	}
+	if !strings.Contains(out, "break-glass: ConfigMap production/"+demoConfigMap+" by alice") {
+		return fmt.Errorf("driftless status does not show the break-glass:\n%s", out)
+	}
+	e.observed("driftless status:")
 	e.quote(out)
 	return nil
 }
