@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -147,7 +149,43 @@ func (r *Reconciler) ownWrite(k objKey, rv string) bool {
 func (r *Reconciler) forget(k objKey) {
 	r.writtenMu.Lock()
 	delete(r.written, k)
+	delete(r.verified, k)
 	r.writtenMu.Unlock()
+}
+
+// verification records that an object, at one resource version, matched a desired object.
+type verification struct {
+	resourceVersion string
+	digest          [sha256.Size]byte
+}
+
+// digest identifies the content of a desired object.
+func digest(u *unstructured.Unstructured) [sha256.Size]byte {
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return [sha256.Size]byte{}
+	}
+	return sha256.Sum256(b)
+}
+
+// verify records that the object o, at resource version rv, matches o's desired state: a
+// dry-run apply said so, or the reconciler's own apply produced it.
+func (r *Reconciler) verify(o *object, rv string) {
+	d := digest(o.obj)
+	r.writtenMu.Lock()
+	r.verified[o.ref.key()] = verification{resourceVersion: rv, digest: d}
+	r.writtenMu.Unlock()
+}
+
+// verifiedAt reports whether the object o at resource version rv is known to match o's
+// desired state, so that neither a dry-run nor an apply could change it. An object changes
+// resource version with every write, so any change since the verification makes this false.
+func (r *Reconciler) verifiedAt(o *object, rv string) bool {
+	d := digest(o.obj)
+	r.writtenMu.Lock()
+	v, ok := r.verified[o.ref.key()]
+	r.writtenMu.Unlock()
+	return ok && rv != "" && v.resourceVersion == rv && v.digest == d
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}

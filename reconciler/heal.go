@@ -41,7 +41,7 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 	if err != nil {
 		return err
 	}
-	if live != nil && r.ownWrite(k, live.GetResourceVersion()) {
+	if live != nil && (r.ownWrite(k, live.GetResourceVersion()) || r.verifiedAt(o, live.GetResourceVersion())) {
 		return nil
 	}
 	var bg breakGlass
@@ -65,12 +65,14 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 		drift = !sameState(dry, live)
 	}
 	if !drift {
+		r.verify(o, live.GetResourceVersion())
 		return nil
 	}
 	res, err := r.applyObject(ctx, o, live)
 	if err != nil {
 		return err
 	}
+	r.verify(o, res.GetResourceVersion())
 	r.reverted(ctx, o, live, res, bg)
 	r.dropBreakGlass(k)
 	r.writeStatus(ctx)

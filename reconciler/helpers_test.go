@@ -38,7 +38,7 @@ const (
 
 // rig is one source: a Git repository, its configuration and what a reconciler needs.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	repo   *gitserver.Repo
 	server *gitserver.Server // nil over file://
 	src    v1alpha1.Source
@@ -48,7 +48,7 @@ type rig struct {
 
 // newRig makes a source called name, over transport, rendering path "apps" into namespace ns
 // (created here) by default.
-func newRig(t *testing.T, name, transport string) *rig {
+func newRig(t testing.TB, name, transport string) *rig {
 	t.Helper()
 	requireCluster(t)
 	g := &rig{t: t, clock: clocktesting.NewFakeClock(time.Now())}
@@ -113,8 +113,8 @@ func (g *rig) commit(files map[string]string, del ...string) string {
 }
 
 // ctx returns a context carrying a logger that writes to the test log.
-func testCtx(t *testing.T) context.Context {
-	return logr.NewContext(t.Context(), testr.NewWithOptions(t, testr.Options{LogTimestamp: true}))
+func testCtx(t testing.TB) context.Context {
+	return logr.NewContext(t.Context(), testr.NewWithInterface(t, testr.Options{LogTimestamp: true}))
 }
 
 // sync runs one sync and fails the test if it does not succeed.
@@ -130,7 +130,7 @@ func (g *rig) sync(r *reconciler.Reconciler) reconciler.Result {
 // start runs r until the test ends, and waits until it has applied want.
 func (g *rig) start(r *reconciler.Reconciler, want string) {
 	g.t.Helper()
-	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.New(g.t)))
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.NewWithInterface(g.t, testr.Options{})))
 	done := make(chan error, 1)
 	go func() { done <- r.Start(ctx) }()
 	g.t.Cleanup(func() {
@@ -166,7 +166,7 @@ func (g *rig) status() reconciler.Status {
 
 // eventually polls cond until it holds, failing the test after a deadline. cond returns a
 // description of what it saw for the failure message.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -182,7 +182,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 // namespace creates a namespace as admin.
-func namespace(t *testing.T, name string) {
+func namespace(t testing.TB, name string) {
 	t.Helper()
 	requireCluster(t)
 	_, err := admin.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
@@ -210,7 +210,7 @@ func namespaceYAML(name string) string {
 }
 
 // getConfigMap reads a ConfigMap as admin; nil when it does not exist.
-func getConfigMap(t *testing.T, ns, name string) *corev1.ConfigMap {
+func getConfigMap(t testing.TB, ns, name string) *corev1.ConfigMap {
 	t.Helper()
 	cm, err := admin.CoreV1().ConfigMaps(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -241,7 +241,7 @@ func dataOf(cm *corev1.ConfigMap) string {
 }
 
 // listEvents returns the Events in namespace about the object called name with reason.
-func listEvents(t *testing.T, namespace, name, reason string) []eventsv1.Event {
+func listEvents(t testing.TB, namespace, name, reason string) []eventsv1.Event {
 	t.Helper()
 	list, err := admin.EventsV1().Events(namespace).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
@@ -258,7 +258,7 @@ func listEvents(t *testing.T, namespace, name, reason string) []eventsv1.Event {
 
 // waitEvent waits for an Event about name with reason whose note contains every string in
 // want, and returns it.
-func waitEvent(t *testing.T, namespace, name, reason string, want ...string) eventsv1.Event {
+func waitEvent(t testing.TB, namespace, name, reason string, want ...string) eventsv1.Event {
 	t.Helper()
 	var found eventsv1.Event
 	eventually(t, fmt.Sprintf("event %s about %s/%s", reason, namespace, name), func() (bool, string) {
@@ -281,7 +281,7 @@ func waitEvent(t *testing.T, namespace, name, reason string, want ...string) eve
 }
 
 // get reads any object as admin; nil when it does not exist.
-func get(t *testing.T, apiVersion, resource, ns, name string) *unstructured.Unstructured {
+func get(t testing.TB, apiVersion, resource, ns, name string) *unstructured.Unstructured {
 	t.Helper()
 	dyn, err := dynamic.NewForConfig(cp.Admin.Config)
 	if err != nil {
@@ -308,7 +308,7 @@ func get(t *testing.T, apiVersion, resource, ns, name string) *unstructured.Unst
 }
 
 // kubectl runs the real kubectl as admin and fails the test if it fails.
-func kubectl(t *testing.T, args ...string) string {
+func kubectl(t testing.TB, args ...string) string {
 	t.Helper()
 	r := cp.Admin.Kubectl(t.Context(), args...)
 	if r.Err != nil {

@@ -82,10 +82,12 @@ type Reconciler struct {
 	watch    *watcher
 
 	// written holds the resource versions the reconciler's own writes produced, so that the
-	// watch events they cause are not taken for drift. It has its own lock because applies
-	// run in parallel.
+	// watch events they cause are not taken for drift, and verified the resource version at
+	// which each object last matched its desired state. They have their own lock because
+	// applies run in parallel.
 	writtenMu sync.Mutex
 	written   map[objKey][]string
+	verified  map[objKey]verification
 }
 
 // expiryTimer fires when a break-glass expires.
@@ -147,6 +149,7 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		bg:          map[objKey]BreakGlassObject{},
 		timers:      map[objKey]expiryTimer{},
 		written:     map[objKey][]string{},
+		verified:    map[objKey]verification{},
 	}
 	if r.clock == nil {
 		r.clock = clock.RealClock{}

@@ -226,6 +226,11 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 			if rev := live.GetAnnotations()[v1alpha1.AnnotationRevision]; rev != "" {
 				setRevision(it.o.obj, rev)
 			}
+			if it.bg.state == breakGlassNone && r.verifiedAt(it.o, live.GetResourceVersion()) {
+				// Unchanged in Git and in the cluster since it last matched: a dry-run
+				// could only agree.
+				return nil
+			}
 		}
 		dry, err := r.dryRun(ctx, it.o)
 		if err != nil {
@@ -238,6 +243,9 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 		}
 		it.dry = dry
 		it.changed = live == nil || r.takeover.hasForeign(live) || !sameState(dry, live)
+		if !it.changed {
+			r.verify(it.o, live.GetResourceVersion())
+		}
 		return nil
 	})
 	if len(errs) > 0 {
@@ -326,6 +334,9 @@ func (r *Reconciler) applyItems(ctx context.Context, items []*planItem, commit s
 	}
 	errs := parallel(ctx, r.concurrency, todo, func(ctx context.Context, it *planItem) error {
 		res, err := r.applyObject(ctx, it.o, it.live)
+		if err == nil {
+			r.verify(it.o, res.GetResourceVersion())
+		}
 		it.res = res
 		return err
 	})

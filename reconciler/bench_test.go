@@ -1,0 +1,221 @@
+package reconciler_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/driftless-dev/driftless/reconciler"
+)
+
+// Size of the generated repository: benchObjects ConfigMaps spread over benchNamespaces
+// namespaces (declared in the repository too).
+const (
+	benchObjects    = 1000
+	benchNamespaces = 4
+)
+
+// benchFiles generates the repository of source name; version changes object 0.
+func benchFiles(name string, version int) map[string]string {
+	files := map[string]string{}
+	for n := range benchNamespaces {
+		ns := fmt.Sprintf("%s-%d", name, n)
+		files[fmt.Sprintf("apps/%s/namespace.yaml", ns)] = namespaceYAML(ns)
+	}
+	for i := range benchObjects {
+		ns := fmt.Sprintf("%s-%d", name, i%benchNamespaces)
+		data := map[string]string{
+			"index":    strconv.Itoa(i),
+			"endpoint": fmt.Sprintf("https://service-%d.%s.svc.cluster.local:8443/api", i, ns),
+			"flags":    "alpha,beta,gamma",
+		}
+		if i == 0 {
+			data["version"] = strconv.Itoa(version)
+		}
+		files[fmt.Sprintf("apps/%s/cm-%04d.yaml", ns, i)] = configMap(ns, fmt.Sprintf("cm-%04d", i), data, nil)
+	}
+	return files
+}
+
+// benchRig makes a source with the generated repository committed.
+func benchRig(b *testing.B, name string) *rig {
+	b.Helper()
+	g := newRig(b, name, overFile)
+	g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+	g.commit(benchFiles(name, 0))
+	return g
+}
+
+// benchSync syncs without logging, and fails the benchmark on error.
+func benchSync(b *testing.B, r *reconciler.Reconciler) {
+	b.Helper()
+	if _, err := r.Sync(context.Background()); err != nil {
+		b.Fatalf("sync: %v", err)
+	}
+}
+
+// reportMemory reports the Go heap in use after a collection and the process's peak
+// resident set (VmHWM). The peak covers the whole test process, which also holds the
+// Git server, the test clients and earlier benchmarks' garbage.
+func reportMemory(b *testing.B) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	if hwm := vmHWM(); hwm > 0 {
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-rss-MiB")
+	}
+}
+
+// vmHWM reads the process's peak resident set size in bytes from /proc; 0 if unknown.
+func vmHWM() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkFirstSync applies the generated repository to an empty cluster: 1,004 objects
+// dry-run and created. Each iteration uses a new source and new namespaces.
+func BenchmarkFirstSync(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		g := benchRig(b, fmt.Sprintf("bench-first-%d", i))
+		r := g.reconciler()
+		b.StartTimer()
+		benchSync(b, r)
+		b.StopTimer()
+		if st := g.status(); st.ObjectsApplied != benchObjects+benchNamespaces {
+			b.Fatalf("first sync applied %d objects, want %d", st.ObjectsApplied, benchObjects+benchNamespaces)
+		}
+	}
+	b.ReportMetric(float64(benchObjects+benchNamespaces), "objects")
+	reportMemory(b)
+}
+
+// BenchmarkNoopResync syncs the generated repository again without a change; nothing is
+// written. "running" is the periodic resync of a started reconciler: live objects come from
+// the watch cache, and objects unchanged since they last matched Git need no dry-run.
+// "restarted" is the first sync of a new reconciler over an applied cluster: every object is
+// read and dry-run.
+func BenchmarkNoopResync(b *testing.B) {
+	b.Run("running", func(b *testing.B) {
+		g := benchRig(b, "bench-noop-running")
+		r := g.reconciler()
+		g.start(r, g.repo.Head(b, "main"))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchSync(b, r)
+		}
+		b.StopTimer()
+		if st := g.status(); st.ObjectsApplied != 0 {
+			b.Fatalf("no-op resync applied %d objects", st.ObjectsApplied)
+		}
+		reportMemory(b)
+	})
+	b.Run("restarted", func(b *testing.B) {
+		g := benchRig(b, "bench-noop-restarted")
+		benchSync(b, g.reconciler())
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			r := g.reconciler()
+			b.StartTimer()
+			benchSync(b, r)
+		}
+		b.StopTimer()
+		if st := g.status(); st.ObjectsApplied != 0 {
+			b.Fatalf("no-op resync applied %d objects", st.ObjectsApplied)
+		}
+		reportMemory(b)
+	})
+}
+
+// BenchmarkOneObjectChange syncs a commit that changes one of the 1,004 objects.
+func BenchmarkOneObjectChange(b *testing.B) {
+	g := benchRig(b, "bench-one")
+	r := g.reconciler()
+	g.start(r, g.repo.Head(b, "main"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		g.commit(map[string]string{"apps/bench-one-0/cm-0000.yaml": benchFiles("bench-one", i+1)["apps/bench-one-0/cm-0000.yaml"]})
+		b.StartTimer()
+		benchSync(b, r)
+	}
+	b.StopTimer()
+	if st := g.status(); st.ObjectsApplied != 1 {
+		b.Fatalf("one-object change applied %d objects, want 1", st.ObjectsApplied)
+	}
+	reportMemory(b)
+}
+
+// BenchmarkDriftRevert measures the time from an out-of-band change (a data key added with
+// a merge patch by admin, as kubectl patch does) to the watch reporting the object back as
+// Git declares it, with 1,004 objects watched.
+func BenchmarkDriftRevert(b *testing.B) {
+	g := benchRig(b, "bench-drift")
+	r := g.reconciler()
+	g.start(r, g.repo.Head(b, "main"))
+	ns, name := "bench-drift-1", "cm-0001"
+	cms := admin.CoreV1().ConfigMaps(ns)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cm, err := cms.Get(b.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err := cms.Watch(b.Context(), metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: cm.ResourceVersion})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		patch := fmt.Sprintf(`{"data":{"added-%d":"x","index":"changed"}}`, i)
+		if _, err := cms.Patch(b.Context(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-patch"}); err != nil {
+			b.Fatal(err)
+		}
+		reverted := false
+		timeout := time.After(30 * time.Second)
+		for !reverted {
+			select {
+			case ev := <-w.ResultChan():
+				if c, ok := ev.Object.(*corev1.ConfigMap); ok && ev.Type == watch.Modified {
+					_, added := c.Data[fmt.Sprintf("added-%d", i)]
+					reverted = !added && c.Data["index"] == "1"
+				}
+			case <-timeout:
+				b.Fatalf("drift not reverted within 30s")
+			}
+		}
+		b.StopTimer()
+		w.Stop()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	eventually(b, "status counts the reverts", func() (bool, string) {
+		st := g.status()
+		return st.DriftReverts >= int64(b.N), fmt.Sprintf("%d drift reverts, want %d", st.DriftReverts, b.N)
+	})
+	reportMemory(b)
+}
