@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,15 +48,6 @@ type Server struct {
 	done        chan error
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 func New(cp *harness.ControlPlane, config string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "driftless-guard-")
 	if err != nil {
@@ -70,7 +60,7 @@ func New(cp *harness.ControlPlane, config string) (*Server, error) {
 		Clock:      clocktesting.NewFakeClock(time.Now().Truncate(time.Second)),
 	}
 	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr} {
-		if *a, err = freeAddr(); err != nil {
+		if *a, err = harness.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -226,19 +216,7 @@ func (g *Server) ServingSerial() (int64, error) {
 	return certs[0].SerialNumber.Int64(), nil
 }
 
-// Poll calls f until it returns nil or timeout passes, and returns f's last error then.
+// Poll is harness.Poll, kept here for the suites that wait on the guard.
 func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up after %s: %w", timeout, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return harness.Poll(ctx, timeout, f)
 }

@@ -87,7 +87,7 @@ func (e *devEnv) status(ctx context.Context) (reconciler.Status, error) {
 }
 
 func (e *devEnv) stepInitialSync(ctx context.Context) error {
-	err := pollUntil(ctx, 2*time.Minute, func() error {
+	err := harness.Poll(ctx, 2*time.Minute, func() error {
 		data, _, err := e.configMap(ctx)
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func (e *devEnv) stepAliceBreaksGlass(ctx context.Context, d time.Duration) erro
 
 func (e *devEnv) stepDiffRecorded(ctx context.Context) error {
 	var entry reconciler.BreakGlassObject
-	err := pollUntil(ctx, time.Minute, func() error {
+	err := harness.Poll(ctx, time.Minute, func() error {
 		s, err := e.status(ctx)
 		if err != nil {
 			return err
@@ -235,7 +235,7 @@ func (e *devEnv) stepDiffRecorded(ctx context.Context) error {
 }
 
 func (e *devEnv) stepExpiry(ctx context.Context, d time.Duration) error {
-	err := pollUntil(ctx, d+time.Minute, func() error {
+	err := harness.Poll(ctx, d+time.Minute, func() error {
 		data, annotations, err := e.configMap(ctx)
 		if err != nil {
 			return err
@@ -254,7 +254,7 @@ func (e *devEnv) stepExpiry(ctx context.Context, d time.Duration) error {
 		return err
 	}
 	var note string
-	err = pollUntil(ctx, 30*time.Second, func() error {
+	err = harness.Poll(ctx, 30*time.Second, func() error {
 		events, err := cs.EventsV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=BreakGlassExpired,regarding.name=" + demoConfigMap})
 		if err != nil {
 			return err
@@ -291,7 +291,7 @@ func (e *devEnv) stepCommit(ctx context.Context) error {
 		return err
 	}
 	e.observed("committed %s to the local repository", short(sha))
-	err = pollUntil(ctx, time.Minute, func() error {
+	err = harness.Poll(ctx, time.Minute, func() error {
 		cs, err := e.cp.Admin.Clientset()
 		if err != nil {
 			return err

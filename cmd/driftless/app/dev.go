@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -203,7 +202,7 @@ policySets:
 	}
 	addrs := make([]string, 3)
 	for i := range addrs {
-		if addrs[i], err = freeLocalAddr(); err != nil {
+		if addrs[i], err = harness.FreeAddr(); err != nil {
 			return err
 		}
 	}
@@ -242,7 +241,7 @@ policySets:
 }
 
 func (e *devEnv) waitReady(ctx context.Context, url string) error {
-	return pollUntil(ctx, time.Minute, func() error {
+	return harness.Poll(ctx, time.Minute, func() error {
 		select {
 		case err := <-e.runDone:
 			e.runDone <- err
@@ -320,32 +319,6 @@ The playground is running. Protected namespaces: production, staging. Source %q 
 Logs: %s. Ctrl-C stops everything and cleans up.
 `, devSource, e.repoDir, k(e.cp.Bob), self, e.cp.Bob.Kubeconfig, self, e.cp.Alice.Kubeconfig, k(e.cp.Alice), self, e.cp.Alice.Kubeconfig,
 		self, e.cp.Admin.Kubeconfig, e.repoDir, e.logPath)
-}
-
-func freeLocalAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// pollUntil calls f until it returns nil or timeout passes, and returns f's last error then.
-func pollUntil(ctx context.Context, timeout time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up after %s: %w", timeout, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // copyTree copies the regular files under src to dst.
