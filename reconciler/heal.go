@@ -44,6 +44,18 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 	if live != nil && (r.ownWrite(k, live.GetResourceVersion()) || r.verifiedAt(o, live.GetResourceVersion())) {
 		return nil
 	}
+	if live != nil {
+		// Another source took the object over: the conflict is for a sync to report, not
+		// for two watchers to fight over.
+		owner, err := (&claims{r: r}).claimedByOther(ctx, live)
+		if err != nil {
+			return err
+		}
+		if owner != "" {
+			logr.FromContextOrDiscard(ctx).Info("not reverting object another source applied", "object", o.ref.String(), "owner", owner)
+			return nil
+		}
+	}
 	var bg breakGlass
 	if live != nil {
 		bg = readBreakGlass(live, r.clock.Now(), r.maxBG)

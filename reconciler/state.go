@@ -3,12 +3,15 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
 // load reads the inventory and the status of the source from the cluster, once. Until the
@@ -154,4 +157,48 @@ func (r *Reconciler) event(regarding runtime.Object, eventType, reason, action, 
 		note = note[:maxNote-len(more)] + more
 	}
 	r.recorder.Eventf(regarding, nil, eventType, reason, action, "%s", note)
+}
+
+// claims reads which objects other sources claim, from their inventories, once per source
+// for the life of the value. An object labelled with another source that lists it in its
+// inventory belongs to that source.
+type claims struct {
+	r    *Reconciler
+	mu   sync.Mutex
+	invs map[string]map[objKey]bool
+}
+
+// claimedByOther returns the other source that claims live's object, or "" when none does:
+// the label names no other source, or that source's inventory does not list the object (it
+// dropped or abandoned it, or the label was set by hand).
+func (c *claims) claimedByOther(ctx context.Context, live *unstructured.Unstructured) (string, error) {
+	owner := live.GetLabels()[v1alpha1.LabelSource]
+	if owner == "" || owner == c.r.src.Name {
+		return "", nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys, ok := c.invs[owner]
+	if !ok {
+		d, found, err := readConfigMap(ctx, c.r.client, c.r.namespace, InventoryConfigMapName(owner))
+		if err != nil {
+			return "", err
+		}
+		keys = map[objKey]bool{}
+		if found {
+			inv, err := decodeInventory(d[inventoryKey])
+			if err != nil {
+				return "", fmt.Errorf("inventory of source %s: %w", owner, err)
+			}
+			keys = inv.keys()
+		}
+		if c.invs == nil {
+			c.invs = map[string]map[objKey]bool{}
+		}
+		c.invs[owner] = keys
+	}
+	if keys[keyOf(live)] {
+		return owner, nil
+	}
+	return "", nil
 }

@@ -213,6 +213,7 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 		items[i] = &planItem{o: o}
 	}
 	now := r.clock.Now()
+	others := &claims{r: r}
 	errs := parallel(ctx, r.concurrency, items, func(ctx context.Context, it *planItem) error {
 		live, err := r.getLive(ctx, it.o)
 		if err != nil && !(apierrors.IsNotFound(err) || isNoMatch(err)) {
@@ -220,6 +221,13 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 		}
 		it.live = live
 		if live != nil {
+			owner, err := others.claimedByOther(ctx, live)
+			if err != nil {
+				return fmt.Errorf("%s: %w", it.o.ref, err)
+			}
+			if owner != "" {
+				return fmt.Errorf("%s is applied by source %s too; declare it in one source only (remove it from one, and the other can take it once the first has pruned it)", it.o.ref, owner)
+			}
 			it.bg = readBreakGlass(live, now, r.maxBG)
 			// Keep the revision of an unchanged object, so that a new commit rewrites only
 			// the objects it changes.

@@ -439,9 +439,10 @@ func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
 	a := newRig(t, "team-a", overFile)
 	b := newRig(t, "team-b", overHTTP)
 	a.commit(map[string]string{
-		"apps/a1.yaml":    configMap(ns, "a1", map[string]string{"k": "a"}, nil),
-		"apps/a2.yaml":    configMap(ns, "a2", map[string]string{"k": "a"}, nil),
-		"apps/moved.yaml": configMap(ns, "moved", map[string]string{"owner": "a"}, nil),
+		"apps/a1.yaml":         configMap(ns, "a1", map[string]string{"k": "a"}, nil),
+		"apps/a2.yaml":         configMap(ns, "a2", map[string]string{"k": "a"}, nil),
+		"apps/moved.yaml":      configMap(ns, "moved", map[string]string{"owner": "a"}, nil),
+		"apps/relabelled.yaml": configMap(ns, "relabelled", map[string]string{"k": "a"}, nil),
 	})
 	b.commit(map[string]string{
 		"apps/b1.yaml": configMap(ns, "b1", map[string]string{"k": "b"}, nil),
@@ -450,14 +451,30 @@ func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
 	a.sync(ra)
 	b.sync(rb)
 
-	// moved goes from team-a to team-b: b takes it over first, then a drops it.
-	b.commit(map[string]string{"apps/moved.yaml": configMap(ns, "moved", map[string]string{"owner": "b"}, nil)})
-	b.sync(rb)
-	a.commit(nil, "apps/a1.yaml", "apps/moved.yaml")
-	a.sync(ra)
-	b.sync(rb)
+	// team-b declares moved while team-a still does: a conflict, and nothing of team-b's
+	// revision is applied.
+	b.commit(map[string]string{
+		"apps/moved.yaml": configMap(ns, "moved", map[string]string{"owner": "b"}, nil),
+		"apps/b1.yaml":    configMap(ns, "b1", map[string]string{"k": "b2"}, nil),
+	})
+	if _, err := rb.Sync(testCtx(t)); err == nil || !strings.Contains(err.Error(), "applied by source team-a") {
+		t.Fatalf("sync of a conflicting revision: %v, want a conflict with team-a", err)
+	}
+	if got := dataOf(getConfigMap(t, ns, "b1")); got != "k=b" {
+		t.Errorf("b1 = %s after the conflict, want k=b", got)
+	}
+	// Someone relabels one of team-a's objects by hand, with no reconciler watching.
+	kubectl(t, "-n", ns, "label", "configmap", "relabelled", v1alpha1.LabelSource+"=team-b", "--overwrite")
 
-	want := map[string]string{"a1": "<none>", "a2": "k=a", "b1": "k=b", "moved": "owner=b"}
+	a.commit(nil, "apps/a1.yaml", "apps/moved.yaml", "apps/relabelled.yaml")
+	a.sync(ra)
+	if st := a.status(); st.ObjectsPruned != 2 {
+		t.Errorf("team-a pruned %d objects, want 2 (a1 and moved, not the relabelled one)", st.ObjectsPruned)
+	}
+	b.sync(rb)
+	a.sync(ra)
+
+	want := map[string]string{"a1": "<none>", "a2": "k=a", "b1": "k=b2", "moved": "owner=b", "relabelled": "k=a"}
 	for n, w := range want {
 		if got := dataOf(getConfigMap(t, ns, n)); got != w {
 			t.Errorf("%s = %s, want %s", n, got, w)
@@ -466,7 +483,10 @@ func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
 	if got := getConfigMap(t, ns, "moved").Labels[v1alpha1.LabelSource]; got != "team-b" {
 		t.Errorf("moved is labelled %q, want team-b", got)
 	}
-	if st := a.status(); st.ObjectsPruned != 1 {
-		t.Errorf("team-a pruned %d objects, want 1 (a1 only)", st.ObjectsPruned)
+	if st := a.status(); st.ObjectsPruned != 0 || st.ObjectsManaged != 1 {
+		t.Errorf("team-a status = %+v, want 1 managed object and nothing pruned by its last sync", st)
+	}
+	if st := b.status(); st.ObjectsManaged != 2 {
+		t.Errorf("team-b manages %d objects, want 2", st.ObjectsManaged)
 	}
 }
