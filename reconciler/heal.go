@@ -143,12 +143,12 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 		}
 	}
 	entry := BreakGlassObject{
-		Object: o.ref.String(),
+		Object:   o.ref.String(),
 		By:       bg.by,
 		Managers: strings.Join(r.takeover.foreignManagers(live), ", "),
 		Reason:   bg.reason,
-		Until:  bg.until,
-		Patch:  patch,
+		Until:    bg.until,
+		Patch:    patch,
 	}
 	prev, seen := r.bg[k]
 	r.bg[k] = entry

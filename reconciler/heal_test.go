@@ -90,8 +90,10 @@ func TestSelfHealRevertsDrift(t *testing.T) {
 		object: "app",
 		note:   []string{"kubectl", "color: green", "extra: added"},
 	}, {
-		name:   "kubectl patch changes a value",
-		drift:  func(t *testing.T, ns string) { kubectl(t, "-n", ns, "patch", "configmap", "app", "--type=merge", "-p", `{"data":{"size":"9"}}`) },
+		name: "kubectl patch changes a value",
+		drift: func(t *testing.T, ns string) {
+			kubectl(t, "-n", ns, "patch", "configmap", "app", "--type=merge", "-p", `{"data":{"size":"9"}}`)
+		},
 		object: "app",
 		note:   []string{"kubectl-patch", `size: "9"`},
 	}, {
@@ -100,8 +102,10 @@ func TestSelfHealRevertsDrift(t *testing.T) {
 		object: "app",
 		note:   []string{"kubectl-annotate", "note: hand-made"},
 	}, {
-		name:   "kubectl label removes the source label",
-		drift:  func(t *testing.T, ns string) { kubectl(t, "-n", ns, "label", "configmap", "app", v1alpha1.LabelSource+"-") },
+		name: "kubectl label removes the source label",
+		drift: func(t *testing.T, ns string) {
+			kubectl(t, "-n", ns, "label", "configmap", "app", v1alpha1.LabelSource+"-")
+		},
 		object: "app",
 		note:   []string{"labels: null"},
 	}, {
@@ -109,6 +113,11 @@ func TestSelfHealRevertsDrift(t *testing.T) {
 		drift:  func(t *testing.T, ns string) { kubectl(t, "-n", ns, "delete", "configmap", "app") },
 		object: "app",
 		note:   []string{"recreated"},
+	}, {
+		name:   "kubectl set env adds a container variable",
+		drift:  func(t *testing.T, ns string) { kubectl(t, "-n", ns, "set", "env", "deployment/web", "DEBUG=1") },
+		object: "web",
+		note:   []string{"kubectl-set", "DEBUG"},
 	}, {
 		name:   "kubectl scale changes replicas",
 		drift:  func(t *testing.T, ns string) { kubectl(t, "-n", ns, "scale", "deployment", "web", "--replicas=5") },
@@ -141,9 +150,10 @@ func TestSelfHealRevertsDrift(t *testing.T) {
 				if err != nil {
 					return false, err.Error()
 				}
-				saw := fmt.Sprintf("app data %s, label %q, annotations %v; web replicas %d", dataOf(cm), cm.Labels[v1alpha1.LabelSource], ann, replicas(d))
+				env := d.Spec.Template.Spec.Containers[0].Env
+				saw := fmt.Sprintf("app data %s, label %q, annotations %v; web replicas %d, env %v", dataOf(cm), cm.Labels[v1alpha1.LabelSource], ann, replicas(d), env)
 				return dataOf(cm) == "color=blue,size=1" && cm.Labels[v1alpha1.LabelSource] == name &&
-					strings.Join(ann, ",") == v1alpha1.AnnotationRevision && replicas(d) == 2, saw
+					strings.Join(ann, ",") == v1alpha1.AnnotationRevision && replicas(d) == 2 && len(env) == 0, saw
 			})
 			ev := waitEvent(t, name, tc.object, "DriftReverted", tc.note...)
 			if ev.Type != "Warning" {

@@ -317,4 +317,6 @@ func kubectl(t testing.TB, args ...string) string {
 	return r.Stdout
 }
 
-func schemaGV(apiVersion string) (schema.GroupVersion, error) { return schema.ParseGroupVersion(apiVersion) }
+func schemaGV(apiVersion string) (schema.GroupVersion, error) {
+	return schema.ParseGroupVersion(apiVersion)
+}

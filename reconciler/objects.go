@@ -15,11 +15,16 @@ import (
 // ObjectRef identifies a Kubernetes object. Version is the API version it is applied with;
 // it is not part of the object's identity.
 type ObjectRef struct {
-	Group     string `json:"group,omitempty"`
-	Version   string `json:"version"`
-	Kind      string `json:"kind"`
+	// Group is the API group, empty for the core group.
+	Group string `json:"group,omitempty"`
+	// Version is the API version within the group.
+	Version string `json:"version"`
+	// Kind is the object's kind.
+	Kind string `json:"kind"`
+	// Namespace is empty for cluster-scoped objects.
 	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
+	// Name is the object's name.
+	Name string `json:"name"`
 }
 
 // refOf returns the reference of u.

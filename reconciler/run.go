@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -23,9 +24,10 @@ const healWorkers = 1
 // [Result.RequeueAfter] by the reconciler's clock. With self-heal on (the default) it also
 // watches the applied objects and reverts every change made to them out of band as soon as
 // the watch reports it, and reverts a break-glass change when it expires. The logger comes
-// from ctx. Start returns nil when ctx is done; it must not be called twice.
+// from ctx, or is controller-runtime's (ctrl.SetLogger) when ctx has none, as when a manager
+// starts it. Start returns nil when ctx is done; it must not be called twice.
 func (r *Reconciler) Start(ctx context.Context) error {
-	log := logr.FromContextOrDiscard(ctx).WithValues("source", r.src.Name)
+	log := crlog.FromContext(ctx).WithValues("source", r.src.Name)
 	ctx = logr.NewContext(ctx, log)
 	var workers sync.WaitGroup
 	if r.src.SelfHealEnabled() {

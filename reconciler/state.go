@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -154,7 +155,11 @@ func (r *Reconciler) event(regarding runtime.Object, eventType, reason, action, 
 	}
 	if len(note) > maxNote {
 		const more = "\n... (truncated; see the driftless log and status)"
-		note = note[:maxNote-len(more)] + more
+		cut := maxNote - len(more)
+		for cut > 0 && !utf8.RuneStart(note[cut]) {
+			cut--
+		}
+		note = note[:cut] + more
 	}
 	r.recorder.Eventf(regarding, nil, eventType, reason, action, "%s", note)
 }
