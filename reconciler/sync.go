@@ -123,7 +123,12 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 		return fail(ResultRenderFailed, fmt.Errorf("prepare %s at %s: %w", r.src.Path, short(rev.Commit), err))
 	}
 	if r.watch != nil {
-		if err := r.watch.watch(ctx, resourcesOf(objs)); err != nil {
+		// Until the revision is applied, the objects of the last one stay watched too.
+		gvrs := resourcesOf(objs)
+		for _, o := range r.desired {
+			gvrs[o.gvr] = true
+		}
+		if err := r.watch.watch(ctx, gvrs); err != nil {
 			return fail(ResultApplyFailed, err)
 		}
 	}
@@ -152,6 +157,13 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 		}
 	}
 	if err != nil {
+		// Heal what this revision applied, or found in place, as this revision declares
+		// it; everything else as the last one did.
+		for _, it := range plan {
+			if it.res != nil || !it.changed {
+				r.desired[it.o.ref.key()] = it.o
+			}
+		}
 		return fail(ResultApplyFailed, err)
 	}
 
@@ -166,6 +178,11 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 		}
 	}
 	r.desired = desired
+	if r.watch != nil {
+		if err := r.watch.watch(ctx, resourcesOf(objs)); err != nil {
+			return fail(ResultApplyFailed, err)
+		}
+	}
 
 	next := &inventory{refs: refs}
 	if r.src.PruneEnabled() {
