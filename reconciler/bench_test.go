@@ -100,7 +100,7 @@ func vmHWM() int64 {
 func BenchmarkFirstSync(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		g := benchRig(b, fmt.Sprintf("bench-first-%d", i))
+		g := benchRig(b, unique("bench-first"))
 		r := g.reconciler()
 		b.StartTimer()
 		benchSync(b, r)
@@ -120,7 +120,7 @@ func BenchmarkFirstSync(b *testing.B) {
 // read and dry-run.
 func BenchmarkNoopResync(b *testing.B) {
 	b.Run("running", func(b *testing.B) {
-		g := benchRig(b, "bench-noop-running")
+		g := benchRig(b, unique("bench-noop-running"))
 		r := g.reconciler()
 		g.start(r, g.repo.Head(b, "main"))
 		b.ResetTimer()
@@ -134,7 +134,7 @@ func BenchmarkNoopResync(b *testing.B) {
 		reportMemory(b)
 	})
 	b.Run("restarted", func(b *testing.B) {
-		g := benchRig(b, "bench-noop-restarted")
+		g := benchRig(b, unique("bench-noop-restarted"))
 		benchSync(b, g.reconciler())
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
@@ -153,13 +153,15 @@ func BenchmarkNoopResync(b *testing.B) {
 
 // BenchmarkOneObjectChange syncs a commit that changes one of the 1,004 objects.
 func BenchmarkOneObjectChange(b *testing.B) {
-	g := benchRig(b, "bench-one")
+	name := unique("bench-one")
+	g := benchRig(b, name)
 	r := g.reconciler()
 	g.start(r, g.repo.Head(b, "main"))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		g.commit(map[string]string{"apps/bench-one-0/cm-0000.yaml": benchFiles("bench-one", i+1)["apps/bench-one-0/cm-0000.yaml"]})
+		file := "apps/" + name + "-0/cm-0000.yaml"
+		g.commit(map[string]string{file: benchFiles(name, i+1)[file]})
 		b.StartTimer()
 		benchSync(b, r)
 	}
@@ -174,10 +176,11 @@ func BenchmarkOneObjectChange(b *testing.B) {
 // a merge patch by admin, as kubectl patch does) to the watch reporting the object back as
 // Git declares it, with 1,004 objects watched.
 func BenchmarkDriftRevert(b *testing.B) {
-	g := benchRig(b, "bench-drift")
+	src := unique("bench-drift")
+	g := benchRig(b, src)
 	r := g.reconciler()
 	g.start(r, g.repo.Head(b, "main"))
-	ns, name := "bench-drift-1", "cm-0001"
+	ns, name := src+"-1", "cm-0001"
 	cms := admin.CoreV1().ConfigMaps(ns)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

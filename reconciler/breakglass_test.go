@@ -28,7 +28,7 @@ func TestBreakGlass(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			name := fmt.Sprintf("bg-%d", i)
+			name := unique(fmt.Sprintf("bg-%d", i))
 			g := newRig(t, name, overFile)
 			// Longer than the break-glass, so that a sync asks to come back at its expiry.
 			g.src.Interval.Duration = time.Hour

@@ -8,7 +8,7 @@ import (
 )
 
 func TestDiffReportsWhatASyncWouldChange(t *testing.T) {
-	const name = "diff"
+	name := unique("diff")
 	g := newRig(t, name, overFile)
 	namespace(t, name)
 	g.commit(map[string]string{
@@ -37,9 +37,9 @@ func TestDiffReportsWhatASyncWouldChange(t *testing.T) {
 		action reconciler.Action
 		diff   []string
 	}{
-		{"ConfigMap diff/a", reconciler.ActionUpdate, []string{"--- cluster", "+++ git@" + commit[:12], `-  oob: added`, `-  x: "1"`, `+  x: "2"`}},
-		{"ConfigMap diff/c", reconciler.ActionCreate, []string{`+  new: "1"`, "+kind: ConfigMap"}},
-		{"ConfigMap diff/b", reconciler.ActionPrune, nil},
+		{"ConfigMap " + name + "/a", reconciler.ActionUpdate, []string{"--- cluster", "+++ git@" + commit[:12], `-  oob: added`, `-  x: "1"`, `+  x: "2"`}},
+		{"ConfigMap " + name + "/c", reconciler.ActionCreate, []string{`+  new: "1"`, "+kind: ConfigMap"}},
+		{"ConfigMap " + name + "/b", reconciler.ActionPrune, nil},
 	}
 	if len(report.Changes) != len(tests) {
 		t.Fatalf("changes = %+v, want %d", report.Changes, len(tests))

@@ -126,7 +126,7 @@ func TestSelfHealRevertsDrift(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			name := fmt.Sprintf("heal-%d", i)
+			name := unique(fmt.Sprintf("heal-%d", i))
 			g := newRig(t, name, overFile)
 			namespace(t, name)
 			commit := g.commit(map[string]string{

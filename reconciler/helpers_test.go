@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,12 @@ func (g *rig) status() reconciler.Status {
 	}
 	return st
 }
+
+// seq makes names unique across repeated runs (-count) against one control plane.
+var seq atomic.Int64
+
+// unique returns base with a suffix no other call in this process returns.
+func unique(base string) string { return fmt.Sprintf("%s-%d", base, seq.Add(1)) }
 
 // eventually polls cond until it holds, failing the test after a deadline. cond returns a
 // description of what it saw for the failure message.

@@ -5,7 +5,7 @@ import (
 )
 
 func TestStartSyncsEveryInterval(t *testing.T) {
-	const name = "interval"
+	name := unique("interval")
 	g := newRig(t, name, overHTTP)
 	namespace(t, name)
 	first := g.commit(map[string]string{"apps/a.yaml": configMap(name, "a", map[string]string{"x": "1"}, nil)})

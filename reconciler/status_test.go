@@ -12,7 +12,7 @@ import (
 )
 
 func TestStatusAndMetrics(t *testing.T) {
-	const name = "metrics"
+	name := unique("metrics")
 	reg := prometheus.NewRegistry()
 	m, err := reconciler.NewMetrics(reg)
 	if err != nil {
@@ -63,11 +63,11 @@ func TestStatusAndMetrics(t *testing.T) {
 		name, labels string
 		want         float64
 	}{
-		{"driftless_reconciler_syncs_total", `result="Applied",source="metrics"`, 1},
-		{"driftless_reconciler_syncs_total", `result="RenderFailed",source="metrics"`, 1},
-		{"driftless_reconciler_objects_applied_total", `source="metrics"`, 2},
-		{"driftless_reconciler_objects_pruned_total", `source="metrics"`, 0},
-		{"driftless_reconciler_break_glass_active", `source="metrics"`, 0},
+		{"driftless_reconciler_syncs_total", `result="Applied",source="` + name + `"`, 1},
+		{"driftless_reconciler_syncs_total", `result="RenderFailed",source="` + name + `"`, 1},
+		{"driftless_reconciler_objects_applied_total", `source="` + name + `"`, 2},
+		{"driftless_reconciler_objects_pruned_total", `source="` + name + `"`, 0},
+		{"driftless_reconciler_break_glass_active", `source="` + name + `"`, 0},
 	}
 	text, err := testutil.GatherAndCount(reg, "driftless_reconciler_sync_duration_seconds")
 	if err != nil || text != 1 {

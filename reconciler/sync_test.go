@@ -19,7 +19,7 @@ import (
 func TestSyncAppliesUpdatesAndPrunes(t *testing.T) {
 	for _, transport := range []string{overHTTP, overFile} {
 		t.Run(transport, func(t *testing.T) {
-			name := "apply-" + transport
+			name := unique("apply-" + transport)
 			ns := name
 			g := newRig(t, name, transport)
 			first := g.commit(map[string]string{
@@ -108,7 +108,7 @@ var forbiddenKeyGate = reconciler.GateFunc(func(_ context.Context, policySet str
 })
 
 func TestSyncPruneOptOut(t *testing.T) {
-	const name = "optout"
+	name := unique("optout")
 	g := newRig(t, name, overFile)
 	namespace(t, name)
 	g.commit(map[string]string{
@@ -183,7 +183,7 @@ func TestSyncRefusesBadRevisions(t *testing.T) {
 	}}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			name := fmt.Sprintf("bad-%d", i)
+			name := unique(fmt.Sprintf("bad-%d", i))
 			g := newRig(t, name, overFile)
 			g.src.PolicySet = "production"
 			g.opts.Gate = forbiddenKeyGate
@@ -239,7 +239,7 @@ func TestSyncRefusesBadRevisions(t *testing.T) {
 }
 
 func TestSyncGitOutageKeepsClusterAndRecovers(t *testing.T) {
-	const name = "outage"
+	name := unique("outage")
 	g := newRig(t, name, overHTTP)
 	namespace(t, name)
 	first := g.commit(map[string]string{
@@ -304,7 +304,7 @@ func TestSyncVerifiesSignatures(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			name := fmt.Sprintf("verify-%d", i)
+			name := unique(fmt.Sprintf("verify-%d", i))
 			g := newRig(t, name, overHTTP)
 			g.src.Verify = &v1alpha1.Verification{KeyringFiles: []string{trusted.WritePublic(t)}}
 			namespace(t, name)
@@ -332,7 +332,7 @@ func TestSyncVerifiesSignatures(t *testing.T) {
 }
 
 func TestSyncAfterRestartPrunesNothing(t *testing.T) {
-	const name = "restart"
+	name := unique("restart")
 	g := newRig(t, name, overHTTP)
 	namespace(t, name)
 	g.commit(map[string]string{
@@ -375,23 +375,24 @@ func TestSyncAfterRestartPrunesNothing(t *testing.T) {
 }
 
 func TestSyncAppliesCRDAndCustomResourceInOrder(t *testing.T) {
-	const name = "crd"
+	name := unique("crd")
+	group := name + ".example.driftless.dev"
 	g := newRig(t, name, overFile)
 	commit := g.commit(map[string]string{
-		"apps/widget.yaml": `apiVersion: example.driftless.dev/v1
+		"apps/widget.yaml": `apiVersion: ` + group + `/v1
 kind: Widget
 metadata:
   name: gear
-  namespace: crd-widgets
+  namespace: ` + name + `
 spec:
   size: 3
 `,
 		"apps/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.example.driftless.dev
+  name: widgets.` + group + `
 spec:
-  group: example.driftless.dev
+  group: ` + group + `
   scope: Namespaced
   names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
   versions:
@@ -407,13 +408,13 @@ spec:
             properties:
               size: {type: integer}
 `,
-		"apps/namespace.yaml": namespaceYAML("crd-widgets"),
+		"apps/namespace.yaml": namespaceYAML(name),
 	})
 	r := g.reconciler()
 	g.sync(r)
-	w := get(t, "example.driftless.dev/v1", "widgets", "crd-widgets", "gear")
+	w := get(t, group+"/v1", "widgets", name, "gear")
 	if w == nil {
-		t.Fatal("custom resource Widget crd-widgets/gear was not created")
+		t.Fatal("custom resource Widget gear was not created")
 	}
 	if size, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); size != 3 || w.GetLabels()[v1alpha1.LabelSource] != name {
 		t.Errorf("widget = %v, want size 3 labelled with the source", w.Object)
@@ -434,10 +435,10 @@ spec:
 }
 
 func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
-	const ns = "shared"
+	ns, teamA, teamB := unique("shared"), unique("team-a"), unique("team-b")
 	namespace(t, ns)
-	a := newRig(t, "team-a", overFile)
-	b := newRig(t, "team-b", overHTTP)
+	a := newRig(t, teamA, overFile)
+	b := newRig(t, teamB, overHTTP)
 	a.commit(map[string]string{
 		"apps/a1.yaml":         configMap(ns, "a1", map[string]string{"k": "a"}, nil),
 		"apps/a2.yaml":         configMap(ns, "a2", map[string]string{"k": "a"}, nil),
@@ -457,14 +458,14 @@ func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
 		"apps/moved.yaml": configMap(ns, "moved", map[string]string{"owner": "b"}, nil),
 		"apps/b1.yaml":    configMap(ns, "b1", map[string]string{"k": "b2"}, nil),
 	})
-	if _, err := rb.Sync(testCtx(t)); err == nil || !strings.Contains(err.Error(), "applied by source team-a") {
+	if _, err := rb.Sync(testCtx(t)); err == nil || !strings.Contains(err.Error(), "applied by source "+teamA) {
 		t.Fatalf("sync of a conflicting revision: %v, want a conflict with team-a", err)
 	}
 	if got := dataOf(getConfigMap(t, ns, "b1")); got != "k=b" {
 		t.Errorf("b1 = %s after the conflict, want k=b", got)
 	}
 	// Someone relabels one of team-a's objects by hand, with no reconciler watching.
-	kubectl(t, "-n", ns, "label", "configmap", "relabelled", v1alpha1.LabelSource+"=team-b", "--overwrite")
+	kubectl(t, "-n", ns, "label", "configmap", "relabelled", v1alpha1.LabelSource+"="+teamB, "--overwrite")
 
 	a.commit(nil, "apps/a1.yaml", "apps/moved.yaml", "apps/relabelled.yaml")
 	a.sync(ra)
@@ -480,7 +481,7 @@ func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
 			t.Errorf("%s = %s, want %s", n, got, w)
 		}
 	}
-	if got := getConfigMap(t, ns, "moved").Labels[v1alpha1.LabelSource]; got != "team-b" {
+	if got := getConfigMap(t, ns, "moved").Labels[v1alpha1.LabelSource]; got != teamB {
 		t.Errorf("moved is labelled %q, want team-b", got)
 	}
 	if st := a.status(); st.ObjectsPruned != 0 || st.ObjectsManaged != 1 {
