@@ -102,7 +102,9 @@ func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) R
 	next := r.src.Interval.Duration
 	for _, b := range r.bg {
 		if d := b.Until.Sub(now); d < next {
-			next = max(d, 0)
+			// Never sooner than the first backoff: an expiry that passed but whose revert
+			// failed must not make the loop spin.
+			next = max(d, min(minBackoff, next))
 		}
 	}
 	return Result{RequeueAfter: next}
