@@ -491,3 +491,26 @@ func TestSyncSourcesDoNotPruneEachOther(t *testing.T) {
 		t.Errorf("team-b manages %d objects, want 2", st.ObjectsManaged)
 	}
 }
+
+func TestSyncKustomizationIntoTargetNamespace(t *testing.T) {
+	name := unique("kustomize")
+	g := newRig(t, name, overHTTP)
+	g.src.TargetNamespace = name
+	namespace(t, name)
+	commit := g.commit(map[string]string{
+		"apps/kustomization.yaml": "resources:\n- app.yaml\nlabels:\n- pairs: {team: payments}\n",
+		"apps/app.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  k: v\n",
+		"apps/ignored.yaml":       configMap(name, "ignored", map[string]string{"k": "v"}, nil),
+	})
+	g.sync(g.reconciler())
+	cm := getConfigMap(t, name, "app")
+	if cm == nil {
+		t.Fatalf("configmap app was not created in the target namespace %s", name)
+	}
+	if cm.Labels["team"] != "payments" || cm.Labels[v1alpha1.LabelSource] != name || cm.Annotations[v1alpha1.AnnotationRevision] != commit {
+		t.Errorf("app labels %v annotations %v, want kustomize's team label, the source label and the revision", cm.Labels, cm.Annotations)
+	}
+	if getConfigMap(t, name, "ignored") != nil {
+		t.Error("a file the kustomization does not list was applied")
+	}
+}
