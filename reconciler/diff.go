@@ -43,10 +43,12 @@ type ObjectDiff struct {
 type DiffReport struct {
 	// Source is the source's name.
 	Source string `json:"source"`
-	// Revision, Author and Subject describe the commit the ref resolves to now.
+	// Revision is the commit the source's ref resolves to now.
 	Revision string `json:"revision"`
-	Author   string `json:"author,omitempty"`
-	Subject  string `json:"subject,omitempty"`
+	// Author is Revision's author.
+	Author string `json:"author,omitempty"`
+	// Subject is the first line of Revision's message.
+	Subject string `json:"subject,omitempty"`
 	// Violations are the policy violations that would stop the sync; the objects are
 	// compared anyway.
 	Violations []Violation `json:"violations,omitempty"`

@@ -54,29 +54,32 @@ type Status struct {
 
 	// Revision is the last commit applied in full.
 	Revision string `json:"revision,omitempty"`
-	// Author, CommitTime and Subject describe Revision.
-	Author     string    `json:"author,omitempty"`
+	// Author is Revision's author, as "Name <email>".
+	Author string `json:"author,omitempty"`
+	// CommitTime is Revision's commit time.
 	CommitTime time.Time `json:"commitTime,omitzero"`
-	Subject    string    `json:"subject,omitempty"`
+	// Subject is the first line of Revision's message.
+	Subject string `json:"subject,omitempty"`
 	// LastApplied is when Revision was applied.
 	LastApplied time.Time `json:"lastApplied,omitzero"`
 
-	// LastAttempt is when the last sync ended, and AttemptedRevision the commit it fetched
-	// (empty when the fetch failed).
-	LastAttempt       time.Time `json:"lastAttempt,omitzero"`
-	AttemptedRevision string    `json:"attemptedRevision,omitempty"`
-	// Result and Message describe the last sync.
-	Result  SyncResult `json:"result,omitempty"`
-	Message string     `json:"message,omitempty"`
+	// LastAttempt is when the last sync ended.
+	LastAttempt time.Time `json:"lastAttempt,omitzero"`
+	// AttemptedRevision is the commit the last sync fetched; empty when the fetch failed.
+	AttemptedRevision string `json:"attemptedRevision,omitempty"`
+	// Result is the outcome of the last sync.
+	Result SyncResult `json:"result,omitempty"`
+	// Message says what the last sync did, or why it failed.
+	Message string `json:"message,omitempty"`
 	// Violations are the policy violations that stopped the last sync.
 	Violations []Violation `json:"violations,omitempty"`
 
 	// ObjectsManaged is the number of objects in the source's inventory.
 	ObjectsManaged int `json:"objectsManaged"`
-	// ObjectsApplied and ObjectsPruned count what the last sync created or changed, and
-	// deleted.
+	// ObjectsApplied counts the objects the last sync created or changed.
 	ObjectsApplied int `json:"objectsApplied"`
-	ObjectsPruned  int `json:"objectsPruned"`
+	// ObjectsPruned counts the objects the last sync deleted.
+	ObjectsPruned int `json:"objectsPruned"`
 	// DriftReverts counts the out-of-band changes reverted since the source was first synced.
 	DriftReverts int64 `json:"driftReverts"`
 	// BreakGlass lists the objects left alone under an active break-glass.
