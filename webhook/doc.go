@@ -7,9 +7,11 @@
 // recorded as one log line, metrics and, for denials and break-glass uses, a Kubernetes Event.
 // The handler fails closed: anything it cannot decide is denied.
 //
-// The package also builds the ValidatingWebhookConfiguration that makes the API server call the
-// guard, so that the objects the handler trusts (matchConditions, namespaceSelector) and the
-// handler itself come from one configuration.
+// The package also builds the objects that put the guard in front of the API server, from the
+// same configuration as the handler: the ValidatingWebhookConfiguration (matchConditions,
+// namespaceSelector), and the ValidatingAdmissionPolicy and binding that protect the
+// installation itself, which webhooks cannot see (SelfProtection). It checks that a
+// cert-manager Certificate covers the webhook Service and reports its readiness.
 //
 // Objects are decoded only when a decision needs them, so a request decided on identity or
 // namespace alone costs no JSON decoding.
