@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -20,15 +21,28 @@ import (
 //
 // A checkout is written into a temporary directory and renamed into place
 // only when complete, so a checkout directory is never seen half-written.
+// Files whose content is unchanged since the current checkout are hard links
+// to it rather than new files: creating a file costs far more than linking
+// one, so a one-file commit in a large repository stays cheap. Checkouts are
+// never written to after they are complete, so sharing inodes is safe.
 func checkout(ctx context.Context, cache string, commit *object.Commit) (string, error) {
 	root := filepath.Join(cache, checkoutsDir)
 	final := filepath.Join(root, commit.Hash.String())
+	link := filepath.Join(cache, currentLink)
+	prev, _ := os.Readlink(link)
 	if _, err := os.Stat(final); errors.Is(err, fs.ErrNotExist) {
 		tmp, err := os.MkdirTemp(root, ".tmp-"+commit.Hash.String()+"-")
 		if err != nil {
 			return "", fmt.Errorf("create checkout dir: %w", err)
 		}
-		if err := export(ctx, commit, tmp); err != nil {
+		var from *reuse
+		if prev != "" {
+			if checkouts, err := os.OpenRoot(root); err == nil {
+				defer checkouts.Close()
+				from = &reuse{checkouts: checkouts, prev: filepath.Base(prev), next: filepath.Base(tmp)}
+			}
+		}
+		if err := export(ctx, commit, tmp, from); err != nil {
 			_ = os.RemoveAll(tmp)
 			return "", fmt.Errorf("check out commit %s: %w", commit.Hash, err)
 		}
@@ -40,8 +54,6 @@ func checkout(ctx context.Context, cache string, commit *object.Commit) (string,
 		return "", fmt.Errorf("stat checkout of commit %s: %w", commit.Hash, err)
 	}
 
-	link := filepath.Join(cache, currentLink)
-	prev, _ := os.Readlink(link)
 	target := filepath.Join(checkoutsDir, commit.Hash.String())
 	if prev != target {
 		tmpLink := link + ".tmp"
@@ -78,10 +90,38 @@ func prune(root string, keep ...string) {
 	}
 }
 
-// export writes commit's tree into the empty directory dir. Writes go
+// reuse links files of a new checkout to identical files of the previous one.
+// Both checkouts are directories of checkouts, which the root confines.
+type reuse struct {
+	checkouts *os.Root
+	prev      string
+	next      string
+}
+
+// link makes name in the new checkout a hard link to the previous checkout's
+// file when that is a regular file with the entry's content and mode. It
+// reports whether it did; on false the caller writes the file.
+func (r *reuse) link(name string, entry object.TreeEntry) bool {
+	if r == nil {
+		return false
+	}
+	old := path.Join(r.prev, name)
+	info, err := r.checkouts.Lstat(old)
+	if err != nil || !info.Mode().IsRegular() || (info.Mode().Perm()&0o100 != 0) != (entry.Mode == filemode.Executable) {
+		return false
+	}
+	data, err := r.checkouts.ReadFile(old)
+	if err != nil || plumbing.ComputeHash(plumbing.BlobObject, data) != entry.Hash {
+		return false
+	}
+	return r.checkouts.Link(old, path.Join(r.next, name)) == nil
+}
+
+// export writes commit's tree into the empty directory dir, linking files
+// unchanged since the previous checkout (from, when not nil). Writes go
 // through an [os.Root], so no tree entry or symlink can write outside dir.
 // Submodules are skipped.
-func export(ctx context.Context, commit *object.Commit, dir string) error {
+func export(ctx context.Context, commit *object.Commit, dir string, from *reuse) error {
 	tree, err := commitTree(commit)
 	if err != nil {
 		return err
@@ -104,13 +144,13 @@ func export(ctx context.Context, commit *object.Commit, dir string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := writeEntry(root, tree, name, entry); err != nil {
+		if err := writeEntry(root, tree, name, entry, from); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
 }
 
-func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.TreeEntry) error {
+func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.TreeEntry, from *reuse) error {
 	switch entry.Mode {
 	case filemode.Dir:
 		return root.MkdirAll(name, 0o755)
@@ -121,6 +161,9 @@ func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.Tree
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
+	}
+	if entry.Mode != filemode.Symlink && from.link(name, entry) {
+		return nil
 	}
 	f, err := tree.TreeEntryFile(&entry)
 	if err != nil {

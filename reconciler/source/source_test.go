@@ -447,3 +447,49 @@ func TestFetchSSH(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckoutReusesUnchangedFiles shows a new commit's checkout links the files it did not
+// change to the previous checkout instead of writing them again, and writes the ones it did.
+func TestCheckoutReusesUnchangedFiles(t *testing.T) {
+	transports(t, func(t *testing.T, repo *gitserver.Repo, url string) {
+		repo.Commit(t, "main", gitserver.Change{Files: map[string]string{
+			"base/a.yaml": "a: 1\n", "base/b.yaml": "b: 1\n", "overlay/c.yaml": "c: 1\n",
+		}})
+		f := source.NewGitFetcher()
+		spec := source.Spec{URL: url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()}
+		rev1, err := f.Fetch(t.Context(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"base/b.yaml": "b: 2\n"}})
+		rev2, err := f.Fetch(t.Context(), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := func(name string) bool {
+			a, err := os.Stat(filepath.Join(rev1.Dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.Stat(filepath.Join(rev2.Dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return os.SameFile(a, b)
+		}
+		for _, name := range []string{"base/a.yaml", "overlay/c.yaml"} {
+			if !same(name) {
+				t.Errorf("%s is unchanged but was written again instead of linked", name)
+			}
+		}
+		if same("base/b.yaml") {
+			t.Error("base/b.yaml changed but shares the previous checkout's file")
+		}
+		if got := readFile(t, rev2.Dir, "base/b.yaml"); got != "b: 2\n" {
+			t.Errorf("base/b.yaml = %q, want b: 2", got)
+		}
+		if got := readFile(t, rev1.Dir, "base/b.yaml"); got != "b: 1\n" {
+			t.Errorf("previous checkout changed: base/b.yaml = %q", got)
+		}
+	})
+}
