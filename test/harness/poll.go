@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -33,4 +34,25 @@ func FreeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// WaitReady polls url until it answers 200 OK. exited, when not nil, is called first on each
+// try and stops the wait with its error once the server is known to have exited.
+func WaitReady(ctx context.Context, url string, exited func() error) error {
+	return Poll(ctx, time.Minute, func() error {
+		if exited != nil {
+			if err := exited(); err != nil {
+				return err
+			}
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	})
 }

@@ -98,21 +98,13 @@ func (g *Server) Start() error {
 			Logger:               logger,
 		})
 	}()
-	return Poll(ctx, time.Minute, func() error {
+	return harness.WaitReady(ctx, "http://"+g.ProbeAddr+"/readyz", func() error {
 		select {
 		case err := <-g.done:
 			return fmt.Errorf("driftless run exited: %w", err)
 		default:
+			return nil
 		}
-		resp, err := http.Get("http://" + g.ProbeAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
 	})
 }
 

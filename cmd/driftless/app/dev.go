@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,22 +240,14 @@ policySets:
 }
 
 func (e *devEnv) waitReady(ctx context.Context, url string) error {
-	return harness.Poll(ctx, time.Minute, func() error {
+	return harness.WaitReady(ctx, url, func() error {
 		select {
 		case err := <-e.runDone:
 			e.runDone <- err
 			return fmt.Errorf("driftless run exited: %w (see %s)", err, e.logPath)
 		default:
+			return nil
 		}
-		resp, err := http.Get(url)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
 	})
 }
 
