@@ -242,18 +242,7 @@ func TestDenialsAreRecordedAsEvents(t *testing.T) {
 	if r := cp.Bob.Kubectl(ctx, "label", "-n", "production", "configmap/evented-config", "audit=me"); r.Err == nil {
 		t.Fatalf("bob's label was allowed: %s", r.Combined())
 	}
-	err := inprocess.Poll(ctx, 30*time.Second, func() error {
-		r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
-			"--field-selector", "regarding.name=evented-config,reason=ManualChangeDenied", "-o", "jsonpath={.items[*].note}")
-		if r.Err != nil {
-			return fmt.Errorf("%v: %s", r.Err, r.Combined())
-		}
-		if !strings.Contains(r.Stdout, "bob tried to update configmaps/evented-config") {
-			return fmt.Errorf("no denial event naming bob yet: %q", r.Stdout)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitForEvent(ctx, "evented-config", "ManualChangeDenied", "bob tried to update configmaps/evented-config"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -323,15 +312,7 @@ func TestBreakGlass(t *testing.T) {
 	})
 
 	t.Run("break-glass uses are recorded", func(t *testing.T) {
-		err := inprocess.Poll(ctx, 30*time.Second, func() error {
-			r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
-				"--field-selector", "regarding.name=incident-config,reason=BreakGlassUsed", "-o", "jsonpath={.items[*].note}")
-			if !strings.Contains(r.Stdout, "alice (group oncall)") || !strings.Contains(r.Stdout, "INC-7: bigger pool") {
-				return fmt.Errorf("no break-glass event naming alice and the reason yet: %q %s", r.Stdout, r.Stderr)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := waitForEvent(ctx, "incident-config", "BreakGlassUsed", "alice (group oncall)", "INC-7: bigger pool"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -435,15 +416,7 @@ func TestWarnAndDryRunModes(t *testing.T) {
 		if after["recorded/protected-namespace"] != before["recorded/protected-namespace"]+1 {
 			t.Errorf("dry-run mode did not record the change: before %v after %v", before, after)
 		}
-		err = inprocess.Poll(ctx, 30*time.Second, func() error {
-			r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
-				"--field-selector", "regarding.name=modes-config,reason=ManualChangeRecorded", "-o", "jsonpath={.items[*].note}")
-			if !strings.Contains(r.Stdout, "bob tried to update") {
-				return fmt.Errorf("no recorded event yet: %q %s", r.Stdout, r.Stderr)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := waitForEvent(ctx, "modes-config", "ManualChangeRecorded", "bob tried to update"); err != nil {
 			t.Error(err)
 		}
 	})
@@ -539,6 +512,24 @@ func TestFailClosedWhenTheGuardIsDown(t *testing.T) {
 		t.Errorf("unprotected namespaces must not depend on the guard: %s", r.Combined())
 	}
 	assertKubectlOutput(t, cp.Admin, `{.data.poolSize}`, "10", "get", "-n", "production", "configmap/down-config")
+}
+
+// waitForEvent waits until an Event with reason about the named object in production has a
+// note containing every string in want.
+func waitForEvent(ctx context.Context, name, reason string, want ...string) error {
+	return inprocess.Poll(ctx, 30*time.Second, func() error {
+		r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
+			"--field-selector", "regarding.name="+name+",reason="+reason, "-o", "jsonpath={.items[*].note}")
+		if r.Err != nil {
+			return fmt.Errorf("%v: %s", r.Err, r.Combined())
+		}
+		for _, w := range want {
+			if !strings.Contains(r.Stdout, w) {
+				return fmt.Errorf("no %s event on %s with %q yet: %q", reason, name, w, r.Stdout)
+			}
+		}
+		return nil
+	})
 }
 
 func assertActionableDenial(t *testing.T, out, user, ns string) {
