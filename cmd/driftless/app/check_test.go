@@ -22,6 +22,30 @@ type runResult struct {
 	stdout, stderr string
 }
 
+// expect checks the exit code and that stdout and stderr contain (or, for notStdout, do not
+// contain) the given strings.
+func (got runResult) expect(t *testing.T, code int, wantStdout, notStdout, wantStderr []string) {
+	t.Helper()
+	if got.code != code {
+		t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", got.code, code, got.stdout, got.stderr)
+	}
+	for _, want := range wantStdout {
+		if !strings.Contains(got.stdout, want) {
+			t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
+		}
+	}
+	for _, not := range notStdout {
+		if strings.Contains(got.stdout, not) {
+			t.Errorf("stdout contains %q:\n%s", not, got.stdout)
+		}
+	}
+	for _, want := range wantStderr {
+		if !strings.Contains(got.stderr, want) {
+			t.Errorf("stderr does not contain %q:\n%s", want, got.stderr)
+		}
+	}
+}
+
 // runDriftless runs the command tree in-process, the way main does: an error goes to stderr
 // as "driftless: <error>" and decides the exit code.
 func runDriftless(t *testing.T, args ...string) runResult {
@@ -313,24 +337,7 @@ func TestCheck(t *testing.T) {
 				}
 			}
 			got := runDriftless(t, append([]string{"check"}, args...)...)
-			if got.code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", got.code, tt.wantCode, got.stdout, got.stderr)
-			}
-			for _, want := range tt.wantStdout {
-				if !strings.Contains(got.stdout, want) {
-					t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
-				}
-			}
-			for _, not := range tt.notStdout {
-				if strings.Contains(got.stdout, not) {
-					t.Errorf("stdout contains %q:\n%s", not, got.stdout)
-				}
-			}
-			for _, want := range tt.wantStderr {
-				if !strings.Contains(got.stderr, want) {
-					t.Errorf("stderr does not contain %q:\n%s", want, got.stderr)
-				}
-			}
+			got.expect(t, tt.wantCode, tt.wantStdout, tt.notStdout, tt.wantStderr)
 			if tt.wantCode == 2 && got.stdout != "" {
 				t.Errorf("stdout = %q, want nothing when the check cannot decide", got.stdout)
 			}

@@ -85,24 +85,7 @@ func TestPolicyTest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := runDriftless(t, append([]string{"policy", "test"}, tt.args...)...)
-			if got.code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", got.code, tt.wantCode, got.stdout, got.stderr)
-			}
-			for _, want := range tt.wantStdout {
-				if !strings.Contains(got.stdout, want) {
-					t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
-				}
-			}
-			for _, not := range tt.notStdout {
-				if strings.Contains(got.stdout, not) {
-					t.Errorf("stdout contains %q:\n%s", not, got.stdout)
-				}
-			}
-			for _, want := range tt.wantStderr {
-				if !strings.Contains(got.stderr, want) {
-					t.Errorf("stderr does not contain %q:\n%s", want, got.stderr)
-				}
-			}
+			got.expect(t, tt.wantCode, tt.wantStdout, tt.notStdout, tt.wantStderr)
 		})
 	}
 }
