@@ -11,7 +11,6 @@ import (
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/harness"
-	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
 // fixture is what the reconciler would have applied: a ConfigMap and a Deployment owned by the
@@ -437,7 +436,7 @@ func TestInvalidConfigReloadKeepsTheLastGoodOne(t *testing.T) {
 	if err := os.WriteFile(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "off")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = inprocess.Poll(ctx, 30*time.Second, func() error {
+	err = harness.Poll(ctx, 30*time.Second, func() error {
 		now, err := guard.Counter("driftless_config_reloads_total", "result")
 		if err != nil {
 			return err
@@ -465,7 +464,7 @@ func TestCertificateRotationWithoutRestart(t *testing.T) {
 	if err := guard.CA.WriteServingCert(guard.CertDir, next, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	err = inprocess.Poll(ctx, time.Minute, func() error {
+	err = harness.Poll(ctx, time.Minute, func() error {
 		got, err := guard.ServingSerial()
 		if err != nil {
 			return err
@@ -517,7 +516,7 @@ func TestFailClosedWhenTheGuardIsDown(t *testing.T) {
 // waitForEvent waits until an Event with reason about the named object in production has a
 // note containing every string in want.
 func waitForEvent(ctx context.Context, name, reason string, want ...string) error {
-	return inprocess.Poll(ctx, 30*time.Second, func() error {
+	return harness.Poll(ctx, 30*time.Second, func() error {
 		r := cp.Admin.Kubectl(ctx, "get", "events.events.k8s.io", "-n", "production",
 			"--field-selector", "regarding.name="+name+",reason="+reason, "-o", "jsonpath={.items[*].note}")
 		if r.Err != nil {

@@ -142,7 +142,7 @@ func (g *Server) WaitEnforcing(ctx context.Context) error {
 		return err
 	}
 	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "guard-probe", Namespace: "production"}}
-	return Poll(ctx, time.Minute, func() error {
+	return harness.Poll(ctx, time.Minute, func() error {
 		_, err := bob.CoreV1().ConfigMaps("production").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "driftless:") {
 			return nil
@@ -157,7 +157,7 @@ func (g *Server) SetConfig(ctx context.Context, config string, check func() erro
 	if err := os.WriteFile(g.ConfigPath, []byte(config), 0o600); err != nil {
 		return err
 	}
-	return Poll(ctx, 30*time.Second, check)
+	return harness.Poll(ctx, 30*time.Second, check)
 }
 
 // Decisions scrapes the guard's metrics endpoint and returns driftless_guard_decisions_total
@@ -206,9 +206,4 @@ func (g *Server) ServingSerial() (int64, error) {
 		return 0, errors.New("no peer certificate")
 	}
 	return certs[0].SerialNumber.Int64(), nil
-}
-
-// Poll is harness.Poll, kept here for the suites that wait on the guard.
-func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	return harness.Poll(ctx, timeout, f)
 }

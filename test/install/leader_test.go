@@ -29,7 +29,6 @@ import (
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/test/gitserver"
 	"github.com/driftless-dev/driftless/test/harness"
-	"github.com/driftless-dev/driftless/test/inprocess"
 	"github.com/driftless-dev/driftless/webhook"
 )
 
@@ -347,14 +346,14 @@ func TestLeaderElection(t *testing.T) {
 
 	replicas := []*replica{startReplica(t, bin, configPath, "replica-a"), startReplica(t, bin, configPath, "replica-b")}
 	for _, r := range replicas {
-		if err := inprocess.Poll(ctx, time.Minute, r.ready); err != nil {
+		if err := harness.Poll(ctx, time.Minute, r.ready); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	// One replica becomes leader and syncs; which one is up to the election.
 	var leader, follower *replica
-	err = inprocess.Poll(ctx, time.Minute, func() error {
+	err = harness.Poll(ctx, time.Minute, func() error {
 		leader, follower = nil, nil
 		for _, r := range replicas {
 			if err := r.running(); err != nil {
@@ -454,7 +453,7 @@ func TestLeaderElection(t *testing.T) {
 		if err := leader.stop(30 * time.Second); err != nil {
 			t.Fatalf("%s on SIGTERM: %v", leader.name, err)
 		}
-		err := inprocess.Poll(ctx, 2*time.Minute, func() error {
+		err := harness.Poll(ctx, 2*time.Minute, func() error {
 			if err := follower.running(); err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/test/harness"
 	"github.com/driftless-dev/driftless/test/inprocess"
 	"github.com/driftless-dev/driftless/webhook"
 )
@@ -144,7 +145,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	if err := g.CA.WriteServingCert(g.CertDir, 3, hosts...); err != nil {
 		t.Fatal(err)
 	}
-	if err := inprocess.Poll(ctx, time.Minute, servesSerial(3)); err != nil {
+	if err := harness.Poll(ctx, time.Minute, servesSerial(3)); err != nil {
 		t.Fatalf("the guard does not serve the rotated certificate: %v", err)
 	}
 

@@ -93,7 +93,7 @@ func sourceStatus(ctx context.Context, name string) (reconciler.Status, error) {
 
 // waitApplied waits until the source's status says commit was applied.
 func waitApplied(ctx context.Context, source, commit string) error {
-	return inprocess.Poll(ctx, time.Minute, func() error {
+	return harness.Poll(ctx, time.Minute, func() error {
 		s, err := sourceStatus(ctx, source)
 		if err != nil {
 			return err
@@ -183,7 +183,7 @@ func TestSelfManagement(t *testing.T) {
 		if r := cp.Admin.Kubectl(ctx, "delete", "validatingadmissionpolicybinding", webhook.SelfProtectionName, "--ignore-not-found"); r.Err != nil {
 			t.Errorf("delete the self-protection binding: %v\n%s", r.Err, r.Combined())
 		}
-		err := inprocess.Poll(ctx, time.Minute, func() error {
+		err := harness.Poll(ctx, time.Minute, func() error {
 			if err := vwcs.Delete(ctx, webhook.ConfigurationName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
@@ -221,7 +221,7 @@ func TestSelfManagement(t *testing.T) {
 		}
 		return fmt.Errorf("self-protection not in effect: admin's dry-run delete of the webhook configuration: %v", err)
 	}
-	if err := inprocess.Poll(ctx, time.Minute, vapDenies); err != nil {
+	if err := harness.Poll(ctx, time.Minute, vapDenies); err != nil {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
@@ -267,7 +267,7 @@ func TestSelfManagement(t *testing.T) {
 	}
 	// The status is written before the sync is counted.
 	var syncsAfterFirst float64
-	err = inprocess.Poll(ctx, 30*time.Second, func() error {
+	err = harness.Poll(ctx, 30*time.Second, func() error {
 		var err error
 		if syncsAfterFirst, err = syncs(); err == nil && syncsAfterFirst == 0 {
 			err = errors.New("the first sync is not counted yet")
@@ -336,7 +336,7 @@ func TestSelfManagement(t *testing.T) {
 			}
 
 			var recreated types.UID
-			err = inprocess.Poll(ctx, 30*time.Second, func() error {
+			err = harness.Poll(ctx, 30*time.Second, func() error {
 				got, err := uidOf[tt.kind]()
 				if err != nil {
 					return err
@@ -350,10 +350,10 @@ func TestSelfManagement(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the reconciler did not recreate %s %s: %v", tt.kind, tt.obj, err)
 			}
-			if err := inprocess.Poll(ctx, 30*time.Second, func() error { return recreationEvent(ctx, admin, tt.kind, tt.obj, recreated) }); err != nil {
+			if err := harness.Poll(ctx, 30*time.Second, func() error { return recreationEvent(ctx, admin, tt.kind, tt.obj, recreated) }); err != nil {
 				t.Error(err)
 			}
-			err = inprocess.Poll(ctx, 30*time.Second, func() error {
+			err = harness.Poll(ctx, 30*time.Second, func() error {
 				n, err := reverts()
 				if err != nil {
 					return err
@@ -373,7 +373,7 @@ func TestSelfManagement(t *testing.T) {
 			if err != nil {
 				t.Error(err)
 			}
-			if err := inprocess.Poll(ctx, time.Minute, tt.back); err != nil {
+			if err := harness.Poll(ctx, time.Minute, tt.back); err != nil {
 				t.Errorf("after the recreation: %v", err)
 			}
 			if n, err := syncs(); err != nil {

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/driftless-dev/driftless/test/harness"
-	"github.com/driftless-dev/driftless/test/inprocess"
 	"github.com/driftless-dev/driftless/webhook"
 )
 
@@ -65,7 +64,7 @@ func installDefault(t *testing.T) {
 			t.Errorf("delete the self-protection binding: %v\n%s", r.Err, r.Combined())
 			return
 		}
-		err := inprocess.Poll(ctx, time.Minute, func() error {
+		err := harness.Poll(ctx, time.Minute, func() error {
 			return admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, webhook.ConfigurationName, metav1.DeleteOptions{})
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -81,7 +80,7 @@ func installDefault(t *testing.T) {
 		}
 	}
 	applied := time.Now()
-	err = inprocess.Poll(ctx, time.Minute, func() error {
+	err = harness.Poll(ctx, time.Minute, func() error {
 		err := admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, webhook.ConfigurationName, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
 		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), webhook.SelfProtectionName) {
 			return nil

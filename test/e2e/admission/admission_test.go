@@ -174,7 +174,7 @@ func TestBrokenPolicyKeepsTheLastGoodSet(t *testing.T) {
 	}
 	waitFor := func(result string, want float64) {
 		t.Helper()
-		err := inprocess.Poll(ctx, 30*time.Second, func() error {
+		err := harness.Poll(ctx, 30*time.Second, func() error {
 			if got := reloads()[result]; got != want {
 				return fmt.Errorf("reloads{%s} = %v, want %v", result, got, want)
 			}
