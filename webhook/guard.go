@@ -251,7 +251,13 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		}
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventPolicyDenied, eventAction, "%s: %s tried to %s: %s: %s", result, f.user, f.what(), d.problem, strings.Join(lines, "; "))
 	case d.deny:
-		reason := map[Result]string{ResultDenied: EventChangeDenied, ResultWarned: EventChangeWarned, ResultRecorded: EventChangeRecorded}[result]
+		reason := EventChangeDenied
+		switch result {
+		case ResultWarned:
+			reason = EventChangeWarned
+		case ResultRecorded:
+			reason = EventChangeRecorded
+		}
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, reason, eventAction, "%s: %s tried to %s: %s", result, f.user, f.what(), d.problem)
 	}
 }

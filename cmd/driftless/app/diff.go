@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/reconciler"
@@ -33,11 +32,7 @@ needs impersonation rights) or from inside the cluster.`,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			restConfig, err := flags.ToRESTConfig()
-			if err != nil {
-				return fmt.Errorf("kubeconfig: %w", err)
-			}
-			client, err := dynamic.NewForConfig(restConfig)
+			client, err := dynamicClient(flags)
 			if err != nil {
 				return err
 			}

@@ -29,11 +29,7 @@ func newStatusCommand() *cobra.Command {
 (kubectl get configmap -n driftless-system -l ... shows the same data) and prints it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			restConfig, err := flags.ToRESTConfig()
-			if err != nil {
-				return fmt.Errorf("kubeconfig: %w", err)
-			}
-			client, err := dynamic.NewForConfig(restConfig)
+			client, err := dynamicClient(flags)
 			if err != nil {
 				return err
 			}
@@ -57,6 +53,15 @@ func newStatusCommand() *cobra.Command {
 	cmd.Flags().StringVar(&namespace, "driftless-namespace", v1alpha1.DefaultNamespace, "namespace Driftless runs in")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// dynamicClient connects with the standard kubeconfig flags.
+func dynamicClient(flags *genericclioptions.ConfigFlags) (dynamic.Interface, error) {
+	restConfig, err := flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return dynamic.NewForConfig(restConfig)
 }
 
 func printStatus(out io.Writer, statuses []reconciler.Status, now time.Time) error {
