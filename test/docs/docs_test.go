@@ -136,15 +136,20 @@ func TestReadmeCommandTableMatchesTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rows := 0
 	for _, line := range strings.Split(string(data), "\n") {
 		if !strings.HasPrefix(line, "| `driftless ") {
 			continue
 		}
+		rows++
 		name := strings.Fields(strings.Trim(strings.SplitN(line, "`", 3)[1], "`"))[1:]
 		cmd, _, err := app.NewCommand().Find(name)
 		if err != nil || cmd.Name() != name[len(name)-1] {
 			t.Errorf("README lists `driftless %s`, which the binary does not have", strings.Join(name, " "))
 		}
+	}
+	if rows < 5 {
+		t.Fatalf("found %d command rows in the README's table; the test reads rows starting with \"| `driftless \"", rows)
 	}
 }
 

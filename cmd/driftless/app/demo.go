@@ -11,7 +11,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/reconciler"
@@ -61,13 +60,9 @@ func (e *devEnv) quote(text string) {
 	}
 }
 
-// configMapData returns the live ConfigMap's data and annotations.
+// configMap returns the live ConfigMap's data and annotations.
 func (e *devEnv) configMap(ctx context.Context) (map[string]string, map[string]string, error) {
-	cs, err := e.cp.Admin.Clientset()
-	if err != nil {
-		return nil, nil, err
-	}
-	cm, err := cs.CoreV1().ConfigMaps(demoNamespace).Get(ctx, demoConfigMap, metav1.GetOptions{})
+	cm, err := e.admin.CoreV1().ConfigMaps(demoNamespace).Get(ctx, demoConfigMap, metav1.GetOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,11 +70,7 @@ func (e *devEnv) configMap(ctx context.Context) (map[string]string, map[string]s
 }
 
 func (e *devEnv) status(ctx context.Context) (reconciler.Status, error) {
-	client, err := dynamic.NewForConfig(e.cp.Admin.Config)
-	if err != nil {
-		return reconciler.Status{}, err
-	}
-	s, found, err := reconciler.ReadSourceStatus(ctx, client, v1alpha1.DefaultNamespace, devSource)
+	s, found, err := reconciler.ReadSourceStatus(ctx, e.dynamic, v1alpha1.DefaultNamespace, devSource)
 	if err == nil && !found {
 		err = fmt.Errorf("no status for source %s yet", devSource)
 	}
@@ -249,13 +240,9 @@ func (e *devEnv) stepExpiry(ctx context.Context, d time.Duration) error {
 		return err
 	}
 	e.observed("reverted to Git: POOL_SIZE=50, BURST_MODE removed, break-glass annotations removed")
-	cs, err := e.cp.Admin.Clientset()
-	if err != nil {
-		return err
-	}
 	var note string
 	err = harness.Poll(ctx, 30*time.Second, func() error {
-		events, err := cs.EventsV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=BreakGlassExpired,regarding.name=" + demoConfigMap})
+		events, err := e.admin.EventsV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=BreakGlassExpired,regarding.name=" + demoConfigMap})
 		if err != nil {
 			return err
 		}
@@ -292,11 +279,7 @@ func (e *devEnv) stepCommit(ctx context.Context) error {
 	}
 	e.observed("committed %s to the local repository", short(sha))
 	err = harness.Poll(ctx, time.Minute, func() error {
-		cs, err := e.cp.Admin.Clientset()
-		if err != nil {
-			return err
-		}
-		cm, err := cs.CoreV1().ConfigMaps(demoNamespace).Get(ctx, demoConfigMap, metav1.GetOptions{})
+		cm, err := e.admin.CoreV1().ConfigMaps(demoNamespace).Get(ctx, demoConfigMap, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return err
 		}

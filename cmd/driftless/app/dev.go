@@ -19,6 +19,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -71,10 +73,13 @@ type devEnv struct {
 	repoDir    string
 	configPath string
 	cp         *harness.ControlPlane
-	repo       *git.Repository
-	stopRun    context.CancelFunc
-	runDone    chan error
-	logPath    string
+	// admin and dynamic are admin's clients, made once.
+	admin   kubernetes.Interface
+	dynamic dynamic.Interface
+	repo    *git.Repository
+	stopRun context.CancelFunc
+	runDone chan error
+	logPath string
 }
 
 func runDev(ctx context.Context, out io.Writer, o *devOptions) (err error) {
@@ -134,10 +139,13 @@ func (e *devEnv) start(ctx context.Context) error {
 	if e.cp, err = harness.Start(ctx); err != nil {
 		return err
 	}
-	admin, err := e.cp.Admin.Clientset()
-	if err != nil {
+	if e.admin, err = e.cp.Admin.Clientset(); err != nil {
 		return err
 	}
+	if e.dynamic, err = dynamic.NewForConfig(e.cp.Admin.Config); err != nil {
+		return err
+	}
+	admin := e.admin
 	for _, ns := range []string{v1alpha1.DefaultNamespace, "production", "staging"} {
 		if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
