@@ -26,8 +26,27 @@ const (
 	// builtinPrefix names embedded files in problems and test locations.
 	builtinPrefix = "builtin:"
 	// libraryPackagePrefix is the package of built-in rule <rule> without it.
-	libraryPackagePrefix = "driftless.library."
+	libraryPackagePrefix = LibraryPackagePrefix
 )
+
+// LibraryPackagePrefix is the Rego package prefix of the built-in rules: rule <name> lives in
+// package driftless.library.<name>.
+const LibraryPackagePrefix = "driftless.library."
+
+// RuleID names a rule the way reports do: a built-in rule by its name (images_pinned, or
+// images_pinned.warn for a rule other than deny), any other rule as package.rule (main.deny).
+func RuleID(pkg, rule string) string {
+	if name, ok := strings.CutPrefix(pkg, LibraryPackagePrefix); ok {
+		if rule == "deny" {
+			return name
+		}
+		return name + "." + rule
+	}
+	return pkg + "." + rule
+}
+
+// RuleID is the violation's rule as reports name it; see [RuleID].
+func (v Violation) RuleID() string { return RuleID(v.Package, v.Rule) }
 
 // LibraryRule describes one rule of the built-in library.
 type LibraryRule struct {

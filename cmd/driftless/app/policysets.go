@@ -75,11 +75,11 @@ func (p *policySets) get(name string) (*policy.Engine, policy.EvalContext, error
 // Evaluate evaluates obj against the guard's admission policy set.
 func (p *policySets) Evaluate(ctx context.Context, obj map[string]any, ec policy.EvalContext) (policy.Result, error) {
 	p.mu.RLock()
+	engine, ok := p.engines[p.guardSet]
 	name := p.guardSet
 	p.mu.RUnlock()
-	engine, _, err := p.get(name)
-	if err != nil {
-		return policy.Result{}, err
+	if !ok {
+		return policy.Result{}, fmt.Errorf("policy set %q is not configured", name)
 	}
 	return engine.Evaluate(ctx, obj, ec)
 }
@@ -106,7 +106,7 @@ func (p *policySets) Check(ctx context.Context, policySet string, objs []*unstru
 			if o.GetNamespace() != "" {
 				name = o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 			}
-			out = append(out, reconciler.Violation{Object: name, Rule: v.Rule, Message: v.Message})
+			out = append(out, reconciler.Violation{Object: name, Rule: v.RuleID(), Message: v.Message})
 		}
 	}
 	return out, nil

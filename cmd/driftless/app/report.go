@@ -161,19 +161,8 @@ type ViolationReport struct {
 	Details map[string]any `json:"details,omitempty"`
 }
 
-// libraryPackagePrefix is the package prefix of built-in rules.
-const libraryPackagePrefix = "driftless.library."
-
-// ruleID names a rule in reports; see RuleReport.ID.
-func ruleID(pkg, rule string) string {
-	if name, ok := strings.CutPrefix(pkg, libraryPackagePrefix); ok {
-		if rule == "deny" {
-			return name
-		}
-		return name + "." + rule
-	}
-	return pkg + "." + rule
-}
+// ruleID names a rule in reports; see policy.RuleID.
+func ruleID(pkg, rule string) string { return policy.RuleID(pkg, rule) }
 
 // newReport starts a report with the rules of the loaded set.
 func newReport(rules []policy.RuleRef, environment string, failOnWarn bool) (*Report, error) {

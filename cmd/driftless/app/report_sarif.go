@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+
+	"github.com/driftless-dev/driftless/policy"
 )
 
 // SARIF 2.1.0, the subset GitHub code scanning reads: one run whose driver lists every
@@ -159,13 +161,13 @@ func newSARIFRule(rule RuleReport) sarifRule {
 		full = rule.Title
 	}
 	help := full
-	if name, ok := strings.CutPrefix(rule.Package, libraryPackagePrefix); ok {
+	if name, ok := strings.CutPrefix(rule.Package, policy.LibraryPackagePrefix); ok {
 		help += " Built-in rule; switch it off with --disable-rule " + name + " or library.disabledRules in the policy set."
 	} else {
 		help += " Rule " + rule.Title + " of a Rego policy."
 	}
 	tags := []string{"kubernetes", "policy"}
-	if strings.HasPrefix(rule.Package, libraryPackagePrefix) {
+	if strings.HasPrefix(rule.Package, policy.LibraryPackagePrefix) {
 		tags = append(tags, "driftless-library")
 	}
 	return sarifRule{
