@@ -1,9 +1,7 @@
 package reconciler
 
 import (
-	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -11,63 +9,13 @@ import (
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
-// breakGlassState is what an object's break-glass annotations say at one moment.
-type breakGlassState int
+// breakGlass is the break-glass of one live object, as the contract reads it.
+type breakGlass = v1alpha1.BreakGlassClaim
 
-const (
-	// breakGlassNone: the object carries no break-glass annotation.
-	breakGlassNone breakGlassState = iota
-	// breakGlassActive: a reason and an expiry in the future, within the maximum duration.
-	breakGlassActive
-	// breakGlassExpired: the expiry has passed.
-	breakGlassExpired
-	// breakGlassInvalid: an annotation is missing, empty, unparseable or too far away.
-	breakGlassInvalid
-)
-
-// breakGlass is the break-glass of one live object.
-type breakGlass struct {
-	state  breakGlassState
-	reason string
-	until  time.Time
-	// by is who started it, from the break-glass-by annotation; may be empty.
-	by string
-	// problem says why an invalid break-glass is not honoured.
-	problem string
-}
-
-// readBreakGlass reads u's break-glass annotations at now. A break-glass is active when the
-// reason is not empty and the expiry is an RFC 3339 time after now and no later than now plus
-// maxDuration.
+// readBreakGlass reads u's break-glass annotations at now with the contract the guard and the
+// command line share.
 func readBreakGlass(u *unstructured.Unstructured, now time.Time, maxDuration time.Duration) breakGlass {
-	ann := u.GetAnnotations()
-	reason, hasReason := ann[v1alpha1.AnnotationBreakGlass]
-	untilText, hasUntil := ann[v1alpha1.AnnotationBreakGlassUntil]
-	if !hasReason && !hasUntil {
-		return breakGlass{state: breakGlassNone}
-	}
-	bg := breakGlass{reason: strings.TrimSpace(reason), by: ann[v1alpha1.AnnotationBreakGlassBy]}
-	if !hasUntil {
-		bg.state, bg.problem = breakGlassInvalid, v1alpha1.AnnotationBreakGlassUntil+" is missing"
-		return bg
-	}
-	until, err := time.Parse(time.RFC3339, strings.TrimSpace(untilText))
-	if err != nil {
-		bg.state, bg.problem = breakGlassInvalid, fmt.Sprintf("%s %q is not an RFC 3339 time", v1alpha1.AnnotationBreakGlassUntil, untilText)
-		return bg
-	}
-	bg.until = until
-	switch {
-	case bg.reason == "":
-		bg.state, bg.problem = breakGlassInvalid, v1alpha1.AnnotationBreakGlass+" (the reason) is empty"
-	case !until.After(now):
-		bg.state = breakGlassExpired
-	case until.Sub(now) > maxDuration:
-		bg.state, bg.problem = breakGlassInvalid, fmt.Sprintf("%s is more than %s away", v1alpha1.AnnotationBreakGlassUntil, maxDuration)
-	default:
-		bg.state = breakGlassActive
-	}
-	return bg
+	return v1alpha1.ReadBreakGlass(u.GetAnnotations(), now, maxDuration)
 }
 
 // BreakGlassObject is an object left alone under an active break-glass.

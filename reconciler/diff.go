@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/driftless-dev/driftless/reconciler/render"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
 // Action is what a sync would do to one object.
@@ -169,7 +171,7 @@ func (r *Reconciler) diffObject(ctx context.Context, o *object, commit string) (
 		return nil, err
 	}
 	action := ActionUpdate
-	if readBreakGlass(live, r.clock.Now(), r.maxBG).state == breakGlassActive {
+	if readBreakGlass(live, r.clock.Now(), r.maxBreakGlass()).State == v1alpha1.BreakGlassActive {
 		action = ActionBreakGlass
 	}
 	return &ObjectDiff{Object: o.ref.String(), Action: action, Diff: diff}, nil

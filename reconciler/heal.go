@@ -9,6 +9,8 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
 // runHealWorker checks queued objects for drift until the queue shuts down.
@@ -58,8 +60,8 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 	}
 	var bg breakGlass
 	if live != nil {
-		bg = readBreakGlass(live, r.clock.Now(), r.maxBG)
-		if bg.state == breakGlassActive {
+		bg = readBreakGlass(live, r.clock.Now(), r.maxBreakGlass())
+		if bg.State == v1alpha1.BreakGlassActive {
 			dry, err := r.dryRun(ctx, o)
 			if err != nil {
 				return err
@@ -68,7 +70,7 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 			return nil
 		}
 	}
-	drift := live == nil || bg.state != breakGlassNone || r.takeover.hasForeign(live)
+	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || r.takeover.hasForeign(live)
 	if !drift {
 		dry, err := r.dryRun(ctx, o)
 		if err != nil {
@@ -112,16 +114,16 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 		by = "an unknown field manager"
 	}
 	reason, what := "DriftReverted", "reverted a change made out of band by "+by
-	switch bg.state {
-	case breakGlassExpired:
-		if bg.by != "" {
-			by = bg.by + " (" + by + ")"
+	switch bg.State {
+	case v1alpha1.BreakGlassExpired:
+		if bg.By != "" {
+			by = bg.By + " (" + by + ")"
 		}
 		reason = "BreakGlassExpired"
-		what = fmt.Sprintf("break-glass %q expired at %s; reverted the change made by %s", bg.reason, bg.until.Format(time.RFC3339), by)
-	case breakGlassInvalid:
+		what = fmt.Sprintf("break-glass %q expired at %s; reverted the change made by %s", bg.Reason, bg.Until.Format(time.RFC3339), by)
+	case v1alpha1.BreakGlassInvalid:
 		reason = "BreakGlassInvalid"
-		what = fmt.Sprintf("break-glass not honoured (%s); reverted the change made by %s", bg.problem, by)
+		what = fmt.Sprintf("break-glass not honoured (%s); reverted the change made by %s", bg.Problem, by)
 	}
 	log.Info("reverted drift", "reason", reason, "by", by, "patch", patch)
 	note := what
@@ -144,24 +146,24 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 	}
 	entry := BreakGlassObject{
 		Object:   o.ref.String(),
-		By:       bg.by,
+		By:       bg.By,
 		Managers: strings.Join(r.takeover.foreignManagers(live), ", "),
-		Reason:   bg.reason,
-		Until:    bg.until,
+		Reason:   bg.Reason,
+		Until:    bg.Until,
 		Patch:    patch,
 	}
 	prev, seen := r.bg[k]
 	r.bg[k] = entry
-	r.scheduleExpiry(k, bg.until)
+	r.scheduleExpiry(k, bg.Until)
 	if seen && prev == entry {
 		return
 	}
 	logr.FromContextOrDiscard(ctx).Info("leaving object alone under break-glass", "object", o.ref.String(),
-		"reason", bg.reason, "until", bg.until, "by", entry.By, "managers", entry.Managers, "patch", patch)
+		"reason", bg.Reason, "until", bg.Until, "by", entry.By, "managers", entry.Managers, "patch", patch)
 	if !seen || !prev.Until.Equal(entry.Until) {
 		r.event(live, corev1.EventTypeNormal, "BreakGlassActive", "Skip",
 			fmt.Sprintf("left alone until %s (break-glass %q by %s); reverted to Git then. Change against Git:\n%s",
-				bg.until.Format(time.RFC3339), bg.reason, whoBrokeGlass(entry), patch))
+				bg.Until.Format(time.RFC3339), bg.Reason, whoBrokeGlass(entry), patch))
 	}
 	r.writeStatus(ctx)
 }

@@ -26,36 +26,6 @@ func obj(t testing.TB, y string) *unstructured.Unstructured {
 	return u
 }
 
-func TestReadBreakGlass(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
-	tests := []struct {
-		name        string
-		annotations map[string]string
-		want        breakGlassState
-	}{
-		{"none", nil, breakGlassNone},
-		{"active", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: at(time.Hour)}, breakGlassActive},
-		{"active at the maximum", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: at(4 * time.Hour)}, breakGlassActive},
-		{"beyond the maximum", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: at(4*time.Hour + time.Second)}, breakGlassInvalid},
-		{"expired", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: at(-time.Second)}, breakGlassExpired},
-		{"expiring now", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: at(0)}, breakGlassExpired},
-		{"empty reason", map[string]string{v1alpha1.AnnotationBreakGlass: " ", v1alpha1.AnnotationBreakGlassUntil: at(time.Hour)}, breakGlassInvalid},
-		{"no expiry", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1"}, breakGlassInvalid},
-		{"no reason", map[string]string{v1alpha1.AnnotationBreakGlassUntil: at(time.Hour)}, breakGlassInvalid},
-		{"not RFC 3339", map[string]string{v1alpha1.AnnotationBreakGlass: "INC-1", v1alpha1.AnnotationBreakGlassUntil: "tomorrow"}, breakGlassInvalid},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			u := &unstructured.Unstructured{}
-			u.SetAnnotations(tc.annotations)
-			if got := readBreakGlass(u, now, 4*time.Hour); got.state != tc.want {
-				t.Errorf("state = %d (%s), want %d", got.state, got.problem, tc.want)
-			}
-		})
-	}
-}
-
 func TestTakeoverPatch(t *testing.T) {
 	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
 	entries := []metav1.ManagedFieldsEntry{

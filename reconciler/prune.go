@@ -58,8 +58,8 @@ func (r *Reconciler) decidePrune(live *unstructured.Unstructured) (pruneDecision
 	case live.GetDeletionTimestamp() != nil:
 		return pruneForget, "already being deleted"
 	}
-	if bg := readBreakGlass(live, r.clock.Now(), r.maxBG); bg.state == breakGlassActive {
-		return pruneKeep, fmt.Sprintf("under break-glass %q until %s", bg.reason, bg.until)
+	if bg := readBreakGlass(live, r.clock.Now(), r.maxBreakGlass()); bg.State == v1alpha1.BreakGlassActive {
+		return pruneKeep, fmt.Sprintf("under break-glass %q until %s", bg.Reason, bg.Until)
 	}
 	return pruneDelete, ""
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -54,17 +55,19 @@ type Options struct {
 // [New] or [NewForConfig]; run it with [Reconciler.Start], or drive it with
 // [Reconciler.Sync]. Its methods are safe for concurrent use.
 type Reconciler struct {
-	src         v1alpha1.Source
-	spec        source.Spec
-	client      dynamic.Interface
-	mapper      meta.RESTMapper
-	fetcher     source.Fetcher
-	recorder    events.EventRecorder
-	gate        Gate
-	clock       clock.WithDelayedExecution
-	metrics     *Metrics
-	namespace   string
-	maxBG       time.Duration
+	src       v1alpha1.Source
+	spec      source.Spec
+	client    dynamic.Interface
+	mapper    meta.RESTMapper
+	fetcher   source.Fetcher
+	recorder  events.EventRecorder
+	gate      Gate
+	clock     clock.WithDelayedExecution
+	metrics   *Metrics
+	namespace string
+	// maxBG is the longest break-glass honoured, in nanoseconds; a configuration reload
+	// changes it while the reconciler runs, as it changes the guard's.
+	maxBG       atomic.Int64
 	takeover    takeover
 	concurrency int
 
@@ -141,7 +144,6 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
 		namespace:   opts.Namespace,
-		maxBG:       opts.BreakGlassMaxDuration,
 		takeover:    takeover{prefixes: opts.TakeoverManagers},
 		concurrency: opts.Concurrency,
 		inv:         &inventory{},
@@ -157,9 +159,7 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 	if r.namespace == "" {
 		r.namespace = v1alpha1.DefaultNamespace
 	}
-	if r.maxBG <= 0 {
-		r.maxBG = v1alpha1.DefaultBreakGlassMaxDuration
-	}
+	r.SetBreakGlassMaxDuration(opts.BreakGlassMaxDuration)
 	if r.takeover.prefixes == nil {
 		r.takeover.prefixes = DefaultTakeoverManagers
 	}
@@ -189,6 +189,18 @@ func NewForConfig(cfg *v1alpha1.DriftlessConfig, opts Options) ([]*Reconciler, e
 	}
 	return out, nil
 }
+
+// SetBreakGlassMaxDuration sets the longest break-glass the reconciler honours, so that it
+// agrees with the guard after a configuration reload; d <= 0 is the default, four hours.
+func (r *Reconciler) SetBreakGlassMaxDuration(d time.Duration) {
+	if d <= 0 {
+		d = v1alpha1.DefaultBreakGlassMaxDuration
+	}
+	r.maxBG.Store(int64(d))
+}
+
+// maxBreakGlass returns the longest break-glass the reconciler honours.
+func (r *Reconciler) maxBreakGlass() time.Duration { return time.Duration(r.maxBG.Load()) }
 
 // Name returns the name of the reconciler's source.
 func (r *Reconciler) Name() string { return r.src.Name }

@@ -245,13 +245,13 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 			if owner != "" {
 				return fmt.Errorf("%s is applied by source %s too; declare it in one source only (remove it from one, and the other can take it once the first has pruned it)", it.o.ref, owner)
 			}
-			it.bg = readBreakGlass(live, now, r.maxBG)
+			it.bg = readBreakGlass(live, now, r.maxBreakGlass())
 			// Keep the revision of an unchanged object, so that a new commit rewrites only
 			// the objects it changes.
 			if rev := live.GetAnnotations()[v1alpha1.AnnotationRevision]; rev != "" {
 				setRevision(it.o.obj, rev)
 			}
-			if it.bg.state == breakGlassNone && r.verifiedAt(it.o, live.GetResourceVersion()) {
+			if it.bg.State == v1alpha1.BreakGlassNone && r.verifiedAt(it.o, live.GetResourceVersion()) {
 				// Unchanged in Git and in the cluster since it last matched: a dry-run
 				// could only agree.
 				return nil
@@ -350,7 +350,7 @@ func (r *Reconciler) applyItems(ctx context.Context, items []*planItem, commit s
 	var todo []*planItem
 	for _, it := range items {
 		switch {
-		case it.bg.state == breakGlassActive:
+		case it.bg.State == v1alpha1.BreakGlassActive:
 			r.noteBreakGlass(ctx, it.o, it.live, it.dry, it.bg)
 		case it.changed:
 			setRevision(it.o.obj, commit)
@@ -372,7 +372,7 @@ func (r *Reconciler) applyItems(ctx context.Context, items []*planItem, commit s
 		k := it.o.ref.key()
 		prev := r.desired[k]
 		switch {
-		case it.bg.state == breakGlassExpired || it.bg.state == breakGlassInvalid:
+		case it.bg.State == v1alpha1.BreakGlassExpired || it.bg.State == v1alpha1.BreakGlassInvalid:
 			r.reverted(ctx, it.o, it.live, it.res, it.bg)
 		case prev != nil && sameDesired(prev.obj, it.o.obj):
 			// Git did not change the object, so the change was made out of band.

@@ -30,6 +30,7 @@ const (
 	ReasonManagedCluster      Reason = "managed-cluster-object"
 	ReasonBreakGlassNotMember Reason = "break-glass-not-member"
 	ReasonBreakGlassInvalid   Reason = "break-glass-invalid"
+	ReasonBreakGlassCreate    Reason = "break-glass-create"
 	ReasonBadRequest          Reason = "bad-request"
 	ReasonInternalError       Reason = "internal-error"
 )
@@ -118,9 +119,17 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 		}
 	}
 	if use != nil && setsBreakGlass(f) {
-		if by, ok := target.Annotations[v1alpha1.AnnotationBreakGlassBy]; ok && by != f.user {
+		if by, ok := target.Annotations[v1alpha1.AnnotationBreakGlassBy]; ok && strings.TrimSpace(by) != f.user {
 			use, problem = nil, fmt.Sprintf("%s=%q must name the requester, %s", v1alpha1.AnnotationBreakGlassBy, by, f.user)
+		} else if g, ok := target.Annotations[v1alpha1.AnnotationBreakGlassGroup]; ok && !r.isBreakGlassGroupOf(strings.TrimSpace(g), f.groups) {
+			use, problem = nil, fmt.Sprintf("%s=%q must name a break-glass group %s is in (%s)", v1alpha1.AnnotationBreakGlassGroup, g, f.user, r.breakGlassGroupList())
 		}
+	}
+	if use != nil && f.operation == admissionv1.Create && f.subResource == "" {
+		// An object created under break-glass would outlive it: nothing in Git reverts it.
+		denied.reason = ReasonBreakGlassCreate
+		denied.problem = "break-glass covers changes to objects that exist; a new object must come from Git"
+		return denied
 	}
 	if use != nil {
 		use.group = group
@@ -140,39 +149,22 @@ func (r *rules) breakGlassGroupList() string {
 	return "groups: " + strings.Join(r.breakGlassGroups, ", ")
 }
 
-// validBreakGlass checks the break-glass annotations of m at time now. It returns the use when
-// they are valid, otherwise a sentence saying what is wrong ("" when there are none).
+// validBreakGlass checks the break-glass annotations of m at time now with the contract the
+// reconciler and the command line share ([v1alpha1.ReadBreakGlass]). It returns the use when
+// they hold, otherwise a sentence saying what is wrong ("" when there are none).
 func (r *rules) validBreakGlass(m *objectMeta, now time.Time) (*breakGlassUse, string) {
-	if !hasBreakGlass(m) {
+	if m == nil {
 		return nil, ""
 	}
-	reason := strings.TrimSpace(m.Annotations[v1alpha1.AnnotationBreakGlass])
-	rawUntil, hasUntil := m.Annotations[v1alpha1.AnnotationBreakGlassUntil]
-	switch {
-	case reason == "":
-		return nil, fmt.Sprintf("break-glass needs a reason in %s, such as a ticket id", v1alpha1.AnnotationBreakGlass)
-	case !hasUntil:
-		return nil, fmt.Sprintf("break-glass needs an expiry in %s (RFC 3339, at most %s ahead)", v1alpha1.AnnotationBreakGlassUntil, shortDuration(r.maxBreakGlass))
+	c := v1alpha1.ReadBreakGlass(m.Annotations, now, r.maxBreakGlass)
+	if !c.Holds() {
+		return nil, c.Problem
 	}
-	until, err := time.Parse(time.RFC3339, rawUntil)
-	switch {
-	case err != nil:
-		return nil, fmt.Sprintf("%s=%q is not an RFC 3339 time such as %s", v1alpha1.AnnotationBreakGlassUntil, rawUntil, now.Add(time.Hour).UTC().Format(time.RFC3339))
-	case !until.After(now):
-		return nil, fmt.Sprintf("the break-glass expired at %s (now %s); a member of a break-glass group may start a new one", until.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-	case until.Sub(now) > r.maxBreakGlass:
-		return nil, fmt.Sprintf("%s=%s is more than the maximum of %s ahead (latest allowed now: %s)", v1alpha1.AnnotationBreakGlassUntil, rawUntil, shortDuration(r.maxBreakGlass), now.Add(r.maxBreakGlass).UTC().Format(time.RFC3339))
-	}
-	return &breakGlassUse{reason: reason, until: until}, ""
+	return &breakGlassUse{reason: c.Reason, until: c.Until}, ""
 }
 
 func hasBreakGlass(m *objectMeta) bool {
-	if m == nil {
-		return false
-	}
-	_, a := m.Annotations[v1alpha1.AnnotationBreakGlass]
-	_, b := m.Annotations[v1alpha1.AnnotationBreakGlassUntil]
-	return a || b
+	return m != nil && v1alpha1.HasBreakGlass(m.Annotations)
 }
 
 // setsBreakGlass reports whether the request adds or changes break-glass annotations.
@@ -185,7 +177,7 @@ func setsBreakGlass(f *facts) bool {
 	if old == nil {
 		return true
 	}
-	for _, k := range []string{v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil, v1alpha1.AnnotationBreakGlassBy} {
+	for _, k := range v1alpha1.BreakGlassAnnotations {
 		if obj.Annotations[k] != old.Annotations[k] {
 			return true
 		}

@@ -122,6 +122,11 @@ func breakGlassObj(reason string, until time.Time) *obj {
 	}}
 }
 
+func withGroup(o *obj, group string) *obj {
+	o.annotations[v1alpha1.AnnotationBreakGlassGroup] = group
+	return o
+}
+
 func withBy(o *obj, user string) *obj {
 	o.annotations[v1alpha1.AnnotationBreakGlassBy] = user
 	return o
@@ -188,6 +193,9 @@ func TestDecisionTable(t *testing.T) {
 		{"alice may not record someone else", update("alice", alice, withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "carol"), owned), ReasonBreakGlassInvalid, false, []string{`driftless.dev/break-glass-by="carol" must name the requester, alice`}},
 		{"a second on-call member changes alice's break-glass object", update("dave", alice, withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "alice"), withBy(breakGlassObj("INC-1", now.Add(time.Hour)), "alice")), ReasonBreakGlass, true, nil},
 		{"alice without break-glass", update("alice", alice, owned, owned), ReasonProtected, false, []string{"alice may not update"}},
+		{"alice may not create under break-glass", request{user: "alice", groups: alice, op: admissionv1.Create, ns: "production", object: breakGlassObj("INC-1", now.Add(time.Hour))}, ReasonBreakGlassCreate, false, []string{"break-glass covers changes to objects that exist", "add a new object in Git"}},
+		{"alice records her group", update("alice", alice, withGroup(breakGlassObj("INC-1", now.Add(time.Hour)), "oncall"), owned), ReasonBreakGlass, true, nil},
+		{"alice may not claim a group she is not in", update("alice", alice, withGroup(breakGlassObj("INC-1", now.Add(time.Hour)), "sre"), owned), ReasonBreakGlassInvalid, false, []string{`driftless.dev/break-glass-group="sre" must name a break-glass group alice is in`}},
 		{"alice deletes under break-glass", request{user: "alice", groups: alice, op: admissionv1.Delete, ns: "production", oldObject: breakGlassObj("INC-1", now.Add(time.Hour))}, ReasonBreakGlass, true, nil},
 		{"alice ends break-glass early", update("alice", alice, owned, breakGlassObj("INC-1", now.Add(time.Hour))), ReasonBreakGlass, true, nil},
 		{"alice may not end an expired break-glass", update("alice", alice, owned, breakGlassObj("INC-1", now.Add(-time.Minute))), ReasonProtected, false, nil},
@@ -372,5 +380,45 @@ func TestDenialMessageGolden(t *testing.T) {
 	}
 	if resp.Result.Message+"\n" != string(want) {
 		t.Errorf("denial message differs from %s (go test -update to accept):\n%s", golden, resp.Result.Message)
+	}
+}
+
+// TestDenialAdviceWorks checks that each denial's break-glass advice can be followed as
+// printed: creates get none (break-glass cannot create), an unnamed object a placeholder.
+func TestDenialAdviceWorks(t *testing.T) {
+	g, _ := newTestGuard(t, v1alpha1.ModeEnforce)
+	for _, tc := range []struct {
+		name      string
+		req       admission.Request
+		want, not []string
+	}{
+		{"update names the object", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build(),
+			[]string{"driftless break-glass -n production configmaps/payment-config --reason"}, nil},
+		{"create offers no break-glass", request{user: "bob", groups: bob, op: admissionv1.Create, ns: "production", object: &obj{}}.build(),
+			[]string{"break-glass covers only objects that exist"}, []string{"driftless break-glass"}},
+		{"group-qualified resource", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", group: "apps", resource: "deployments", object: owned, oldObject: owned}.build(),
+			[]string{"driftless break-glass -n production deployments.apps/payment-config --reason"}, nil},
+		{"an object without a name", func() admission.Request {
+			r := request{user: "bob", groups: bob, op: admissionv1.Delete, ns: "production"}.build()
+			r.Name, r.OldObject.Raw = "", nil
+			return r
+		}(), []string{"configmaps/NAME --reason", "one object at a time"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := g.Handle(t.Context(), tc.req)
+			if resp.Allowed {
+				t.Fatal("allowed, want denied")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(resp.Result.Message, w) {
+					t.Errorf("message does not contain %q:\n%s", w, resp.Result.Message)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(resp.Result.Message, n) {
+					t.Errorf("message contains %q:\n%s", n, resp.Result.Message)
+				}
+			}
+		})
 	}
 }

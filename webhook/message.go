@@ -3,7 +3,8 @@ package webhook
 import (
 	"fmt"
 	"strings"
-	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -37,7 +38,7 @@ func newMessageParts(c *v1alpha1.DriftlessConfig) messageParts {
 		return p
 	}
 	p.breakGlassIntro = fmt.Sprintf("  2. In an incident, a member of %s may break glass for at most %s:\n     driftless break-glass",
-		quoteList(bg.Groups), shortDuration(bg.MaxDuration.Duration))
+		quoteList(bg.Groups), v1alpha1.ShortDuration(bg.MaxDuration.Duration))
 	p.breakGlassOutro = fmt.Sprintf(" --reason %q --for 1h\n     (it sets %s=<reason> and %s=<RFC 3339 expiry>; Git's version returns when it expires)",
 		exampleBreakGlassReason, v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil)
 	return p
@@ -70,6 +71,11 @@ func (r *rules) denialMessage(f *facts, d decision) string {
 		b.WriteString(r.messages.unmanaged)
 	}
 
+	if f.operation == admissionv1.Create && f.subResource == "" {
+		// Break-glass cannot create: following the advice must work.
+		b.WriteString("  2. In an incident: break-glass covers only objects that exist; add a new object in Git.")
+		return b.String()
+	}
 	b.WriteString(r.messages.breakGlassIntro)
 	if r.messages.breakGlassOutro == "" {
 		return b.String()
@@ -80,22 +86,21 @@ func (r *rules) denialMessage(f *facts, d decision) string {
 	}
 	b.WriteByte(' ')
 	b.WriteString(f.resource.Resource)
+	if f.resource.Group != "" {
+		b.WriteByte('.')
+		b.WriteString(f.resource.Group)
+	}
 	b.WriteByte('/')
-	b.WriteString(f.displayName())
+	if name := f.displayName(); name != "" && !strings.HasSuffix(name, "*") {
+		b.WriteString(name)
+		b.WriteString(r.messages.breakGlassOutro)
+		return b.String()
+	}
+	// A collection delete: break-glass is per object.
+	b.WriteString("NAME")
 	b.WriteString(r.messages.breakGlassOutro)
+	b.WriteString("\n     (once for each object: break-glass covers one object at a time)")
 	return b.String()
-}
-
-// shortDuration prints d without zero minutes and seconds: 2h, 90m, 1h30m.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 func quoteList(items []string) string {

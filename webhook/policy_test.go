@@ -92,7 +92,7 @@ func TestAdmissionPolicy(t *testing.T) {
 			[]string{"policy warn (main): ConfigMap has no owner key"}},
 		{"reconciler, compliant", reconciler, nil, "production", configMap(map[string]string{"team": "payments"}, map[string]string{"owner": "x"}), true, ReasonReconciler, nil, nil},
 		{"reconciler, unprotected namespace is not checked", reconciler, nil, "sandbox", configMap(nil, nil), true, ReasonReconciler, nil, nil},
-		{"alice under break-glass, violating", "alice", alice, "production", func() runtime.RawExtension {
+		{"alice updating under break-glass, violating", "alice", alice, "production", func() runtime.RawExtension {
 			raw, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{
 				"name": "payment-config", "annotations": breakGlassObj("INC-1", now.Add(600e9)).annotations}})
 			return runtime.RawExtension{Raw: raw}
@@ -102,7 +102,12 @@ func TestAdmissionPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := newPolicyGuard(t, v1alpha1.ModeEnforce)
-			req := request{user: tt.user, groups: tt.groups, op: admissionv1.Create, ns: tt.ns, object: &obj{}}.build()
+			op := admissionv1.Create
+			if tt.user == "alice" {
+				// Break-glass covers objects that exist: an update.
+				op = admissionv1.Update
+			}
+			req := request{user: tt.user, groups: tt.groups, op: op, ns: tt.ns, object: &obj{}, oldObject: breakGlassObj("INC-1", now.Add(600e9))}.build()
 			req.Object = tt.object
 			resp := g.Handle(t.Context(), req)
 			if resp.Allowed != tt.allowed {

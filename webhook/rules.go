@@ -92,6 +92,11 @@ func (r *rules) isController(user string, groups []string) bool {
 	return false
 }
 
+// isBreakGlassGroupOf reports whether group is a break-glass group and one of groups.
+func (r *rules) isBreakGlassGroupOf(group string, groups []string) bool {
+	return slices.Contains(r.breakGlassGroups, group) && slices.Contains(groups, group)
+}
+
 // breakGlassGroupOf returns the first break-glass group the user belongs to, or "".
 func (r *rules) breakGlassGroupOf(groups []string) string {
 	for _, g := range r.breakGlassGroups {

@@ -21,6 +21,8 @@ const (
 	DefaultTimeout = 5 * time.Minute
 	// DefaultBreakGlassMaxDuration is the longest a break-glass may last.
 	DefaultBreakGlassMaxDuration = 4 * time.Hour
+	// DefaultBreakGlassRetention is how long the record of a break-glass session is kept.
+	DefaultBreakGlassRetention = 90 * 24 * time.Hour
 )
 
 // SystemNamespaces are Kubernetes' own namespaces, which the guard never protects by default.
@@ -94,5 +96,8 @@ func setGuardDefaults(g *Guard, ownNamespace string) {
 	}
 	if g.BreakGlass.MaxDuration.Duration == 0 {
 		g.BreakGlass.MaxDuration = metav1.Duration{Duration: DefaultBreakGlassMaxDuration}
+	}
+	if g.BreakGlass.Retention.Duration == 0 {
+		g.BreakGlass.Retention = metav1.Duration{Duration: DefaultBreakGlassRetention}
 	}
 }

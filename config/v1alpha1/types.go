@@ -33,6 +33,10 @@ const (
 	// AnnotationBreakGlassBy records who started a break-glass. Optional; when a request sets
 	// it, the guard requires it to name the requester, so it can be trusted.
 	AnnotationBreakGlassBy = Group + "/break-glass-by"
+	// AnnotationBreakGlassGroup records the break-glass group the requester acted as.
+	// Optional; when a request sets it, the guard requires it to be a break-glass group the
+	// requester is a member of.
+	AnnotationBreakGlassGroup = Group + "/break-glass-group"
 	// AnnotationPrune set to PruneDisabled keeps an object from ever being pruned.
 	AnnotationPrune = Group + "/prune"
 	// PruneDisabled is the value of AnnotationPrune that disables pruning.
@@ -212,6 +216,9 @@ type BreakGlass struct {
 	// MaxDuration is the longest a break-glass may last, measured from the change that sets or
 	// uses it. Defaults to four hours.
 	MaxDuration metav1.Duration `json:"maxDuration,omitempty"`
+	// Retention is how long the record of a break-glass session is kept after it ended.
+	// Defaults to 90 days.
+	Retention metav1.Duration `json:"retention,omitempty"`
 }
 
 // PolicySet is a named group of Rego policies: the built-in production library, switched on

@@ -246,6 +246,9 @@ func validateGuard(g *Guard, ownNamespace string, p *field.Path) field.ErrorList
 	if d := g.BreakGlass.MaxDuration.Duration; d <= 0 || d > MaxBreakGlassDuration {
 		errs = append(errs, field.Invalid(bp.Child("maxDuration"), d.String(), fmt.Sprintf("must be more than 0 and at most %s", MaxBreakGlassDuration)))
 	}
+	if d := g.BreakGlass.Retention.Duration; d < 0 {
+		errs = append(errs, field.Invalid(bp.Child("retention"), d.String(), "must not be negative"))
+	}
 	return errs
 }
 

@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,8 +33,8 @@ import (
 
 // configMapName and configMapKey locate the DriftlessConfig in the cluster (see config/default).
 const (
-	configMapName = "driftless-config"
-	configMapKey  = "config.yaml"
+	configMapName = v1alpha1.ConfigMapName
+	configMapKey  = v1alpha1.ConfigMapKey
 )
 
 type breakGlassOptions struct {
@@ -40,14 +42,17 @@ type breakGlassOptions struct {
 	reason      string
 	duration    time.Duration
 	maxDuration time.Duration
+	namespace   string
+	noPreflight bool
 	list        bool
+	end         bool
 	clock       clock.PassiveClock
 }
 
 func newBreakGlassCommand() *cobra.Command {
 	o := &breakGlassOptions{flags: genericclioptions.NewConfigFlags(true), clock: clock.RealClock{}}
 	cmd := &cobra.Command{
-		Use:   "break-glass [-n NAMESPACE] KIND/NAME --reason REASON --for DURATION | --list",
+		Use:   "break-glass [-n NAMESPACE] KIND/NAME --reason REASON --for DURATION | --end KIND/NAME | --list",
 		Short: "Open a time-boxed, audited exception to the guard on one object, as yourself",
 		Long: `break-glass annotates one object, with your own kubeconfig identity, so that members of the
 break-glass groups may change it until the expiry:
@@ -55,24 +60,38 @@ break-glass groups may change it until the expiry:
   driftless.dev/break-glass: <reason>
   driftless.dev/break-glass-until: <now + --for, RFC 3339>
   driftless.dev/break-glass-by: <you>
+  driftless.dev/break-glass-group: <your break-glass group>
 
-The guard checks the group, the reason and that the expiry is in the future and within the
-configured maximum. While it lasts, the reconciler leaves the object alone and records its diff
-against Git; at expiry it reverts the object to Git and records the diff you would have to
-commit to keep the change. Extending is running break-glass again, within the maximum again.
+Before it asks the API server, it reads the installed Driftless configuration (the ConfigMap
+labelled driftless.dev/component=config in --driftless-namespace) and refuses what the guard
+would refuse: a caller outside the break-glass groups, or a duration beyond the maximum. When it
+cannot read that configuration it says so and exits 1; --no-preflight skips the check and lets
+the guard decide.
 
---list shows every active break-glass: object, who, reason and expiry.`,
+Break-glass covers objects that exist: the guard denies creating objects under it. While it
+lasts, the reconciler leaves the object alone and records its diff against Git; at expiry it
+reverts the object to Git and records the change you would have to commit to keep it, against
+the current Git. Extending is running break-glass again, within the maximum again.
+
+--end ends a break-glass early (as its requester or another break-glass group member): the
+reconciler reverts the object to Git at once. --list shows every active break-glass: object,
+who, reason and expiry.`,
 		Example: `  driftless break-glass -n production configmap/payment-gateway-config --reason "INC-123: raise pool size" --for 1h
+  driftless break-glass -n production configmap/payment-gateway-config --end
   driftless break-glass --list`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.list {
+			switch {
+			case o.list && o.end:
+				return &ExitError{Code: 2, Err: errors.New("--list and --end exclude each other")}
+			case o.list:
 				if len(args) > 0 {
 					return &ExitError{Code: 2, Err: errors.New("--list takes no object")}
 				}
 				return o.runList(cmd.Context(), cmd.OutOrStdout())
-			}
-			if len(args) != 1 {
+			case len(args) != 1:
 				return &ExitError{Code: 2, Err: errors.New("name one object as KIND/NAME, for example configmap/payment-gateway-config")}
+			case o.end:
+				return o.runEnd(cmd.Context(), cmd.OutOrStdout(), args[0])
 			}
 			return o.run(cmd.Context(), cmd.OutOrStdout(), args[0])
 		},
@@ -81,25 +100,102 @@ commit to keep the change. Extending is running break-glass again, within the ma
 	f := cmd.Flags()
 	f.StringVar(&o.reason, "reason", "", "why, such as the incident ticket (required)")
 	f.DurationVar(&o.duration, "for", time.Hour, "how long the break-glass lasts")
-	f.DurationVar(&o.maxDuration, "max-duration", 0, "the guard's maximum (default: read from the driftless-config ConfigMap, else 4h)")
+	f.DurationVar(&o.maxDuration, "max-duration", 0, "the guard's maximum (default: read from the installed configuration)")
+	f.StringVar(&o.namespace, "driftless-namespace", v1alpha1.DefaultNamespace, "the namespace Driftless is installed in")
+	f.BoolVar(&o.noPreflight, "no-preflight", false, "do not read the installed configuration; let the guard decide")
 	f.BoolVar(&o.list, "list", false, "list active break-glass objects")
+	f.BoolVar(&o.end, "end", false, "end the break-glass on the object now")
 	return cmd
 }
 
-// guardSettings returns the break-glass groups and maximum duration: from the cluster's
-// DriftlessConfig when the caller may read it, otherwise the defaults.
-func (o *breakGlassOptions) guardSettings(ctx context.Context, cs kubernetes.Interface) (groups []string, maxDuration time.Duration, known bool) {
-	maxDuration = v1alpha1.DefaultBreakGlassMaxDuration
-	cm, err := cs.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Get(ctx, configMapName, metav1.GetOptions{})
-	if err == nil {
-		if cfg, err := v1alpha1.Decode([]byte(cm.Data[configMapKey])); err == nil {
-			groups, maxDuration, known = cfg.Guard.BreakGlass.Groups, cfg.Guard.BreakGlass.MaxDuration.Duration, true
+// installedGuard is what the installed configuration says of break-glass.
+type installedGuard struct {
+	groups      []string
+	maxDuration time.Duration
+	// from names the ConfigMap it was read from.
+	from string
+}
+
+// installedConfig reads the DriftlessConfig the installation in namespace runs with: the
+// ConfigMap labelled driftless.dev/component=config (config/default's generator names it
+// driftless-config-<hash>), or failing that the ConfigMap named driftless-config. When old
+// generations of the labelled ConfigMap remain, the one the driftless Deployment mounts wins,
+// else the newest. Every failure says what was looked for and how to proceed.
+func installedConfig(ctx context.Context, cs kubernetes.Interface, namespace string) (*v1alpha1.DriftlessConfig, string, error) {
+	hint := "pass --driftless-namespace if Driftless is installed elsewhere, or --no-preflight to let the guard decide"
+	selector := v1alpha1.LabelComponent + "=" + v1alpha1.ComponentConfig
+	list, err := cs.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, "", fmt.Errorf("read the installed Driftless configuration (ConfigMaps labelled %s in namespace %s): %w; %s", selector, namespace, err, hint)
+	}
+	var cm *corev1.ConfigMap
+	switch len(list.Items) {
+	case 0:
+		cm, err = cs.CoreV1().ConfigMaps(namespace).Get(ctx, configMapName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, "", fmt.Errorf("no installed Driftless configuration: no ConfigMap labelled %s or named %s in namespace %s; %s", selector, configMapName, namespace, hint)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("read configmap %s/%s: %w; %s", namespace, configMapName, err, hint)
+		}
+	case 1:
+		cm = &list.Items[0]
+	default:
+		cm = mountedOrNewest(ctx, cs, namespace, list.Items)
+	}
+	from := "configmap " + namespace + "/" + cm.Name
+	cfg, err := v1alpha1.Decode([]byte(cm.Data[configMapKey]))
+	if err != nil {
+		return nil, from, fmt.Errorf("%s, key %s: %w; %s", from, configMapKey, err, hint)
+	}
+	return cfg, from, nil
+}
+
+// mountedOrNewest picks, of several configuration ConfigMaps, the one the driftless
+// Deployment mounts, or the newest when it cannot tell.
+func mountedOrNewest(ctx context.Context, cs kubernetes.Interface, namespace string, items []corev1.ConfigMap) *corev1.ConfigMap {
+	if d, err := cs.AppsV1().Deployments(namespace).Get(ctx, v1alpha1.DefaultServiceAccount, metav1.GetOptions{}); err == nil {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			for i := range items {
+				if v.ConfigMap != nil && v.ConfigMap.Name == items[i].Name {
+					return &items[i]
+				}
+			}
 		}
 	}
-	if o.maxDuration > 0 {
-		maxDuration = o.maxDuration
+	newest := &items[0]
+	for i := range items {
+		if items[i].CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = &items[i]
+		}
 	}
-	return groups, maxDuration, known
+	return newest
+}
+
+// guardSettings returns the installed guard's break-glass settings, with --max-duration
+// overriding the maximum. With --no-preflight it returns nil: the guard decides.
+func (o *breakGlassOptions) guardSettings(ctx context.Context, cs kubernetes.Interface) (*installedGuard, error) {
+	if o.noPreflight {
+		return nil, nil
+	}
+	cfg, from, err := installedConfig(ctx, cs, o.namespace)
+	if err != nil {
+		return nil, err
+	}
+	v1alpha1.SetDefaults(cfg)
+	g := &installedGuard{groups: cfg.Guard.BreakGlass.Groups, maxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration, from: from}
+	if o.maxDuration > 0 {
+		g.maxDuration = o.maxDuration
+	}
+	return g, nil
+}
+
+func (o *breakGlassOptions) clients() (*kubernetes.Clientset, error) {
+	restConfig, err := o.flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	return kubernetes.NewForConfig(restConfig)
 }
 
 func (o *breakGlassOptions) run(ctx context.Context, out io.Writer, target string) error {
@@ -110,25 +206,35 @@ func (o *breakGlassOptions) run(ctx context.Context, out io.Writer, target strin
 	if o.duration <= 0 {
 		return &ExitError{Code: 2, Err: fmt.Errorf("--for %s: must be positive", o.duration)}
 	}
-	restConfig, err := o.flags.ToRESTConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
-	}
-	cs, err := kubernetes.NewForConfig(restConfig)
+	cs, err := o.clients()
 	if err != nil {
 		return err
 	}
-	groups, maxDuration, known := o.guardSettings(ctx, cs)
-	if o.duration > maxDuration {
-		return &ExitError{Code: 2, Err: fmt.Errorf("--for %s is more than the guard's maximum of %s; ask again within it, and break glass again before it expires to extend", o.duration, maxDuration)}
+	guard, err := o.guardSettings(ctx, cs)
+	if err != nil {
+		return err
+	}
+	if guard != nil && o.duration > guard.maxDuration {
+		return &ExitError{Code: 2, Err: fmt.Errorf("--for %s is more than the guard's maximum of %s (%s); ask again within it, and break glass again before it expires to extend", o.duration, guard.maxDuration, guard.from)}
 	}
 	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("find out who you are (SelfSubjectReview): %w", err)
 	}
 	me := review.Status.UserInfo
-	if known && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(me.Groups, g) }) {
-		return fmt.Errorf("%s is not in a break-glass group (%s); ask a member of one", me.Username, strings.Join(groups, ", "))
+	annotations := map[string]any{
+		v1alpha1.AnnotationBreakGlass:   reason,
+		v1alpha1.AnnotationBreakGlassBy: me.Username,
+	}
+	if guard != nil {
+		i := slices.IndexFunc(guard.groups, func(g string) bool { return slices.Contains(me.Groups, g) })
+		if i < 0 {
+			if len(guard.groups) == 0 {
+				return fmt.Errorf("break-glass is not enabled in this cluster (guard.breakGlass.groups is empty in %s)", guard.from)
+			}
+			return fmt.Errorf("%s is not in a break-glass group (%s); ask a member of one", me.Username, strings.Join(guard.groups, ", "))
+		}
+		annotations[v1alpha1.AnnotationBreakGlassGroup] = guard.groups[i]
 	}
 
 	info, err := o.resolve(target)
@@ -136,22 +242,49 @@ func (o *breakGlassOptions) run(ctx context.Context, out io.Writer, target strin
 		return err
 	}
 	until := o.clock.Now().Add(o.duration).UTC().Truncate(time.Second)
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		v1alpha1.AnnotationBreakGlass:      reason,
-		v1alpha1.AnnotationBreakGlassUntil: until.Format(time.RFC3339),
-		v1alpha1.AnnotationBreakGlassBy:    me.Username,
-	}}})
-	if err != nil {
-		return err
-	}
-	helper := resource.NewHelper(info.Client, info.Mapping).WithFieldManager("driftless-break-glass")
-	if _, err := helper.Patch(info.Namespace, info.Name, types.MergePatchType, patch, nil); err != nil {
+	annotations[v1alpha1.AnnotationBreakGlassUntil] = until.Format(time.RFC3339)
+	if err := o.patchAnnotations(info, annotations); err != nil {
 		return fmt.Errorf("break glass on %s: %w", describe(info), err)
 	}
 	fmt.Fprintf(out, "break-glass on %s by %s until %s (%s), reason %q.\n", describe(info), me.Username, until.Format(time.RFC3339), o.duration, reason)
 	fmt.Fprintf(out, "Until then members of the break-glass groups may change it and the reconciler leaves it alone.\n")
-	fmt.Fprintf(out, "At expiry the reconciler reverts it to Git and records the diff to commit; to keep a change, commit it before then.\n")
+	fmt.Fprintf(out, "At expiry the reconciler reverts it to Git and records your change as a patch against the current Git; to keep it, commit it before then.\n")
 	return nil
+}
+
+// runEnd removes the break-glass annotations of one object, ending its break-glass now.
+func (o *breakGlassOptions) runEnd(ctx context.Context, out io.Writer, target string) error {
+	info, err := o.resolve(target)
+	if err != nil {
+		return err
+	}
+	accessor, err := meta.Accessor(info.Object)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", describe(info), err)
+	}
+	if !v1alpha1.HasBreakGlass(accessor.GetAnnotations()) {
+		return fmt.Errorf("%s has no break-glass to end", describe(info))
+	}
+	remove := map[string]any{}
+	for _, a := range v1alpha1.BreakGlassAnnotations {
+		remove[a] = nil
+	}
+	if err := o.patchAnnotations(info, remove); err != nil {
+		return fmt.Errorf("end the break-glass on %s: %w", describe(info), err)
+	}
+	fmt.Fprintf(out, "ended the break-glass on %s; the reconciler reverts it to Git now and records the change to commit.\n", describe(info))
+	return nil
+}
+
+// patchAnnotations merges annotations (nil values remove) into the object, as the caller.
+func (o *breakGlassOptions) patchAnnotations(info *resource.Info, annotations map[string]any) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	if err != nil {
+		return err
+	}
+	helper := resource.NewHelper(info.Client, info.Mapping).WithFieldManager("driftless-break-glass")
+	_, err = helper.Patch(info.Namespace, info.Name, types.MergePatchType, patch, nil)
+	return err
 }
 
 func (o *breakGlassOptions) resolve(target string) (*resource.Info, error) {
@@ -194,7 +327,22 @@ func (o *breakGlassOptions) runList(ctx context.Context, out io.Writer) error {
 	restConfig.QPS, restConfig.Burst = 50, 100
 	// Listing every resource touches deprecated APIs too; their warnings are noise here.
 	restConfig.WarningHandler = rest.NoWarnings{}
-	found, err := listBreakGlass(ctx, restConfig, o.clock.Now())
+	cs, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	maxDuration := o.maxDuration
+	if maxDuration <= 0 {
+		guard, err := o.guardSettings(ctx, cs)
+		if err != nil {
+			return err
+		}
+		if guard == nil {
+			return &ExitError{Code: 2, Err: errors.New("--list --no-preflight needs --max-duration: which break-glass holds depends on the guard's maximum")}
+		}
+		maxDuration = guard.maxDuration
+	}
+	found, err := listBreakGlass(ctx, restConfig, o.clock.Now(), maxDuration)
 	if err != nil {
 		return err
 	}
@@ -214,9 +362,10 @@ func (o *breakGlassOptions) runList(ctx context.Context, out io.Writer) error {
 	return tw.Flush()
 }
 
-// listBreakGlass finds every object whose break-glass has not expired at now, reading only
-// metadata, across all listable resources the caller may list.
-func listBreakGlass(ctx context.Context, restConfig *rest.Config, now time.Time) ([]activeBreakGlass, error) {
+// listBreakGlass finds every object whose break-glass holds at now by the contract the guard
+// and the reconciler share, with maxDuration the guard's maximum, reading only metadata,
+// across all listable resources the caller may list.
+func listBreakGlass(ctx context.Context, restConfig *rest.Config, now time.Time, maxDuration time.Duration) ([]activeBreakGlass, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(restConfig)
 	if err != nil {
 		return nil, err
@@ -247,14 +396,13 @@ func listBreakGlass(ctx context.Context, restConfig *rest.Config, now time.Time)
 				return nil, fmt.Errorf("list %s: %w", r.Name, err)
 			}
 			for _, item := range items.Items {
-				a := item.Annotations
-				until, err := time.Parse(time.RFC3339, a[v1alpha1.AnnotationBreakGlassUntil])
-				if a[v1alpha1.AnnotationBreakGlass] == "" || err != nil || !until.After(now) {
+				c := v1alpha1.ReadBreakGlass(item.Annotations, now, maxDuration)
+				if !c.Holds() {
 					continue
 				}
 				found = append(found, activeBreakGlass{
 					Namespace: item.Namespace, Object: r.Name + "/" + item.Name,
-					By: a[v1alpha1.AnnotationBreakGlassBy], Reason: a[v1alpha1.AnnotationBreakGlass], Until: until,
+					By: c.By, Reason: c.Reason, Until: c.Until,
 				})
 			}
 		}
