@@ -146,7 +146,8 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	if err := addReconcilers(mgr, cfg, o, sets); err != nil {
+	set, err := addReconcilers(mgr, cfg, o, sets)
+	if err != nil {
 		return err
 	}
 	if o.ConfigReloadInterval > 0 {
@@ -154,11 +155,20 @@ func Run(ctx context.Context, o RunOptions) error {
 		if err != nil {
 			return fmt.Errorf("register config metrics: %w", err)
 		}
+		// A reload reaches every part or none: what fails to load leaves all of them on the
+		// last good configuration. Sources are checked first, as they are the only part
+		// that can fail after the policies compiled.
 		apply := func(ctx context.Context, c *v1alpha1.DriftlessConfig) error {
+			if err := set.Check(c); err != nil {
+				return err
+			}
 			if err := sets.load(ctx, c); err != nil {
 				return err
 			}
-			return guard.SetConfig(c)
+			if err := guard.SetConfig(c); err != nil {
+				return err
+			}
+			return set.SetConfig(c)
 		}
 		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: fingerprint, apply: apply, log: log.WithName("config"), reloads: reloads}
 		if err := mgr.Add(reloader); err != nil {
@@ -178,48 +188,43 @@ func Run(ctx context.Context, o RunOptions) error {
 	return nil
 }
 
-// addReconcilers adds one reconciler per configured source to the manager; they run on the
-// elected leader only. Sources are read at start: changing them needs a restart.
-func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) error {
-	if len(cfg.Sources) == 0 {
-		return nil
-	}
+// addReconcilers adds the set of the configured sources' reconcilers to the manager; they run
+// on the elected leader only, and follow configuration reloads (sources added, changed and
+// removed, the break-glass maximum).
+func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) (*reconciler.Set, error) {
 	if !filepath.IsAbs(o.CacheDir) {
-		return fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
+		return nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
 	}
 	client, err := dynamic.NewForConfig(mgr.GetConfig())
 	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
+		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
 	metrics, err := reconciler.NewMetrics(crmetrics.Registry)
 	if err != nil {
-		return fmt.Errorf("register reconciler metrics: %w", err)
+		return nil, fmt.Errorf("register reconciler metrics: %w", err)
 	}
 	var clk clock.WithDelayedExecution = clock.RealClock{}
 	if o.Clock != nil {
 		clk = o.Clock
 	}
-	reconcilers, err := reconciler.NewForConfig(cfg, reconciler.Options{
-		Client:                client,
-		Mapper:                mgr.GetRESTMapper(),
-		Fetcher:               source.NewGitFetcher(),
-		CacheDir:              o.CacheDir,
-		Recorder:              mgr.GetEventRecorder("driftless-reconciler"),
-		Gate:                  gate,
-		Clock:                 clk,
-		Metrics:               metrics,
-		Namespace:             cfg.Reconciler.ServiceAccount.Namespace,
-		BreakGlassMaxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration,
+	set, err := reconciler.NewSet(cfg, reconciler.Options{
+		Client:    client,
+		Mapper:    mgr.GetRESTMapper(),
+		Fetcher:   source.NewGitFetcher(),
+		CacheDir:  o.CacheDir,
+		Recorder:  mgr.GetEventRecorder("driftless-reconciler"),
+		Gate:      gate,
+		Clock:     clk,
+		Metrics:   metrics,
+		Namespace: cfg.Reconciler.ServiceAccount.Namespace,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, r := range reconcilers {
-		if err := mgr.Add(r); err != nil {
-			return fmt.Errorf("add reconciler for source %q: %w", r.Name(), err)
-		}
+	if err := mgr.Add(set); err != nil {
+		return nil, fmt.Errorf("add reconcilers: %w", err)
 	}
-	return nil
+	return set, nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
