@@ -40,6 +40,9 @@ func (inv *inventory) origin(k objKey) origin { return inv.origins[k] }
 func (inv *inventory) setOrigin(k objKey, o origin) {
 	if o == originUnknown {
 		delete(inv.origins, k)
+		if len(inv.origins) == 0 {
+			inv.origins = nil
+		}
 		return
 	}
 	if inv.origins == nil {
