@@ -133,6 +133,7 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 	if src.Timeout.Duration <= 0 {
 		src.Timeout.Duration = v1alpha1.DefaultTimeout
 	}
+	v1alpha1.SetLimitsDefaults(&src.Limits)
 	r := &Reconciler{
 		src:         src,
 		spec:        specFor(src, filepath.Join(opts.CacheDir, src.Name)),
@@ -211,6 +212,11 @@ func specFor(src v1alpha1.Source, cacheDir string) source.Spec {
 		URL:      src.URL,
 		Ref:      source.Ref{Branch: src.Ref.Branch, Tag: src.Ref.Tag, Commit: src.Ref.Commit},
 		CacheDir: cacheDir,
+		Limits: source.Limits{
+			MaxRepositorySize: src.Limits.MaxRepositorySize.Value(),
+			MaxFileSize:       src.Limits.MaxFileSize.Value(),
+			MaxFiles:          src.Limits.MaxFiles,
+		},
 	}
 	if a := src.Auth; a != nil {
 		s.Auth = source.Auth{
