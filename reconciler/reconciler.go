@@ -71,7 +71,10 @@ type Reconciler struct {
 	takeover    takeover
 	concurrency int
 
-	// mu serializes syncs and heals, and guards the fields below.
+	// syncMu serializes syncs: one fetch and render at a time in the source's cache.
+	syncMu sync.Mutex
+	// mu guards the fields below. A sync holds it only to plan, apply and prune, so that a
+	// heal never waits behind a fetch or a render.
 	mu sync.Mutex
 	// loaded is true once the inventory and status were read from the cluster.
 	loaded bool

@@ -75,8 +75,8 @@ func (r *Reconciler) Sync(ctx context.Context) (Result, error) {
 
 // syncLogged is [Reconciler.Sync] with a logger that names the source already.
 func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
 	start := r.clock.Now()
 	sctx, cancel := context.WithTimeout(ctx, r.src.Timeout.Duration)
 	out := r.sync(sctx)
@@ -84,14 +84,31 @@ func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
 	if out.err != nil && out.result == ResultApplied {
 		out.result = ResultApplyFailed
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return r.record(ctx, start, out), out.err
 }
 
-// sync does the work of [Reconciler.Sync].
+// sync does the work of [Reconciler.Sync]. Fetching, verifying, rendering and the policy gate
+// read none of the reconciler's state, so they run without its lock: healing goes on however
+// long a Git server or a render takes. Only planning, applying and pruning take the lock.
 func (r *Reconciler) sync(ctx context.Context) outcome {
-	if err := r.load(ctx); err != nil {
-		return outcome{result: ResultApplyFailed, err: err}
+	out, rendered := r.fetchAndRender(ctx)
+	if out.err != nil {
+		return out
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.load(ctx); err != nil {
+		out.result, out.err = ResultApplyFailed, err
+		return out
+	}
+	return r.applyRevision(ctx, out, rendered)
+}
+
+// fetchAndRender fetches the source's revision, renders it and checks it against the policy
+// set. It touches none of the reconciler's state.
+func (r *Reconciler) fetchAndRender(ctx context.Context) (outcome, []*unstructured.Unstructured) {
 	rev, err := r.fetcher.Fetch(ctx, r.spec)
 	if err != nil {
 		res := ResultFetchFailed
@@ -101,12 +118,12 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 		case errors.Is(err, source.ErrLimitExceeded):
 			res = ResultLimitExceeded
 		}
-		return outcome{result: res, err: err}
+		return outcome{result: res, err: err}, nil
 	}
 	out := outcome{rev: &rev}
-	fail := func(res SyncResult, err error) outcome {
+	fail := func(res SyncResult, err error) (outcome, []*unstructured.Unstructured) {
 		out.result, out.err = res, err
-		return out
+		return out, nil
 	}
 	rendered, err := render.RenderLimited(ctx, rev.Dir, r.src.Path, r.renderLimits())
 	if errors.Is(err, render.ErrLimitExceeded) {
@@ -131,6 +148,17 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 			out.violations = vs
 			return fail(ResultPolicyDenied, fmt.Errorf("%s at %s violates policy set %s:\n%s", r.src.Path, short(rev.Commit), r.src.PolicySet, formatViolations(vs)))
 		}
+	}
+	return out, rendered
+}
+
+// applyRevision plans, applies and prunes the rendered objects of out's revision. The
+// caller holds r.mu.
+func (r *Reconciler) applyRevision(ctx context.Context, out outcome, rendered []*unstructured.Unstructured) outcome {
+	rev := out.rev
+	fail := func(res SyncResult, err error) outcome {
+		out.result, out.err = res, err
+		return out
 	}
 	objs, err := prepare(rendered, r.mapper, &r.src, rev.Commit)
 	if err != nil {
