@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"reflect"
 	"sync"
 
@@ -61,13 +60,12 @@ func (s *Set) Check(cfg *v1alpha1.DriftlessConfig) error {
 	opts := s.opts
 	s.mu.Unlock()
 	opts.BreakGlassMaxDuration = cfg.Guard.BreakGlass.MaxDuration.Duration
+	// Validation reports a source configured twice or without a URL by its field path.
+	if errs := v1alpha1.Validate(cfg); len(errs) > 0 {
+		return errs.ToAggregate()
+	}
 	var errs []error
-	seen := map[string]bool{}
 	for _, src := range cfg.Sources {
-		if seen[src.Name] {
-			errs = append(errs, fmt.Errorf("source %q is configured twice", src.Name))
-		}
-		seen[src.Name] = true
 		if _, err := New(src, opts); err != nil {
 			errs = append(errs, err)
 		}
