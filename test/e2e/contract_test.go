@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -51,7 +52,8 @@ func reloadsApplied(t *testing.T) float64 {
 func setConfig(t *testing.T, config string) {
 	t.Helper()
 	before := reloadsApplied(t)
-	if err := guard.SetConfig(t.Context(), config, func() error {
+	// Not t.Context(): tests restore their configuration in a cleanup, after it is done.
+	if err := guard.SetConfig(context.WithoutCancel(t.Context()), config, func() error {
 		if got := reloadsApplied(t); got <= before {
 			return fmt.Errorf("reloads applied %v, want more than %v", got, before)
 		}
@@ -66,6 +68,10 @@ func setConfig(t *testing.T, config string) {
 // commit is applied: a source added to the configuration file needs no restart.
 func addSource(t *testing.T, name, maxDuration string, files map[string]string) (*gitserver.Repo, dynamic.Interface) {
 	t.Helper()
+	// The reconciler keeps its status and inventory in its own namespace.
+	if r := cp.Admin.Kubectl(t.Context(), "create", "namespace", v1alpha1.DefaultNamespace); r.Err != nil && !strings.Contains(r.Stderr, "AlreadyExists") {
+		t.Fatal(r.Combined())
+	}
 	repo := gitserver.InitBare(t, filepath.Join(t.TempDir(), name+".git"))
 	rev := repo.Commit(t, "main", gitserver.Change{Files: files, Message: "Add " + name})
 	setConfig(t, sourceConfig(name, repo.FileURL(), maxDuration))
