@@ -261,7 +261,7 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 	if f.operation == admissionv1.Connect {
 		// The request's kind is PodExecOptions and the like; the Event is about the pod or
 		// Service.
-		ref.APIVersion, ref.Kind = "v1", connectKinds[f.resource.Resource]
+		ref.APIVersion, ref.Kind = "v1", connectKind(f.resource.Resource)
 	}
 	if t := f.target(); t != nil {
 		ref.UID = types.UID(t.UID)
@@ -282,8 +282,17 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 	}
 }
 
-// connectKinds are the kinds of the objects CONNECT requests are for.
-var connectKinds = map[string]string{"pods": "Pod", "services": "Service", "nodes": "Node"}
+// connectKind is the kind of the object a CONNECT to resource is for.
+func connectKind(resource string) string {
+	switch resource {
+	case "services":
+		return "Service"
+	case "nodes":
+		return "Node"
+	default:
+		return "Pod"
+	}
+}
 
 // eventReason is the reason of the Event a decision records, "" for none.
 func eventReason(d decision, result Result) string {
