@@ -179,38 +179,16 @@ func TestForgedReviewsAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const forged, workers = 1000, 16
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				review, err := postReview(client, forgedReview(t, fmt.Sprintf("forged-user-%d", i), fmt.Sprintf("forged-%d", i)))
-				if err == nil && (review.Response == nil || !review.Response.Allowed) {
-					err = fmt.Errorf("review %d not allowed: %+v", i, review.Response)
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
+	const forged = 1000
+	flood(t, client, 0, forged)
+	// The flood may add the fixed series of suppressed Events; a second flood of new users
+	// must add nothing at all.
+	series := guardSeries(t)
+	flood(t, client, forged, forged+200)
+	if after := guardSeries(t); after != series {
+		t.Errorf("200 more forged users changed the guard's metric series from %d to %d", series, after)
 	}
-	for i := range forged {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("%d of %d reviews failed, first: %v", len(errs), forged, errs[0])
-	}
-
-	if after := guardSeries(t); after != seriesBefore {
+	if after := guardSeries(t); after > seriesBefore+1 {
 		t.Errorf("%d forged users changed the guard's metric series from %d to %d", forged, seriesBefore, after)
 	}
 	eventsAfter, err := guard.Counter("driftless_guard_events_total", "reason", "outcome")
@@ -219,7 +197,7 @@ func TestForgedReviewsAreBounded(t *testing.T) {
 	}
 	recorded := eventsAfter[webhook.EventBreakGlassUsed+"/recorded"] - eventsBefore[webhook.EventBreakGlassUsed+"/recorded"]
 	suppressed := eventsAfter[webhook.EventBreakGlassUsed+"/suppressed"] - eventsBefore[webhook.EventBreakGlassUsed+"/suppressed"]
-	if recorded > webhook.EventBurst || recorded+suppressed != forged {
+	if recorded > webhook.EventBurst || recorded+suppressed != forged+200 {
 		t.Errorf("the guard recorded %v and suppressed %v Events for %d forged uses, want at most %d recorded", recorded, suppressed, forged, webhook.EventBurst)
 	}
 	// The Events the guard recorded reach the API server; no more than that.
@@ -239,7 +217,7 @@ func TestForgedReviewsAreBounded(t *testing.T) {
 			}
 		}
 		if n > webhook.EventBurst {
-			t.Fatalf("%d Events for %d forged users, want at most %d", n, forged, webhook.EventBurst)
+			t.Fatalf("%d Events for %d forged users, want at most %d", n, forged+200, webhook.EventBurst)
 		}
 		if float64(n) != recorded {
 			return fmt.Errorf("%d Events for forged users in the API server, the guard recorded %v", n, recorded)
@@ -253,7 +231,42 @@ func TestForgedReviewsAreBounded(t *testing.T) {
 	guard.Clock.Step(time.Hour)
 }
 
-// guardSeries counts the samples of every driftless_guard_* metric the guard exposes.
+// flood sends forged reviews for users from to to-1 from 16 workers; all must be allowed.
+func flood(t *testing.T, client *http.Client, from, to int) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				review, err := postReview(client, forgedReview(t, fmt.Sprintf("forged-user-%d", i), fmt.Sprintf("forged-%d", i)))
+				if err == nil && (review.Response == nil || !review.Response.Allowed) {
+					err = fmt.Errorf("review %d not allowed: %+v", i, review.Response)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := from; i < to; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d reviews failed, first: %v", len(errs), to-from, errs[0])
+	}
+}
+
+// guardSeries counts the samples of every driftless_guard_* and controller-runtime webhook
+// metric the guard exposes, and fails if a label value names a forged user.
 func guardSeries(t *testing.T) int {
 	t.Helper()
 	resp, err := http.Get("http://" + guard.MetricsAddr + "/metrics")
@@ -270,6 +283,13 @@ func guardSeries(t *testing.T) int {
 	for name, f := range families {
 		if strings.HasPrefix(name, "driftless_guard_") || strings.HasPrefix(name, "controller_runtime_webhook_") {
 			n += len(f.GetMetric())
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if strings.Contains(l.GetValue(), "forged") {
+						t.Errorf("metric %s has a label %s=%q from a request", name, l.GetName(), l.GetValue())
+					}
+				}
+			}
 		}
 	}
 	return n
