@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -36,6 +35,10 @@ type RunOptions struct {
 	ConfigPath string
 	// CertDir holds tls.crt and tls.key for the webhook; rotated files are picked up live.
 	CertDir string
+	// ClientCAFile names the PEM bundle of CAs whose client certificates the webhook accepts
+	// (relative to CertDir unless absolute); only the API server should hold one. Empty
+	// accepts any client. Reloaded when it changes.
+	ClientCAFile string
 	// WebhookAddr is host:port the webhook listens on.
 	WebhookAddr string
 	// MetricsAddr is host:port of the Prometheus metrics endpoint; "0" disables it.
@@ -72,6 +75,7 @@ func newRunCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.ConfigPath, "config", "/etc/driftless/config.yaml", "path of the DriftlessConfig file")
 	f.StringVar(&o.CertDir, "cert-dir", "/etc/driftless/certs", "directory with the webhook's tls.crt and tls.key")
+	f.StringVar(&o.ClientCAFile, "client-ca-file", "", "PEM file of the CAs whose client certificates the webhook accepts (relative to --cert-dir); the API server must present one. Empty accepts any client")
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
 	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
@@ -107,6 +111,17 @@ func Run(ctx context.Context, o RunOptions) error {
 		return fmt.Errorf("--webhook-addr: %w", err)
 	}
 
+	metrics, err := webhook.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register guard metrics: %w", err)
+	}
+	server, err := webhook.NewServer(webhook.ServerOptions{
+		Host: host, Port: port, CertDir: o.CertDir, ClientCAFile: o.ClientCAFile,
+		Metrics: metrics, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Logger: log,
 		// Runnables (the reconcilers) take their logger from the context.
@@ -118,17 +133,13 @@ func Run(ctx context.Context, o RunOptions) error {
 		// The reconciler's own namespace: the guard never protects it.
 		LeaderElectionNamespace:       cfg.Reconciler.ServiceAccount.Namespace,
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir}),
+		WebhookServer:                 server,
 	})
 	if err != nil {
 		return fmt.Errorf("set up manager: %w", err)
 	}
 	// GetWebhookServer adds the server to the manager's runnables.
-	server := mgr.GetWebhookServer()
-	metrics, err := webhook.NewMetrics(crmetrics.Registry)
-	if err != nil {
-		return fmt.Errorf("register guard metrics: %w", err)
-	}
+	mgr.GetWebhookServer()
 	meta, err := metadata.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("metadata client: %w", err)
