@@ -256,7 +256,9 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		Name:       f.displayName(),
 	}
 	if f.resource.GroupResource() == namespacesResource {
-		ref.Namespace = ""
+		// A protected Namespace's Events belong in it, where on-call looks
+		// (kubectl get events -n NAME), not in default.
+		ref.Namespace = f.name
 	}
 	if f.operation == admissionv1.Connect {
 		// The request's kind is PodExecOptions and the like; the Event is about the pod or

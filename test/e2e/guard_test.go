@@ -244,6 +244,13 @@ func TestDenialsAreRecordedAsEvents(t *testing.T) {
 	if err := waitForEvent(ctx, "evented-config", "ManualChangeDenied", "bob tried to update configmaps/evented-config"); err != nil {
 		t.Fatal(err)
 	}
+	// A denial about the protected Namespace itself is recorded in that namespace.
+	if r := cp.Bob.Kubectl(ctx, "label", "namespace/production", "audit=me"); r.Err == nil {
+		t.Fatalf("bob's label on the namespace was allowed: %s", r.Combined())
+	}
+	if err := waitForEvent(ctx, "production", "ManualChangeDenied", "bob tried to update namespaces/production"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // breakGlass returns the kubectl arguments that annotate an object for break-glass.
