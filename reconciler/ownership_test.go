@@ -273,7 +273,7 @@ func TestLimitsKeepTheLastGoodRevisionHealing(t *testing.T) {
 	g.commit(map[string]string{"base/huge.bin": strings.Repeat("\x00", 5<<20)})
 	eventually(t, "g.clock.HasWaiters", func() (bool, string) { return g.clock.HasWaiters(), "no timer" })
 	g.clock.Step(g.src.Interval.Duration)
-	const want = "file base/huge.bin is 5 MiB, over the source's limits.maxFileSize of 1 MiB"
+	const want = "5 MiB, over the source's limits.maxFileSize of 1 MiB"
 	eventually(t, "status LimitExceeded", func() (bool, string) {
 		st := g.status()
 		return st.Result == reconciler.ResultLimitExceeded && strings.Contains(st.Message, want) && st.Revision == good, st.Message

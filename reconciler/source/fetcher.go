@@ -162,7 +162,14 @@ const largeObject = 1 << 20
 // memory.
 func openStorage(dir string) (*git.Repository, error) {
 	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{LargeObjectThreshold: largeObject})
-	return git.Open(st, nil)
+	return git.Open(&guardedStorage{Storage: st}, nil)
+}
+
+// guard sets the object size limit of the fetches into repo, a cache clone.
+func guard(repo *git.Repository, limits Limits) {
+	if g, ok := repo.Storer.(*guardedStorage); ok {
+		g.maxObject = limits.MaxFileSize
+	}
 }
 
 // resolveLocal opens the repository at path in place and resolves ref. Its
@@ -279,9 +286,11 @@ func (f *GitFetcher) fetchRemoteInto(ctx context.Context, cache, dir, url string
 const sizeCheckInterval = 100 * time.Millisecond
 
 // fetchWithin fetches into repo, the clone at dir, and stops the fetch as
-// soon as the clone grows over limits.MaxRepositorySize; it measures the
-// clone once more when the fetch is done.
+// soon as the clone grows over limits.MaxRepositorySize or the pack brings
+// an object over limits.MaxFileSize; it measures the clone once more when
+// the fetch is done.
 func fetchWithin(ctx context.Context, repo *git.Repository, opts *git.FetchOptions, dir string, limits Limits) error {
+	guard(repo, limits)
 	if limits.MaxRepositorySize <= 0 {
 		return repo.FetchContext(ctx, opts)
 	}

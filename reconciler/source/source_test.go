@@ -514,7 +514,7 @@ func TestFetchLimits(t *testing.T) {
 		want   []string
 	}{
 		{"file size", map[string]string{"base/huge.bin": strings.Repeat("\x00", 5<<20)}, source.Limits{MaxFileSize: 1 << 20},
-			[]string{"file base/huge.bin is 5 MiB, over the source's limits.maxFileSize of 1 MiB"}},
+			[]string{"5 MiB, over the source's limits.maxFileSize of 1 MiB"}},
 		{"files", manyFiles, source.Limits{MaxFiles: 10}, []string{"more than 10 files, over the source's limits.maxFiles of 10"}},
 		{"checkout size", map[string]string{"a.bin": strings.Repeat("\x00", 1<<20), "b.bin": strings.Repeat("\x00", 1<<20), "c.bin": strings.Repeat("\x00", 1<<20)},
 			source.Limits{MaxRepositorySize: 2 << 20}, []string{"files add up to more than 2 MiB, over the source's limits.maxRepositorySize of 2 MiB"}},
