@@ -48,9 +48,11 @@ func forgedReview(t *testing.T, user, name string) []byte {
 			Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "configmaps"},
 			Name:      name,
 			Namespace: "production",
-			Operation: admissionv1.Create,
+			// An update: break-glass covers objects that exist.
+			Operation: admissionv1.Update,
 			UserInfo:  authenticationv1.UserInfo{Username: user, Groups: []string{harness.OncallGroup}},
 			Object:    runtime.RawExtension{Raw: obj},
+			OldObject: runtime.RawExtension{Raw: obj},
 		},
 	}
 	body, err := json.Marshal(review)
