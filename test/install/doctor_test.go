@@ -175,7 +175,9 @@ func TestDoctor(t *testing.T) {
 	if r := cp.Admin.Kubectl(ctx, "create", "clusterrole", "impersonate-driftless", "--verb=impersonate", "--resource=serviceaccounts", "--resource-name=driftless"); r.Err != nil {
 		t.Fatalf("%v\n%s", r.Err, r.Combined())
 	}
-	t.Cleanup(func() { cp.Admin.Kubectl(context.Background(), "delete", "clusterrole", "impersonate-driftless", "--ignore-not-found") })
+	t.Cleanup(func() {
+		cp.Admin.Kubectl(context.Background(), "delete", "clusterrole", "impersonate-driftless", "--ignore-not-found")
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if r := cp.Admin.Kubectl(ctx, tt.breakIt...); r.Err != nil {
