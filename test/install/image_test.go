@@ -178,21 +178,23 @@ func TestImageContents(t *testing.T) {
 	}
 	want := map[string]file{
 		"driftless":                         {0o755, 0, 0},
-		"etc/":                              {0o755, 0, 0},
+		"etc":                               {0o755, 0, 0},
 		"etc/group":                         {0o644, 0, 0},
 		"etc/passwd":                        {0o644, 0, 0},
-		"etc/ssl/":                          {0o755, 0, 0},
-		"etc/ssl/certs/":                    {0o755, 0, 0},
+		"etc/ssl":                           {0o755, 0, 0},
+		"etc/ssl/certs":                     {0o755, 0, 0},
 		"etc/ssl/certs/ca-certificates.crt": {0o644, 0, 0},
-		"home/":                             {0o755, 0, 0},
-		"home/nonroot/":                     {0o700, 65532, 65532},
-		"root/":                             {0o700, 0, 0},
-		"tmp/":                              {0o1777, 0, 0},
-		"var/":                              {0o755, 0, 0},
-		"var/cache/":                        {0o755, 0, 0},
-		"var/cache/driftless/":              {0o755, 65532, 65532},
+		"home":                              {0o755, 0, 0},
+		"home/nonroot":                      {0o700, 65532, 65532},
+		"root":                              {0o700, 0, 0},
+		"tmp":                               {0o1777, 0, 0},
+		"var":                               {0o755, 0, 0},
+		"var/cache":                         {0o755, 0, 0},
+		"var/cache/driftless":               {0o755, 65532, 65532},
 	}
 	rootfs := t.TempDir()
+	// mutate.Extract flattens the layers into one tar stream and names directories without
+	// their trailing slash.
 	rc := mutate.Extract(loaded)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
