@@ -44,7 +44,7 @@ var Entrypoint = []string{BinaryPath}
 
 // DefaultCmd is the image's default command: driftless run with the paths the Deployment mounts.
 func DefaultCmd() []string {
-	return []string{"run", "--config", "/etc/driftless/config.yaml", "--cert-dir", "/etc/driftless/certs"}
+	return []string{"run", "--config", "/etc/driftless/config.yaml", "--cert-dir", "/etc/driftless/certs", "--client-ca-file", "ca.crt"}
 }
 
 // Options says what goes into the image. Binary, CABundle and Arch are required.

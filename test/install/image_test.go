@@ -162,7 +162,7 @@ func TestImageContents(t *testing.T) {
 	// The Deployment's args replace the default command and keep the entrypoint.
 	deploy := convert[appsv1.Deployment](t, find(t, renderDefault(t), "Deployment", "driftless"))
 	args := deploy.Spec.Template.Spec.Containers[0].Args
-	if got, want := append(slices.Clone(cfg.Config.Entrypoint), args...), []string{"/driftless", "run", "--config", "/etc/driftless/config.yaml", "--cert-dir", "/etc/driftless/certs"}; !slices.Equal(got, want) {
+	if got, want := append(slices.Clone(cfg.Config.Entrypoint), args...), []string{"/driftless", "run", "--config", "/etc/driftless/config.yaml", "--cert-dir", "/etc/driftless/certs", "--client-ca-file", "ca.crt"}; !slices.Equal(got, want) {
 		t.Errorf("the Deployment runs %q, want %q", got, want)
 	}
 	if !slices.Equal(cfg.Config.Cmd, args) {
