@@ -71,7 +71,8 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 			return nil
 		}
 	}
-	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || r.takeover.hasForeign(live)
+	// A break-glass session still open ends with an apply, which records it.
+	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || r.sessions[k] != nil || r.takeover.hasForeign(live)
 	if !drift {
 		dry, err := r.dryRun(ctx, o)
 		if err != nil {

@@ -267,7 +267,8 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 			return err
 		}
 		it.dry = dry
-		it.changed = live == nil || r.takeover.hasForeign(live) || !sameState(dry, live)
+		// A break-glass session still open ends with an apply, which records it.
+		it.changed = live == nil || r.takeover.hasForeign(live) || r.sessions[it.o.ref.key()] != nil || !sameState(dry, live)
 		if !it.changed {
 			r.verify(it.o, live.GetResourceVersion())
 		}
