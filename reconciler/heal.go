@@ -153,6 +153,9 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 			reason = "BreakGlassEnded"
 			what = fmt.Sprintf("break-glass %q ended early; reverted to Git the change made by %s", s.Reason, by)
 		}
+		if managers := strings.Join(r.takeover.foreignManagers(before), ", "); managers != "" {
+			s.Managers = managers
+		}
 		r.closeSession(k, ending, bg.Problem, rev, patch, conflicts)
 	}
 	log.Info("reverted drift", "reason", reason, "by", by, "revision", rev, "patch", patch, "conflicts", conflicts)

@@ -190,6 +190,28 @@ func boundSessions(all []storedSession, now time.Time, retention time.Duration) 
 	if len(ended) > maxSessions {
 		ended = ended[:maxSessions]
 	}
+	// Drop the oldest ended sessions by their encoded sizes first: encoding the whole record
+	// once per dropped session would be slow for a full one.
+	size := func(s storedSession) int {
+		b, err := yaml.Marshal([]storedSession{s})
+		if err != nil {
+			return 0 // the encoding of the whole record below reports it
+		}
+		return len(b)
+	}
+	total := 0
+	for _, s := range open {
+		total += size(s)
+	}
+	sizes := make([]int, len(ended))
+	for i, s := range ended {
+		sizes[i] = size(s)
+		total += sizes[i]
+	}
+	for len(ended) > 0 && total > maxRecordBytes {
+		total -= sizes[len(ended)-1]
+		ended = ended[:len(ended)-1]
+	}
 	for {
 		keep := append(append([]storedSession(nil), open...), ended...)
 		b, err := yaml.Marshal(keep)
