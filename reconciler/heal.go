@@ -108,7 +108,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	now := r.clock.Now()
 	if before == nil {
 		log.Info("recreated object deleted out of band")
-		r.closeSession(k, endingOf(bg), bg.Problem, rev, "", nil)
+		r.closeSession(k, endingOf(bg), "", rev, "", nil)
 		r.noteChange(now, "recreated "+o.ref.String()+", deleted out of band")
 		r.event(after, corev1.EventTypeWarning, "DriftReverted", "Revert", "recreated: the object was deleted out of band; delete it in Git instead")
 		return
@@ -156,7 +156,11 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 		if managers := strings.Join(r.takeover.foreignManagers(before), ", "); managers != "" {
 			s.Managers = managers
 		}
-		r.closeSession(k, ending, bg.Problem, rev, patch, conflicts)
+		problem := ""
+		if ending == EndingInvalid {
+			problem = bg.Problem
+		}
+		r.closeSession(k, ending, problem, rev, patch, conflicts)
 	}
 	log.Info("reverted drift", "reason", reason, "by", by, "revision", rev, "patch", patch, "conflicts", conflicts)
 	r.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))

@@ -235,6 +235,7 @@ func TestBreakGlassRecord(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("BreakGlassExpired: %s", note)
 		for _, want := range []string{"alice", "INC-77", `POOL_SIZE: "200"`, "BURST: \"on\"", `OPS_FLAG: "1"`, `data.LOG_LEVEL: yours "debug", Git "warn"`} {
 			if !strings.Contains(note, want) {
 				t.Errorf("event note does not say %q:\n%s", want, note)
@@ -253,6 +254,7 @@ func TestBreakGlassRecord(t *testing.T) {
 		if err != nil {
 			t.Fatalf("history: %v\n%s", err, out)
 		}
+		t.Logf("driftless break-glass --history:\n%s", out)
 		var row string
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, object) && strings.Contains(line, "expired") {
@@ -309,6 +311,7 @@ func TestBreakGlassRecord(t *testing.T) {
 			t.Errorf("history does not show the session ended early (%v):\n%s", err, out)
 		}
 		st, err := driftless(t, cp.Alice, "status")
+		t.Logf("driftless status:\n%s", st)
 		if err != nil || !strings.Contains(st, "last change") || !strings.Contains(st, "ended early") {
 			t.Errorf("status does not show the last change (%v):\n%s", err, st)
 		}

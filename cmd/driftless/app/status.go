@@ -134,7 +134,7 @@ func printStatus(out io.Writer, statuses []reconciler.Status, sessions []reconci
 				what = "a patch to commit"
 			}
 			if n := len(bs.Conflicts); n > 0 {
-				what += fmt.Sprintf(", %d conflicts", n)
+				what += fmt.Sprintf(", conflicts: %d", n)
 			}
 			fmt.Fprintf(out, "    %s by %s, reason %q: %s %s; %s\n", bs.Object, orUnknown(bs.By), bs.Reason, bs.Ending, ago(bs.End, now), what)
 		}
@@ -153,7 +153,12 @@ func ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return now.Sub(t).Truncate(time.Second).String() + " ago"
+	d := now.Sub(t).Truncate(time.Second)
+	if d < 0 {
+		// Another clock than this machine's, such as a test's.
+		return "at " + t.UTC().Format(time.RFC3339)
+	}
+	return d.String() + " ago"
 }
 
 func indent(s, prefix string) string {
