@@ -323,12 +323,15 @@ func TestBreakGlassRecord(t *testing.T) {
 func installConfig(t *testing.T) {
 	t.Helper()
 	ctx := t.Context()
-	if r := cp.Admin.Kubectl(ctx, "create", "namespace", v1alpha1.DefaultNamespace); r.Err != nil && !strings.Contains(r.Stderr, "AlreadyExists") {
+	exists := func(r harness.KubectlResult) bool {
+		return strings.Contains(r.Stderr, "AlreadyExists") || strings.Contains(r.Stderr, "already exists")
+	}
+	if r := cp.Admin.Kubectl(ctx, "create", "namespace", v1alpha1.DefaultNamespace); r.Err != nil && !exists(r) {
 		t.Fatal(r.Combined())
 	}
 	cm := cp.Admin.Kubectl(ctx, "create", "configmap", "driftless-config", "-n", v1alpha1.DefaultNamespace,
 		"--from-literal=config.yaml="+fmt.Sprintf(guardConfig, "enforce"))
-	if cm.Err != nil && !strings.Contains(cm.Stderr, "AlreadyExists") {
+	if cm.Err != nil && !exists(cm) {
 		t.Fatal(cm.Combined())
 	}
 }
