@@ -128,6 +128,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 		conflicts []BreakGlassConflict
 		err       error
 	)
+	rebased := s != nil && s.Base != ""
 	if s != nil {
 		patch, conflicts, err = sessionPatch(s, before, after)
 	} else {
@@ -166,7 +167,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	r.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))
 	note := what
 	switch {
-	case patch != "" && s != nil:
+	case patch != "" && rebased:
 		note += "; to keep it, commit this patch (your change only, rebased on Git at " + short(rev) + ") to the overlay:\n" + patch
 	case patch != "":
 		note += "; to keep it, commit this patch to the overlay:\n" + patch
