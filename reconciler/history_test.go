@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestBoundSessions(t *testing.T) {
@@ -59,4 +62,53 @@ func TestBoundSessions(t *testing.T) {
 			t.Errorf("decode of the record: %d sessions, %v", len(back), err)
 		}
 	})
+}
+
+func TestSessionTakeover(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: start.Add(d)} }
+	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
+	bgEntry := metav1.ManagedFieldsEntry{Manager: "driftless-break-glass", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(0), FieldsType: "FieldsV1",
+		FieldsV1: fields(`{"f:metadata":{"f:annotations":{"f:driftless.dev/break-glass":{},"f:driftless.dev/break-glass-until":{}}}}`)}
+	tests := []struct {
+		name    string
+		entry   metav1.ManagedFieldsEntry
+		foreign bool
+	}{
+		{"another tool during the session", metav1.ManagedFieldsEntry{Manager: "ops-tool", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(time.Minute)}, true},
+		{"another tool in the session's first second", metav1.ManagedFieldsEntry{Manager: "ops-tool", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(0)}, true},
+		{"another tool before the session", metav1.ManagedFieldsEntry{Manager: "ops-tool", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(-time.Minute)}, false},
+		{"Kubernetes' controller manager", metav1.ManagedFieldsEntry{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(time.Minute)}, false},
+		{"a controller by its name", metav1.ManagedFieldsEntry{Manager: "cert-manager-controller", Operation: metav1.ManagedFieldsOperationUpdate, Time: at(time.Minute)}, false},
+		{"a status write", metav1.ManagedFieldsEntry{Manager: "ops-tool", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: at(time.Minute)}, false},
+		{"the reconciler's apply", metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply, Time: at(time.Minute)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion("v1")
+			u.SetKind("ConfigMap")
+			u.SetName("app")
+			u.SetAnnotations(map[string]string{"driftless.dev/break-glass": "INC-1", "driftless.dev/break-glass-until": start.Add(time.Hour).Format(time.RFC3339)})
+			u.SetManagedFields([]metav1.ManagedFieldsEntry{bgEntry, tc.entry})
+			tk := takeover{prefixes: DefaultTakeoverManagers, sessions: &sessionStarts{}}
+			got := false
+			for _, m := range tk.foreignManagers(u) {
+				got = got || m == tc.entry.Manager && m != bgEntry.Manager
+			}
+			if got != tc.foreign {
+				t.Errorf("foreign under a break-glass = %v, want %v", got, tc.foreign)
+			}
+			// Once the annotations are gone only the recorded session says when it began.
+			u.SetAnnotations(nil)
+			u.SetManagedFields([]metav1.ManagedFieldsEntry{tc.entry})
+			if tk.hasForeign(u) && tc.entry.Manager == "ops-tool" && tc.entry.Subresource == "" {
+				t.Error("foreign without a session or break-glass annotations")
+			}
+			tk.sessions.set(keyOf(u), start)
+			if got := tk.hasForeign(u); got != tc.foreign {
+				t.Errorf("foreign in a recorded session = %v, want %v", got, tc.foreign)
+			}
+		})
+	}
 }

@@ -92,6 +92,9 @@ func (t takeover) sessionStart(u *unstructured.Unstructured) time.Time {
 // break-glass annotation; zero when none does.
 func breakGlassWritten(u *unstructured.Unstructured) time.Time {
 	var first time.Time
+	if !v1alpha1.HasBreakGlass(u.GetAnnotations()) {
+		return first
+	}
 	for _, e := range u.GetManagedFields() {
 		if e.Time == nil || !ownsBreakGlass(e) {
 			continue
