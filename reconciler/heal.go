@@ -168,7 +168,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	note := what
 	switch {
 	case patch != "" && rebased:
-		note += "; to keep it, commit this patch (your change only, rebased on Git at " + short(rev) + ") to the overlay:\n" + patch
+		note += "; to keep it, commit this patch to the overlay (your change only, rebased on Git at " + short(rev) + "):\n" + patch
 	case patch != "":
 		note += "; to keep it, commit this patch to the overlay:\n" + patch
 	case s != nil && len(conflicts) == 0:
