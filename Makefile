@@ -6,6 +6,13 @@ GO        ?= go
 BIN       ?= bin/driftless
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+# The commit time: every file in the image and the image itself carry it, so that the same
+# commit builds the same image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+IMAGE_REPO ?= ghcr.io/driftless-dev/driftless
+ARCH       ?= $(shell $(GO) env GOARCH)
+DIST       ?= dist
+RELEASE_FLAGS = -dist $(DIST) -repo $(IMAGE_REPO) -version $(VERSION) -commit $(COMMIT)
 LDFLAGS   := -X github.com/driftless-dev/driftless/cmd/driftless/app.version=$(VERSION) -X github.com/driftless-dev/driftless/cmd/driftless/app.commit=$(COMMIT)
 # Test packages run one at a time: each starts its own control plane on 2 cores.
 TEST_FLAGS ?= -count=1 -timeout 25m -p 1
@@ -19,6 +26,14 @@ help: ## List the targets.
 .PHONY: build
 build: ## Build bin/driftless.
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/driftless
+
+.PHONY: image
+image: ## Build the container image without a Docker engine: $(DIST)/image (OCI layout), $(DIST)/driftless-image.tar; prints the digest.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/release image $(RELEASE_FLAGS) -arch $(ARCH)
+
+.PHONY: release
+release: image ## Build the image and $(DIST)/install.yaml (image pinned by digest) and $(DIST)/SHA256SUMS.
+	$(GO) run ./hack/release manifests $(RELEASE_FLAGS)
 
 .PHONY: envtest
 envtest: ## Build (once) and cache kube-apiserver, kubectl and etcd for the tests.
@@ -39,7 +54,7 @@ lint: ## gofmt and go vet.
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
-	@for target in "config/v1alpha1 FuzzDecode" "webhook FuzzAdmissionReview" "policy FuzzEvaluate" "reconciler/render FuzzRenderYAML"; do \
+	@for target in "config/v1alpha1 FuzzDecode" "webhook FuzzAdmissionReview" "policy FuzzEvaluate" "reconciler/render FuzzRenderYAML" "reconciler FuzzDecodeInventory" "reconciler FuzzDecodeStatus"; do \
 	  set -- $$target; echo "== $$2 ($$1)"; \
 	  $(GO) test ./$$1 -run '^$$' -fuzz "^$$2$$" -fuzztime $${FUZZTIME:-30s}; \
 	done

@@ -72,7 +72,7 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 		return nil, err
 	}
 	rep := &DiffReport{Source: r.src.Name, Revision: rev.Commit, Author: rev.Author, Subject: rev.Subject}
-	rendered, err := render.Render(ctx, rev.Dir, r.src.Path)
+	rendered, err := render.RenderLimited(ctx, rev.Dir, r.src.Path, r.renderLimits())
 	if err != nil {
 		return nil, fmt.Errorf("render %s at %s: %w", r.src.Path, short(rev.Commit), err)
 	}
@@ -137,7 +137,7 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("diff %s: %w", ref, err)
 		}
-		if decision, _ := r.decidePrune(live); decision == pruneDelete {
+		if decision, _ := r.decidePrune(ref, live, inv.origin(ref.key())); decision == pruneDelete {
 			rep.Changes = append(rep.Changes, ObjectDiff{Object: ref.String(), Action: ActionPrune})
 		}
 	}

@@ -5,23 +5,28 @@
 // One [Reconciler.Sync]:
 //
 //  1. fetches the source's ref with a [source.Fetcher] (which verifies the commit's
-//     signature when the source asks for it); on failure the cluster keeps the last good
-//     revision and the next attempt backs off exponentially, capped at the interval;
-//  2. renders the source's path with [render.Render]; an empty render is refused and prunes
-//     nothing;
+//     signature when the source asks for it) within the source's limits; on failure the
+//     cluster keeps the last good revision and the next attempt backs off exponentially,
+//     capped at the interval;
+//  2. renders the source's path with [render.RenderLimited]; an empty render is refused and
+//     prunes nothing;
 //  3. checks the rendered objects against the source's policy set with a [Gate]; any
 //     violation stops the revision;
 //  4. labels every object driftless.dev/source=<source>, annotates it
 //     driftless.dev/revision=<commit> and gives namespaced objects without a namespace the
 //     source's target namespace;
 //  5. dry-runs every object on the API server, and applies nothing if any dry-run fails
-//     (objects whose kind or namespace the same revision creates are dry-run after those);
+//     (objects whose kind or namespace the same revision creates are dry-run after those),
+//     or if an object exists without the source's label and neither it nor the source opts
+//     in to adoption (AdoptionRefused);
 //  6. applies in stages with server-side apply (field manager "driftless", conflicts
 //     forced): CustomResourceDefinitions and Namespaces, then, once the CRDs are
 //     established, everything else, kind by kind;
-//  7. prunes, in reverse apply order, the objects of the source's inventory that left Git,
-//     if their live label still names the source and they are not annotated
-//     driftless.dev/prune: disabled.
+//  7. prunes, in reverse apply order with PersistentVolumeClaims, CRDs and Namespaces last,
+//     the objects of the source's inventory that left Git, if their live label still names
+//     the source and they are not annotated driftless.dev/prune: disabled; adopted objects,
+//     Namespaces, PVCs and CRDs only when annotated driftless.dev/prune: confirm, and are
+//     otherwise orphaned (dropped from the inventory, their source label removed, reported).
 //
 // Objects that a new commit does not change are not written, so their revision annotation
 // names the commit that last changed them; the status names the commit applied.
@@ -49,5 +54,6 @@
 //
 // This package must not shell out (git, kubectl, kustomize), must not keep state outside
 // the cluster apart from the Git cache, and must not write status anywhere but the status
-// ConfigMap. It never deletes an object it did not record in its inventory.
+// ConfigMap. It never deletes an object it did not record in its inventory as created (or
+// that was not explicitly confirmed for pruning).
 package reconciler

@@ -167,6 +167,7 @@ func TestPruneCandidatesInReverseApplyOrder(t *testing.T) {
 		{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition", Name: "widgets.example.dev"},
 		{Version: "v1", Kind: "ConfigMap", Namespace: "prod", Name: "a"},
 		{Version: "v1", Kind: "ConfigMap", Namespace: "prod", Name: "kept"},
+		{Version: "v1", Kind: "PersistentVolumeClaim", Namespace: "prod", Name: "data"},
 		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "prod", Name: "web"},
 		{Group: "example.dev", Version: "v1", Kind: "Widget", Namespace: "prod", Name: "w"},
 	}}
@@ -175,7 +176,7 @@ func TestPruneCandidatesInReverseApplyOrder(t *testing.T) {
 	for _, r := range pruneCandidates(inv, desired) {
 		got = append(got, r.String())
 	}
-	want := []string{"Widget.example.dev prod/w", "Deployment.apps prod/web", "ConfigMap prod/a", "CustomResourceDefinition.apiextensions.k8s.io widgets.example.dev", "Namespace prod"}
+	want := []string{"Widget.example.dev prod/w", "Deployment.apps prod/web", "ConfigMap prod/a", "PersistentVolumeClaim prod/data", "CustomResourceDefinition.apiextensions.k8s.io widgets.example.dev", "Namespace prod"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("candidates = %v, want %v", got, want)
 	}
@@ -194,7 +195,21 @@ func TestInventoryRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, inv) {
 		t.Errorf("decode(encode) = %+v, %v; want %+v", got, err, inv)
 	}
-	for _, bad := range []string{"", "{}", `[{"v":"v1","k":"ConfigMap"}]`, `[{"v":"","k":"ConfigMap","n":"a"}]`, `[{"v":"a/b/c","k":"K","n":"a"}]`, `[{"v":"v1","k":"K","n":"a","x":1}]`} {
+	// Origins round-trip too; the format before origins decodes with none.
+	inv.setOrigin(inv.refs[0].key(), originAdopted)
+	inv.setOrigin(inv.refs[1].key(), originCreated)
+	text = inv.encode()
+	if want := "[\n{\"v\":\"v1\",\"k\":\"Namespace\",\"n\":\"prod\",\"o\":\"a\"},\n{\"v\":\"apps/v1\",\"k\":\"Deployment\",\"ns\":\"prod\",\"n\":\"web\",\"o\":\"c\"}\n]\n"; text != want {
+		t.Errorf("encode with origins = %q, want %q", text, want)
+	}
+	if got, err := decodeInventory(text); err != nil || !reflect.DeepEqual(got, inv) {
+		t.Errorf("decode(encode) with origins = %+v, %v; want %+v", got, err, inv)
+	}
+	old, err := decodeInventory(`[{"v":"v1","k":"Namespace","n":"prod"}]`)
+	if err != nil || old.origin(objKey{Kind: "Namespace", Name: "prod"}) != originUnknown || old.origins != nil {
+		t.Errorf("decode of the format before origins = %+v, %v; want one object of unknown origin", old, err)
+	}
+	for _, bad := range []string{"", "{}", `[{"v":"v1","k":"ConfigMap"}]`, `[{"v":"","k":"ConfigMap","n":"a"}]`, `[{"v":"a/b/c","k":"K","n":"a"}]`, `[{"v":"v1","k":"K","n":"a","x":1}]`, `[{"v":"v1","k":"K","n":"a","o":"x"}]`} {
 		if _, err := decodeInventory(bad); err == nil {
 			t.Errorf("decode(%q) succeeded, want an error", bad)
 		}
@@ -205,6 +220,7 @@ func FuzzDecodeInventory(f *testing.F) {
 	f.Add((&inventory{refs: []ObjectRef{{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "prod", Name: "web"}}}).encode())
 	f.Add("[]")
 	f.Add(`[{"v":"v1","k":"Namespace","n":"prod"}]`)
+	f.Add(`[{"v":"v1","k":"Namespace","n":"prod","o":"a"},{"v":"v1","k":"ConfigMap","ns":"prod","n":"a","o":"c"}]`)
 	f.Fuzz(func(t *testing.T, s string) {
 		inv, err := decodeInventory(s)
 		if err != nil {

@@ -15,6 +15,40 @@ const inventoryKey = "objects"
 // Git. It persists in a ConfigMap so that a restart never forgets, and never prunes, anything.
 type inventory struct {
 	refs []ObjectRef
+	// origins says, for the objects whose origin is known, whether the source created or
+	// adopted them. Inventories written before origins were recorded have none: their objects
+	// count as created when the live object carries the source's label.
+	origins map[objKey]origin
+}
+
+// origin is how an object came to be in a source's inventory.
+type origin string
+
+const (
+	// originUnknown: recorded by a version that did not record origins.
+	originUnknown origin = ""
+	// originCreated: the source created the object, or found it carrying its label.
+	originCreated origin = "c"
+	// originAdopted: the object existed without the source's label and was adopted.
+	originAdopted origin = "a"
+)
+
+// origin returns how the inventory's object k came to it.
+func (inv *inventory) origin(k objKey) origin { return inv.origins[k] }
+
+// setOrigin records how the object k came to the inventory.
+func (inv *inventory) setOrigin(k objKey, o origin) {
+	if o == originUnknown {
+		delete(inv.origins, k)
+		if len(inv.origins) == 0 {
+			inv.origins = nil
+		}
+		return
+	}
+	if inv.origins == nil {
+		inv.origins = map[objKey]origin{}
+	}
+	inv.origins[k] = o
 }
 
 // has reports whether the inventory holds k.
@@ -36,8 +70,9 @@ func (inv *inventory) keys() map[objKey]bool {
 	return m
 }
 
-// union returns the inventory followed by the refs it does not hold yet.
-func (inv *inventory) union(refs []ObjectRef) *inventory {
+// union returns the inventory followed by the refs it does not hold yet, with the origins
+// of both; where both know an object's origin, the inventory's wins.
+func (inv *inventory) union(refs []ObjectRef, origins map[objKey]origin) *inventory {
 	have := inv.keys()
 	out := &inventory{refs: append([]ObjectRef(nil), inv.refs...)}
 	for _, r := range refs {
@@ -46,7 +81,28 @@ func (inv *inventory) union(refs []ObjectRef) *inventory {
 			have[r.key()] = true
 		}
 	}
+	for k, o := range origins {
+		if have[k] {
+			out.setOrigin(k, o)
+		}
+	}
+	for k, o := range inv.origins {
+		out.setOrigin(k, o)
+	}
 	return out
+}
+
+// differs reports whether inv and other list other objects, or other origins.
+func (inv *inventory) differs(other *inventory) bool {
+	if len(inv.refs) != len(other.refs) || len(inv.origins) != len(other.origins) {
+		return true
+	}
+	for i, r := range inv.refs {
+		if r != other.refs[i] || inv.origin(r.key()) != other.origin(r.key()) {
+			return true
+		}
+	}
+	return false
 }
 
 // inventoryEntry is the stored form of one reference, kept short: an inventory of thousands
@@ -56,6 +112,9 @@ type inventoryEntry struct {
 	Kind       string `json:"k"`
 	Namespace  string `json:"ns,omitempty"`
 	Name       string `json:"n"`
+	// Origin is "c" (created) or "a" (adopted); empty in inventories written before origins
+	// were recorded.
+	Origin origin `json:"o,omitempty"`
 }
 
 // encode returns the inventory as a JSON array with one object a line.
@@ -71,15 +130,15 @@ func (inv *inventory) encode() string {
 		if r.Group != "" {
 			gv = r.Group + "/" + r.Version
 		}
-		e, _ := json.Marshal(inventoryEntry{APIVersion: gv, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+		e, _ := json.Marshal(inventoryEntry{APIVersion: gv, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Origin: inv.origin(r.key())})
 		b.Write(e)
 	}
 	b.WriteString("\n]\n")
 	return b.String()
 }
 
-// decodeInventory reads an encoded inventory. Every entry must name a version, a kind and a
-// name.
+// decodeInventory reads an encoded inventory, in the current format or the one before
+// origins were recorded. Every entry must name a version, a kind and a name.
 func decodeInventory(s string) (*inventory, error) {
 	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
 	dec.DisallowUnknownFields()
@@ -96,7 +155,14 @@ func decodeInventory(s string) (*inventory, error) {
 		if version == "" || e.Kind == "" || e.Name == "" || strings.Contains(version, "/") {
 			return nil, fmt.Errorf("decode inventory: entry %d (%q %q %q): needs an apiVersion, a kind and a name", i, e.APIVersion, e.Kind, e.Name)
 		}
-		inv.refs = append(inv.refs, ObjectRef{Group: group, Version: version, Kind: e.Kind, Namespace: e.Namespace, Name: e.Name})
+		switch e.Origin {
+		case originUnknown, originCreated, originAdopted:
+		default:
+			return nil, fmt.Errorf("decode inventory: entry %d (%q %q %q): origin %q is neither %q nor %q", i, e.APIVersion, e.Kind, e.Name, e.Origin, originCreated, originAdopted)
+		}
+		ref := ObjectRef{Group: group, Version: version, Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}
+		inv.refs = append(inv.refs, ref)
+		inv.setOrigin(ref.key(), e.Origin)
 	}
 	return inv, nil
 }

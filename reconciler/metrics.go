@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"source"}),
 		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftless_reconciler_syncs_total",
-			Help: "Syncs of a source by result (Applied, FetchFailed, VerificationFailed, RenderFailed, PolicyDenied, PolicyFailed, ApplyFailed, PruneRefused, PruneFailed).",
+			Help: "Syncs of a source by result (Applied, FetchFailed, VerificationFailed, RenderFailed, PolicyDenied, PolicyFailed, ApplyFailed, AdoptionRefused, LimitExceeded, PruneRefused, PruneFailed).",
 		}, []string{"source", "result"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftless_reconciler_objects_applied_total",

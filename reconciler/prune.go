@@ -17,7 +17,8 @@ import (
 )
 
 // pruneCandidates returns the inventory's objects that are not desired, in reverse apply
-// order: kinds applied last are deleted first.
+// order (kinds applied last are deleted first), except that PersistentVolumeClaims, then
+// CRDs, then Namespaces come last.
 func pruneCandidates(inv *inventory, desired map[objKey]*object) []ObjectRef {
 	var out []ObjectRef
 	for i := len(inv.refs) - 1; i >= 0; i-- {
@@ -27,6 +28,9 @@ func pruneCandidates(inv *inventory, desired map[objKey]*object) []ObjectRef {
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		gi, gj := out[i].GroupVersionKind().GroupKind(), out[j].GroupVersionKind().GroupKind()
+		if ti, tj := pruneTier(gi), pruneTier(gj); ti != tj {
+			return ti < tj
+		}
 		if si, sj := stageOf(gi), stageOf(gj); si != sj {
 			return si > sj
 		}
@@ -44,10 +48,14 @@ const (
 	pruneForget
 	// pruneKeep: the object stays in the inventory, to be pruned later (break-glass).
 	pruneKeep
+	// pruneOrphan: the object is not deleted but released and dropped from the inventory (an
+	// adopted object, or a Namespace, PVC or CRD, without a confirmation).
+	pruneOrphan
 )
 
-// decidePrune decides what to do with a live object that left Git.
-func (r *Reconciler) decidePrune(live *unstructured.Unstructured) (pruneDecision, string) {
+// decidePrune decides what to do with the live object of ref, which left Git; o is how it
+// came to the inventory.
+func (r *Reconciler) decidePrune(ref ObjectRef, live *unstructured.Unstructured, o origin) (pruneDecision, string) {
 	switch {
 	case live == nil:
 		return pruneForget, "already deleted"
@@ -61,21 +69,34 @@ func (r *Reconciler) decidePrune(live *unstructured.Unstructured) (pruneDecision
 	if bg := readBreakGlass(live, r.clock.Now(), r.maxBreakGlass()); bg.State == v1alpha1.BreakGlassActive {
 		return pruneKeep, fmt.Sprintf("under break-glass %q until %s", bg.Reason, bg.Until)
 	}
+	if pruneConfirmed(live) {
+		return pruneDelete, ""
+	}
+	confirm := fmt.Sprintf("annotate it %s: %s to have it deleted", v1alpha1.AnnotationPrune, v1alpha1.PruneConfirm)
+	if o == originAdopted {
+		return pruneOrphan, "the source adopted it (it existed before); " + confirm
+	}
+	if gk := ref.GroupVersionKind().GroupKind(); pruneTier(gk) > 0 {
+		return pruneOrphan, fmt.Sprintf("a %s is deleted only with a confirmation; %s", gk.Kind, confirm)
+	}
 	return pruneDelete, ""
 }
 
 // prune deletes the inventory's objects that are not desired, kind by kind in reverse apply
 // order. Only an object whose live label still names the source, that is not annotated
 // driftless.dev/prune: disabled and not under break-glass is deleted, and only if it is still
-// the object that was read (same UID). It returns how many were deleted and the objects that
-// stay in the inventory (break-glass and failures).
-func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objKey]*object) (int, []ObjectRef, error) {
+// the object that was read (same UID); adopted objects, Namespaces, PVCs and CRDs only when
+// annotated driftless.dev/prune: confirm, else they are orphaned. It returns how many were
+// deleted, the objects that stay in the inventory (break-glass and failures) and the
+// orphaned objects with the reason.
+func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objKey]*object) (int, []ObjectRef, []string, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	cands := pruneCandidates(inv, desired)
 	var (
-		mu     sync.Mutex
-		pruned int
-		kept   []ObjectRef
+		mu       sync.Mutex
+		pruned   int
+		kept     []ObjectRef
+		orphaned []string
 	)
 	keep := func(ref ObjectRef) {
 		mu.Lock()
@@ -108,7 +129,7 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 				keep(ref)
 				return fmt.Errorf("prune %s: %w", ref, err)
 			}
-			decision, why := r.decidePrune(live)
+			decision, why := r.decidePrune(ref, live, inv.origin(ref.key()))
 			switch decision {
 			case pruneForget:
 				log.Info("not pruning object", "object", ref.String(), "why", why)
@@ -116,6 +137,15 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 			case pruneKeep:
 				log.Info("not pruning object yet", "object", ref.String(), "why", why)
 				keep(ref)
+				return nil
+			case pruneOrphan:
+				if err := r.orphan(ctx, ref, m.Resource, live, why); err != nil {
+					keep(ref)
+					return err
+				}
+				mu.Lock()
+				orphaned = append(orphaned, ref.String()+" ("+why+")")
+				mu.Unlock()
 				return nil
 			}
 			uid := live.GetUID()
@@ -137,8 +167,9 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 		})...)
 		cands = cands[n:]
 	}
+	sort.Strings(orphaned)
 	if len(errs) > 0 {
-		return pruned, kept, joinErrors(errs)
+		return pruned, kept, orphaned, joinErrors(errs)
 	}
-	return pruned, kept, nil
+	return pruned, kept, orphaned, nil
 }

@@ -76,7 +76,10 @@ type Reconciler struct {
 	// retention is how long an ended break-glass session stays in the record.
 	retention time.Duration
 
-	// mu serializes syncs and heals, and guards the fields below.
+	// syncMu serializes syncs: one fetch and render at a time in the source's cache.
+	syncMu sync.Mutex
+	// mu guards the fields below. A sync holds it only to plan, apply and prune, so that a
+	// heal never waits behind a fetch or a render.
 	mu sync.Mutex
 	// loaded is true once the inventory and status were read from the cluster.
 	loaded bool
@@ -143,6 +146,7 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 	if src.Timeout.Duration <= 0 {
 		src.Timeout.Duration = v1alpha1.DefaultTimeout
 	}
+	v1alpha1.SetLimitsDefaults(&src.Limits)
 	r := &Reconciler{
 		src:         src,
 		spec:        specFor(src, filepath.Join(opts.CacheDir, src.Name)),
@@ -230,6 +234,11 @@ func specFor(src v1alpha1.Source, cacheDir string) source.Spec {
 		URL:      src.URL,
 		Ref:      source.Ref{Branch: src.Ref.Branch, Tag: src.Ref.Tag, Commit: src.Ref.Commit},
 		CacheDir: cacheDir,
+		Limits: source.Limits{
+			MaxRepositorySize: src.Limits.MaxRepositorySize.Value(),
+			MaxFileSize:       src.Limits.MaxFileSize.Value(),
+			MaxFiles:          src.Limits.MaxFiles,
+		},
 	}
 	if a := src.Auth; a != nil {
 		s.Auth = source.Auth{

@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"reflect"
 	"sync"
 
@@ -31,7 +30,6 @@ type Set struct {
 	// ctx is the context of Start; nil before Start and after it returned.
 	ctx     context.Context
 	sources []v1alpha1.Source
-	maxBG   int64
 	running map[string]*runningSource
 }
 
@@ -56,26 +54,32 @@ func NewSet(cfg *v1alpha1.DriftlessConfig, opts Options) (*Set, error) {
 	return s, nil
 }
 
-// SetConfig makes cfg's sources the ones the set runs and its break-glass maximum the one
-// they honour. Every source is checked before anything changes: on an error nothing changes.
-func (s *Set) SetConfig(cfg *v1alpha1.DriftlessConfig) error {
-	maxBG := cfg.Guard.BreakGlass.MaxDuration.Duration
+// Check reports whether cfg's sources can run, without changing anything.
+func (s *Set) Check(cfg *v1alpha1.DriftlessConfig) error {
+	s.mu.Lock()
 	opts := s.opts
-	opts.BreakGlassMaxDuration = maxBG
+	s.mu.Unlock()
+	opts.BreakGlassMaxDuration = cfg.Guard.BreakGlass.MaxDuration.Duration
+	// Validation reports a source configured twice or without a URL by its field path.
+	if errs := v1alpha1.Validate(cfg); len(errs) > 0 {
+		return errs.ToAggregate()
+	}
 	var errs []error
-	seen := map[string]bool{}
 	for _, src := range cfg.Sources {
-		if seen[src.Name] {
-			errs = append(errs, fmt.Errorf("source %q is configured twice", src.Name))
-		}
-		seen[src.Name] = true
 		if _, err := New(src, opts); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// SetConfig makes cfg's sources the ones the set runs and its break-glass maximum the one
+// they honour. Every source is checked before anything changes: on an error nothing changes.
+func (s *Set) SetConfig(cfg *v1alpha1.DriftlessConfig) error {
+	if err := s.Check(cfg); err != nil {
+		return err
 	}
+	maxBG := cfg.Guard.BreakGlass.MaxDuration.Duration
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sources = append([]v1alpha1.Source(nil), cfg.Sources...)

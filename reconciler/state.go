@@ -88,7 +88,10 @@ func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) R
 		st.Revision, st.Author, st.CommitTime, st.Subject = rev.Commit, rev.Author, rev.Time, rev.Subject
 		st.LastApplied = now
 		msg = fmt.Sprintf("applied %s: %d objects created or changed, %d pruned, %d unchanged", short(rev.Commit), out.applied, out.pruned, out.unchanged)
-		if out.applied > 0 || out.pruned > 0 {
+		if len(out.orphaned) > 0 {
+			msg += fmt.Sprintf("; %d orphaned (left Git, not deleted, no longer managed): %s", len(out.orphaned), strings.Join(out.orphaned, "; "))
+		}
+		if out.applied > 0 || out.pruned > 0 || len(out.orphaned) > 0 {
 			r.noteChange(now, msg)
 		}
 		msg += heldBack(sortedBreakGlass(r.bg))
@@ -106,8 +109,8 @@ func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) R
 		r.event(cm, corev1.EventTypeWarning, string(out.result), "Sync", msg)
 		return Result{RequeueAfter: r.backoff()}
 	}
-	log.Info("synced", "revision", out.rev.Commit, "applied", out.applied, "pruned", out.pruned, "unchanged", out.unchanged)
-	if out.applied > 0 || out.pruned > 0 {
+	log.Info("synced", "revision", out.rev.Commit, "applied", out.applied, "pruned", out.pruned, "unchanged", out.unchanged, "orphaned", len(out.orphaned))
+	if out.applied > 0 || out.pruned > 0 || len(out.orphaned) > 0 {
 		r.event(cm, corev1.EventTypeNormal, string(ResultApplied), "Sync", msg)
 	}
 	next := r.src.Interval.Duration

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -39,6 +42,8 @@ type outcome struct {
 	applied    int
 	pruned     int
 	unchanged  int
+	// orphaned names the objects that left Git but were not deleted, with the reason.
+	orphaned []string
 }
 
 // planItem is one desired object and what the dry-run said about it.
@@ -53,6 +58,9 @@ type planItem struct {
 	// so it can only be dry-run after the definitions stage.
 	deferred bool
 	bg       breakGlass
+	// adopt is true when the object exists without the source's label and opts in to
+	// adoption (or the source does).
+	adopt bool
 	// res is the object after applying it.
 	res *unstructured.Unstructured
 }
@@ -67,8 +75,8 @@ func (r *Reconciler) Sync(ctx context.Context) (Result, error) {
 
 // syncLogged is [Reconciler.Sync] with a logger that names the source already.
 func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
 	start := r.clock.Now()
 	sctx, cancel := context.WithTimeout(ctx, r.src.Timeout.Duration)
 	out := r.sync(sctx)
@@ -76,28 +84,51 @@ func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
 	if out.err != nil && out.result == ResultApplied {
 		out.result = ResultApplyFailed
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return r.record(ctx, start, out), out.err
 }
 
-// sync does the work of [Reconciler.Sync].
+// sync does the work of [Reconciler.Sync]. Fetching, verifying, rendering and the policy gate
+// read none of the reconciler's state, so they run without its lock: healing goes on however
+// long a Git server or a render takes. Only planning, applying and pruning take the lock.
 func (r *Reconciler) sync(ctx context.Context) outcome {
-	if err := r.load(ctx); err != nil {
-		return outcome{result: ResultApplyFailed, err: err}
+	out, rendered := r.fetchAndRender(ctx)
+	if out.err != nil {
+		return out
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.load(ctx); err != nil {
+		out.result, out.err = ResultApplyFailed, err
+		return out
+	}
+	return r.applyRevision(ctx, out, rendered)
+}
+
+// fetchAndRender fetches the source's revision, renders it and checks it against the policy
+// set. It touches none of the reconciler's state.
+func (r *Reconciler) fetchAndRender(ctx context.Context) (outcome, []*unstructured.Unstructured) {
 	rev, err := r.fetcher.Fetch(ctx, r.spec)
 	if err != nil {
 		res := ResultFetchFailed
-		if errors.Is(err, source.ErrUnsigned) || errors.Is(err, source.ErrUntrusted) {
+		switch {
+		case errors.Is(err, source.ErrUnsigned) || errors.Is(err, source.ErrUntrusted):
 			res = ResultVerificationFailed
+		case errors.Is(err, source.ErrLimitExceeded):
+			res = ResultLimitExceeded
 		}
-		return outcome{result: res, err: err}
+		return outcome{result: res, err: err}, nil
 	}
 	out := outcome{rev: &rev}
-	fail := func(res SyncResult, err error) outcome {
+	fail := func(res SyncResult, err error) (outcome, []*unstructured.Unstructured) {
 		out.result, out.err = res, err
-		return out
+		return out, nil
 	}
-	rendered, err := render.Render(ctx, rev.Dir, r.src.Path)
+	rendered, err := render.RenderLimited(ctx, rev.Dir, r.src.Path, r.renderLimits())
+	if errors.Is(err, render.ErrLimitExceeded) {
+		return fail(ResultLimitExceeded, fmt.Errorf("render %s at %s: %w", r.src.Path, short(rev.Commit), err))
+	}
 	if err != nil {
 		return fail(ResultRenderFailed, fmt.Errorf("render %s at %s: %w", r.src.Path, short(rev.Commit), err))
 	}
@@ -118,6 +149,17 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 			return fail(ResultPolicyDenied, fmt.Errorf("%s at %s violates policy set %s:\n%s", r.src.Path, short(rev.Commit), r.src.PolicySet, formatViolations(vs)))
 		}
 	}
+	return out, rendered
+}
+
+// applyRevision plans, applies and prunes the rendered objects of out's revision. The
+// caller holds r.mu.
+func (r *Reconciler) applyRevision(ctx context.Context, out outcome, rendered []*unstructured.Unstructured) outcome {
+	rev := out.rev
+	fail := func(res SyncResult, err error) outcome {
+		out.result, out.err = res, err
+		return out
+	}
 	objs, err := prepare(rendered, r.mapper, &r.src, rev.Commit)
 	if err != nil {
 		return fail(ResultRenderFailed, fmt.Errorf("prepare %s at %s: %w", r.src.Path, short(rev.Commit), err))
@@ -134,15 +176,21 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 	}
 
 	plan, err := r.plan(ctx, objs)
+	if ae, ok := errors.AsType[*adoptionError](err); ok {
+		return fail(ResultAdoptionRefused, ae)
+	}
 	if err != nil {
 		return fail(ResultApplyFailed, err)
 	}
-	// Track every object before creating it, so that nothing applied can escape pruning.
+	// Track every object, and whether it was created or adopted, before applying it, so that
+	// nothing applied can escape pruning and nothing adopted is taken for created.
 	refs := make([]ObjectRef, len(objs))
-	for i, o := range objs {
-		refs[i] = o.ref
+	origins := make(map[objKey]origin, len(plan))
+	for i, it := range plan {
+		refs[i] = it.o.ref
+		origins[it.o.ref.key()] = r.originFor(it)
 	}
-	if grown := r.inv.union(refs); len(grown.refs) != len(r.inv.refs) {
+	if grown := r.inv.union(refs, origins); grown.differs(r.inv) {
 		if err := r.saveInventory(ctx, grown); err != nil {
 			return fail(ResultApplyFailed, err)
 		}
@@ -184,13 +232,13 @@ func (r *Reconciler) sync(ctx context.Context) outcome {
 		}
 	}
 
-	next := &inventory{refs: refs}
+	next := (&inventory{}).union(refs, origins)
 	if r.src.PruneEnabled() {
-		pruned, kept, err := r.prune(ctx, r.inv, desired)
-		out.pruned = pruned
-		next = next.union(kept)
+		pruned, kept, orphaned, err := r.prune(ctx, r.inv, desired)
+		out.pruned, out.orphaned = pruned, orphaned
+		next = next.union(kept, r.inv.origins)
 		if err != nil {
-			_ = r.saveInventory(ctx, next.union(r.inv.refs))
+			_ = r.saveInventory(ctx, next.union(r.inv.refs, r.inv.origins))
 			return fail(ResultPruneFailed, err)
 		}
 	}
@@ -231,6 +279,10 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 	}
 	now := r.clock.Now()
 	others := &claims{r: r}
+	var (
+		refusedMu    sync.Mutex
+		refusedItems []*planItem
+	)
 	errs := parallel(ctx, r.concurrency, items, func(ctx context.Context, it *planItem) error {
 		live, err := r.getLive(ctx, it.o)
 		if err != nil && !(apierrors.IsNotFound(err) || isNoMatch(err)) {
@@ -244,6 +296,15 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 			}
 			if owner != "" {
 				return fmt.Errorf("%s is applied by source %s too; declare it in one source only (remove it from one, and the other can take it once the first has pruned it)", it.o.ref, owner)
+			}
+			switch r.ownershipOf(it.o.ref.key(), live) {
+			case refused:
+				refusedMu.Lock()
+				refusedItems = append(refusedItems, it)
+				refusedMu.Unlock()
+				return nil
+			case adoptable:
+				it.adopt = true
 			}
 			it.bg = readBreakGlass(live, now, r.maxBreakGlass())
 			// Keep the revision of an unchanged object, so that a new commit rewrites only
@@ -276,6 +337,19 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 	})
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("dry-run: nothing applied: %w", joinErrors(errs))
+	}
+	if len(refusedItems) > 0 {
+		sort.Slice(refusedItems, func(i, j int) bool { return refusedItems[i].o.ref.String() < refusedItems[j].o.ref.String() })
+		e := &adoptionError{source: r.src.Name}
+		for _, it := range refusedItems {
+			e.refused = append(e.refused, it.o.ref)
+		}
+		for _, it := range refusedItems {
+			r.event(it.live, corev1.EventTypeWarning, string(ResultAdoptionRefused), "Apply",
+				fmt.Sprintf("source %s declares this object, which exists without its label %s; annotate it %s=%q or set adopt: true on the source to let the source take it over",
+					r.src.Name, v1alpha1.LabelSource, v1alpha1.AnnotationAdopt, v1alpha1.AdoptAllowed))
+		}
+		return nil, e
 	}
 	return items, nil
 }

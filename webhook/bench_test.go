@@ -23,7 +23,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -114,11 +113,17 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return d[min(len(d)-1, int(float64(len(d))*p))]
 }
 
-// BenchmarkHTTPSLoad serves the guard over TLS on loopback with controller-runtime's webhook
-// server, as driftless run does, and sends AdmissionReviews from 16 concurrent clients. It
-// reports reviews per second, latency percentiles and the process's peak RSS (server and
-// clients share the process).
+// BenchmarkHTTPSLoad serves the guard over TLS on loopback with the guard's Server, as
+// driftless run does, and sends AdmissionReviews from 16 concurrent clients, without and with
+// client-certificate authentication. It reports reviews per second, latency percentiles and
+// the process's peak RSS (server and clients share the process).
 func BenchmarkHTTPSLoad(b *testing.B) {
+	for _, clientAuth := range []bool{false, true} {
+		b.Run(fmt.Sprintf("client-auth=%v", clientAuth), func(b *testing.B) { benchmarkHTTPSLoad(b, clientAuth) })
+	}
+}
+
+func benchmarkHTTPSLoad(b *testing.B, clientAuth bool) {
 	const concurrency = 16
 	dir := b.TempDir()
 	ca, err := harness.NewCA()
@@ -133,7 +138,27 @@ func BenchmarkHTTPSLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	g, _ := newTestGuard(b, v1alpha1.ModeEnforce)
-	server := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir})
+	opts := ServerOptions{Host: "127.0.0.1", Port: port, CertDir: dir}
+	var certs []tls.Certificate
+	if clientAuth {
+		crt, key, err := ca.ClientCert("kube-apiserver", 5)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pair, err := tls.X509KeyPair(crt, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		certs = []tls.Certificate{pair}
+		opts.ClientCAFile = filepath.Join(dir, "client-ca.crt")
+		if err := os.WriteFile(opts.ClientCAFile, ca.PEM, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	server, err := NewServer(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	// As in driftless run: controller-runtime's default per-request logger, JSON to a sink.
 	log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	server.Register(GuardPath, &admission.Webhook{Handler: g})
@@ -143,7 +168,7 @@ func BenchmarkHTTPSLoad(b *testing.B) {
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.PEM)
-	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: concurrency}
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: concurrency}
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
 	url := "https://127.0.0.1:" + strconv.Itoa(port) + GuardPath
 	req := benchRequests()["deny-protected"]

@@ -28,25 +28,15 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 // WebhookConfiguration builds the ValidatingWebhookConfiguration that routes changes in
 // protected scope to the guard served at client.
 //
-// It holds two webhooks. The namespaced one sees every create, update and delete of namespaced
-// resources (and of their scale and ephemeralcontainers subresources, never status) in
-// protected namespaces, and of the protected Namespace objects themselves; namespaces are
+// It holds two webhooks. The namespaced one sees what Scope guards in protected namespaces:
+// every create, update and delete of namespaced resources, the scale, ephemeralcontainers,
+// resize and binding subresources (never status), CONNECT to exec, attach, port-forward and
+// proxy, and changes to the protected Namespace objects themselves; namespaces are
 // selected by the API server's kubernetes.io/metadata.name label. The cluster one sees
 // cluster-scoped objects that carry driftless.dev/source. Both skip the reconciler, Kubernetes'
 // own controllers and nodes, configured controller identities and ignored resources through
 // matchConditions, so the API server never calls the guard for them, and both fail closed.
 func WebhookConfiguration(c *v1alpha1.DriftlessConfig, client admissionregistrationv1.WebhookClientConfig) *admissionregistrationv1.ValidatingWebhookConfiguration {
-	ops := []admissionregistrationv1.OperationType{
-		admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete,
-	}
-	rule := func(groups, versions, resources []string, scope admissionregistrationv1.ScopeType) admissionregistrationv1.RuleWithOperations {
-		return admissionregistrationv1.RuleWithOperations{
-			Operations: ops,
-			Rule: admissionregistrationv1.Rule{
-				APIGroups: groups, APIVersions: versions, Resources: resources, Scope: ptr.To(scope),
-			},
-		}
-	}
 	all := []string{"*"}
 	base := func(name string) admissionregistrationv1.ValidatingWebhook {
 		return admissionregistrationv1.ValidatingWebhook{
@@ -62,17 +52,25 @@ func WebhookConfiguration(c *v1alpha1.DriftlessConfig, client admissionregistrat
 	}
 
 	namespaced := base(NamespacedWebhookName)
-	namespaced.Rules = []admissionregistrationv1.RuleWithOperations{
-		rule(all, all, []string{"*", "*/scale", "*/ephemeralcontainers"}, admissionregistrationv1.NamespacedScope),
-		rule([]string{""}, []string{"v1"}, []string{"namespaces"}, admissionregistrationv1.ClusterScope),
-	}
+	namespaced.Rules = scopeRules(admissionregistrationv1.NamespacedScope)
+	// The Namespace objects of protected namespaces, selected by their own name.
+	namespaced.Rules = append(namespaced.Rules, admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces", "namespaces/finalize"},
+			Scope: ptr.To(admissionregistrationv1.ClusterScope),
+		},
+	})
 	namespaced.NamespaceSelector = namespaceSelector(c.Guard)
 	namespaced.ObjectSelector = &metav1.LabelSelector{}
 
 	cluster := base(ClusterWebhookName)
-	cluster.Rules = []admissionregistrationv1.RuleWithOperations{
-		rule(all, all, []string{"*"}, admissionregistrationv1.ClusterScope),
-	}
+	cluster.Rules = []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: all, APIVersions: all, Resources: all, Scope: ptr.To(admissionregistrationv1.ClusterScope),
+		},
+	}}
 	cluster.NamespaceSelector = &metav1.LabelSelector{}
 	cluster.ObjectSelector = &metav1.LabelSelector{
 		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: v1alpha1.LabelSource, Operator: metav1.LabelSelectorOpExists}},
@@ -83,6 +81,38 @@ func WebhookConfiguration(c *v1alpha1.DriftlessConfig, client admissionregistrat
 		ObjectMeta: metav1.ObjectMeta{Name: ConfigurationName, Labels: map[string]string{"app.kubernetes.io/name": "driftless"}},
 		Webhooks:   []admissionregistrationv1.ValidatingWebhook{namespaced, cluster},
 	}
+}
+
+// scopeRules are the webhook rules for the namespaced entries of Scope that guard an
+// operation: one rule per API group and set of operations, in Scope's order.
+func scopeRules(scope admissionregistrationv1.ScopeType) []admissionregistrationv1.RuleWithOperations {
+	var out []admissionregistrationv1.RuleWithOperations
+	index := map[string]int{}
+	for _, e := range Scope() {
+		if len(e.Guarded) == 0 || (e.Scope != scope && e.Scope != admissionregistrationv1.AllScopes) {
+			continue
+		}
+		groups, res := []string{e.Group}, e.Resource
+		if e.Resource == "*" {
+			groups = []string{"*"}
+		}
+		if e.Subresource != "" {
+			res += "/" + e.Subresource
+		}
+		key := fmt.Sprint(groups, e.Guarded)
+		if i, ok := index[key]; ok {
+			out[i].Resources = append(out[i].Resources, res)
+			continue
+		}
+		index[key] = len(out)
+		out = append(out, admissionregistrationv1.RuleWithOperations{
+			Operations: slices.Clone(e.Guarded),
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: groups, APIVersions: []string{"*"}, Resources: []string{res}, Scope: ptr.To(scope),
+			},
+		})
+	}
+	return out
 }
 
 func namespaceSelector(g v1alpha1.Guard) *metav1.LabelSelector {

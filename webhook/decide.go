@@ -27,6 +27,7 @@ const (
 	ReasonUnmanagedCluster    Reason = "unmanaged-cluster-object"
 	ReasonBreakGlass          Reason = "break-glass"
 	ReasonProtected           Reason = "protected-namespace"
+	ReasonConnect             Reason = "protected-namespace-connect"
 	ReasonManagedCluster      Reason = "managed-cluster-object"
 	ReasonBreakGlassNotMember Reason = "break-glass-not-member"
 	ReasonBreakGlassInvalid   Reason = "break-glass-invalid"
@@ -74,7 +75,7 @@ func allow(r Reason) decision { return decision{reason: r} }
 // decide applies the decision table of the guard to a request at time now.
 func (r *rules) decide(f *facts, now time.Time) decision {
 	switch {
-	case f.operation == admissionv1.Connect:
+	case f.operation == admissionv1.Connect && !guardsConnect(f):
 		return allow(ReasonNotGuarded)
 	case f.user == r.reconciler:
 		return allow(ReasonReconciler)
@@ -95,6 +96,11 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 			return allow(ReasonUnprotected)
 		}
 		denied.problem = `namespace "` + f.namespace + `" is protected: its objects change only through Git`
+		if f.operation == admissionv1.Connect {
+			// exec, attach, port-forward and proxy: break-glass only, on the pod or Service.
+			denied.reason = ReasonConnect
+			denied.problem = `namespace "` + f.namespace + `" is protected: exec, attach, port-forward and proxy reach into its running pods outside Git`
+		}
 	case f.sourceName() != "":
 		denied.reason = ReasonManagedCluster
 		denied.problem = fmt.Sprintf("the object carries %s=%s: it changes only through Git", v1alpha1.LabelSource, f.sourceName())

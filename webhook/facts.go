@@ -82,7 +82,7 @@ func newFacts(req *admission.Request) (*facts, error) {
 		return nil, fmt.Errorf("unsupported operation %q", req.Operation)
 	}
 	// The namespace a Namespace object stands for is its own name.
-	if f.resource.GroupResource() == namespacesResource && f.subResource == "" {
+	if f.resource.GroupResource() == namespacesResource && (f.subResource == "" || f.subResource == "finalize") {
 		f.namespace = f.name
 	}
 	return f, nil
@@ -182,6 +182,8 @@ func verb(op admissionv1.Operation) string {
 		return "update"
 	case admissionv1.Delete:
 		return "delete"
+	case admissionv1.Connect:
+		return "connect to"
 	default:
 		return string(op)
 	}

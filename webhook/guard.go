@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -78,6 +79,7 @@ type Guard struct {
 	recorder events.EventRecorder
 	parents  ParentReader
 	policy   PolicyEvaluator
+	events   *eventLimiter
 }
 
 var _ admission.Handler = (*Guard)(nil)
@@ -91,6 +93,7 @@ func NewGuard(opts Options) (*Guard, error) {
 	if g.clock == nil {
 		g.clock = clock.RealClock{}
 	}
+	g.events = newEventLimiter(g.clock)
 	if err := g.SetConfig(opts.Config); err != nil {
 		return nil, err
 	}
@@ -136,8 +139,8 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 
 	now := g.clock.Now()
 	d := r.decide(f, now)
-	if d.deny && f.subResource == "scale" && g.parents != nil {
-		d = g.decideScale(ctx, r, f, now, d)
+	if d.deny && needsParent(f) && g.parents != nil {
+		d = g.decideByParent(ctx, r, f, now, d)
 	}
 	if f.err == nil && r.wantsPolicy(f, d) {
 		var err error
@@ -155,9 +158,16 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 	return g.respond(ctx, r, f, d, start)
 }
 
-// decideScale decides a scale request again with the labels and annotations of the object it
-// scales, which the Scale body does not carry.
-func (g *Guard) decideScale(ctx context.Context, r *rules, f *facts, now time.Time, d decision) decision {
+// needsParent reports whether a request is decided by the object it is for rather than by its
+// body: a scale request (a Scale carries no annotations) and a CONNECT (its body is the
+// options of exec, attach or port-forward).
+func needsParent(f *facts) bool {
+	return f.subResource == "scale" || f.operation == admissionv1.Connect
+}
+
+// decideByParent decides a denied scale or CONNECT request again with
+// the labels and annotations of the object it is for, which the request body does not carry.
+func (g *Guard) decideByParent(ctx context.Context, r *rules, f *facts, now time.Time, d decision) decision {
 	parent, err := g.parents.ParentMeta(ctx, f.resource, f.namespace, f.name)
 	if err != nil {
 		d.problem += fmt.Sprintf(" (could not read %s/%s to check for break-glass: %v)", f.resource.Resource, f.name, err)
@@ -211,7 +221,8 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 	}
 	if bg := d.breakGlass; bg != nil {
 		kv = append(kv, "breakGlassReason", bg.reason, "breakGlassUntil", bg.until.UTC().Format(time.RFC3339), "breakGlassGroup", bg.group)
-		g.metrics.breakGlass.WithLabelValues(f.user, bg.group).Inc()
+		// bg.group is one of the configured break-glass groups, never a value from the request.
+		g.metrics.breakGlass.WithLabelValues(bg.group).Inc()
 	}
 	if d.deny {
 		kv = append(kv, "problem", d.problem)
@@ -226,7 +237,18 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 
 // recordEvent records a Kubernetes Event for a denial (or would-be denial) and for a
 // break-glass use. Events are not recorded for dry-run requests: they have no side effects.
+// The Event limiter bounds how many are written; the log line records every decision.
 func (g *Guard) recordEvent(f *facts, d decision, result Result) {
+	reason := eventReason(d, result)
+	if reason == "" {
+		return
+	}
+	key := eventKey{user: f.user, reason: reason, namespace: f.namespace, name: f.displayName(), resource: f.resource.GroupResource().String()}
+	if !g.events.allow(key) {
+		g.metrics.events.WithLabelValues(reason, eventSuppressed).Inc()
+		return
+	}
+	g.metrics.events.WithLabelValues(reason, eventRecorded).Inc()
 	ref := &corev1.ObjectReference{
 		APIVersion: f.kind.GroupVersion().String(),
 		Kind:       f.kind.Kind,
@@ -234,7 +256,14 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		Name:       f.displayName(),
 	}
 	if f.resource.GroupResource() == namespacesResource {
-		ref.Namespace = ""
+		// A protected Namespace's Events belong in it, where on-call looks
+		// (kubectl get events -n NAME), not in default.
+		ref.Namespace = f.name
+	}
+	if f.operation == admissionv1.Connect {
+		// The request's kind is PodExecOptions and the like; the Event is about the pod or
+		// Service.
+		ref.APIVersion, ref.Kind = "v1", connectKind(f.resource.Resource)
 	}
 	if t := f.target(); t != nil {
 		ref.UID = types.UID(t.UID)
@@ -251,13 +280,35 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		}
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventPolicyDenied, eventAction, "%s: %s tried to %s: %s: %s", result, f.user, f.what(), d.problem, strings.Join(lines, "; "))
 	case d.deny:
-		reason := EventChangeDenied
-		switch result {
-		case ResultWarned:
-			reason = EventChangeWarned
-		case ResultRecorded:
-			reason = EventChangeRecorded
-		}
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, reason, eventAction, "%s: %s tried to %s: %s", result, f.user, f.what(), d.problem)
 	}
+}
+
+// connectKind is the kind of the object a CONNECT to resource is for.
+func connectKind(resource string) string {
+	switch resource {
+	case "services":
+		return "Service"
+	case "nodes":
+		return "Node"
+	default:
+		return "Pod"
+	}
+}
+
+// eventReason is the reason of the Event a decision records, "" for none.
+func eventReason(d decision, result Result) string {
+	switch {
+	case d.breakGlass != nil:
+		return EventBreakGlassUsed
+	case d.deny && d.reason == ReasonPolicy:
+		return EventPolicyDenied
+	case d.deny && result == ResultWarned:
+		return EventChangeWarned
+	case d.deny && result == ResultRecorded:
+		return EventChangeRecorded
+	case d.deny:
+		return EventChangeDenied
+	}
+	return ""
 }

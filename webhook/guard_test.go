@@ -157,13 +157,23 @@ func TestDecisionTable(t *testing.T) {
 		{"configured controller user", update("system:serviceaccount:autoscaling:cluster-autoscaler", nil, owned, owned), ReasonController, true, nil},
 		{"configured controller group", update("argo", []string{"platform:controllers"}, owned, owned), ReasonController, true, nil},
 		{"status subresource", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", subResource: "status", object: owned, oldObject: owned}, ReasonStatus, true, nil},
-		{"connect", request{user: "bob", groups: bob, op: admissionv1.Connect, ns: "production", resource: "pods", subResource: "exec", object: &obj{}}, ReasonNotGuarded, true, nil},
+		{"connect to a node", request{user: "bob", groups: bob, op: admissionv1.Connect, resource: "nodes", subResource: "proxy", object: &obj{}}, ReasonNotGuarded, true, nil},
+		{"exec in an unprotected namespace", request{user: "bob", groups: bob, op: admissionv1.Connect, ns: "sandbox", resource: "pods", subResource: "exec", object: &obj{}}, ReasonUnprotected, true, nil},
+		{"reconciler execs", request{user: "system:serviceaccount:driftless-system:driftless", op: admissionv1.Connect, ns: "production", resource: "pods", subResource: "exec", object: &obj{}}, ReasonReconciler, true, nil},
 		{"event", request{user: "bob", groups: bob, op: admissionv1.Create, ns: "production", resource: "events", object: &obj{}}, ReasonIgnoredResource, true, nil},
 		{"lease", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", group: "coordination.k8s.io", resource: "leases", object: &obj{}, oldObject: &obj{}}, ReasonIgnoredResource, true, nil},
 		{"unprotected namespace", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", object: owned, oldObject: owned}, ReasonUnprotected, true, nil},
 		{"exempt namespace even if listed nowhere", request{user: "bob", groups: bob, op: admissionv1.Delete, ns: "kube-system", oldObject: owned}, ReasonUnprotected, true, nil},
 		{"unmanaged cluster object", request{user: "bob", groups: bob, op: admissionv1.Update, resource: "clusterroles", group: "rbac.authorization.k8s.io", object: &obj{}, oldObject: &obj{}}, ReasonUnmanagedCluster, true, nil},
 
+		{"bob execs", request{user: "bob", groups: bob, op: admissionv1.Connect, ns: "production", resource: "pods", subResource: "exec", name: "app", object: &obj{}}, ReasonConnect, false, []string{
+			"driftless: bob may not connect to pods/app (subresource exec) in namespace production: namespace \"production\" is protected: exec, attach, port-forward and proxy",
+			"driftless break-glass -n production pods/app --reason",
+		}},
+		{"bob port-forwards to a Service", request{user: "bob", groups: bob, op: admissionv1.Connect, ns: "production", resource: "services", subResource: "proxy", name: "web", object: &obj{}}, ReasonConnect, false, nil},
+		{"alice execs without break-glass", request{user: "alice", groups: alice, op: admissionv1.Connect, ns: "production", resource: "pods", subResource: "attach", name: "app", object: &obj{}}, ReasonConnect, false, nil},
+		{"bob resizes", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", resource: "pods", subResource: "resize", object: owned, oldObject: owned}, ReasonProtected, false, nil},
+		{"bob finalizes a protected namespace", request{user: "bob", groups: bob, op: admissionv1.Update, resource: "namespaces", subResource: "finalize", name: "production", object: &obj{}, oldObject: &obj{}}, ReasonProtected, false, nil},
 		{"bob updates", update("bob", bob, owned, owned), ReasonProtected, false, []string{
 			"driftless: bob may not update configmaps/payment-config in namespace production: namespace \"production\" is protected",
 			`Owner: source "platform", repository https://redacted@git.example.com/platform/config.git, path overlays/production.`,
@@ -307,7 +317,7 @@ func TestBreakGlassFollowsTheClock(t *testing.T) {
 	if resp := g.Handle(t.Context(), req); resp.Allowed {
 		t.Fatal("allowed at the expiry")
 	}
-	if got := testutil.ToFloat64(m.breakGlass.WithLabelValues("alice", "oncall")); got != 1 {
+	if got := testutil.ToFloat64(m.breakGlass.WithLabelValues("oncall")); got != 1 {
 		t.Errorf("break-glass uses by alice = %v, want 1", got)
 	}
 }

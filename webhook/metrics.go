@@ -7,12 +7,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the guard's Prometheus metrics.
+// Metrics are the guard's Prometheus metrics. Every label takes its values from a fixed set
+// (results, reasons, Event reasons) or from the configuration (break-glass groups): nothing a
+// caller sends creates a series.
 type Metrics struct {
 	decisions  *prometheus.CounterVec
 	latency    prometheus.Histogram
 	breakGlass *prometheus.CounterVec
+	events     *prometheus.CounterVec
+	refusals   *prometheus.CounterVec
 }
+
+// Why the server refused a request before the guard decided it.
+const (
+	RefusedOverloaded = "overloaded"
+	RefusedTooLarge   = "too-large"
+)
+
+// Whether an Event was written or left out by the Event limiter.
+const (
+	eventRecorded   = "recorded"
+	eventSuppressed = "suppressed"
+)
 
 // NewMetrics creates the guard's metrics and registers them with reg. Registering twice with
 // the same registry returns the metrics registered first, so two guards in one process share
@@ -30,8 +46,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		breakGlass: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftless_guard_break_glass_uses_total",
-			Help: "Changes allowed under break-glass, by user and break-glass group.",
-		}, []string{"user", "group"}),
+			Help: "Changes allowed under break-glass, by configured break-glass group. The user is in the log line and the Event.",
+		}, []string{"group"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftless_guard_events_total",
+			Help: "Events the guard recorded, or suppressed because the Event rate limit was reached, by Event reason.",
+		}, []string{"reason", "outcome"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftless_guard_requests_refused_total",
+			Help: "Requests the guard's server refused before deciding them: overloaded (too many in flight) or too-large (body over the limit).",
+		}, []string{"reason"}),
 	}
 	var err error
 	if m.decisions, err = register(reg, m.decisions); err != nil {
@@ -41,6 +65,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.breakGlass, err = register(reg, m.breakGlass); err != nil {
+		return nil, err
+	}
+	if m.events, err = register(reg, m.events); err != nil {
+		return nil, err
+	}
+	if m.refusals, err = register(reg, m.refusals); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -61,4 +91,10 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 func (m *Metrics) observe(result Result, reason Reason, took time.Duration) {
 	m.decisions.WithLabelValues(string(result), string(reason)).Inc()
 	m.latency.Observe(took.Seconds())
+}
+
+func (m *Metrics) refused(reason string) {
+	if m != nil {
+		m.refusals.WithLabelValues(reason).Inc()
+	}
 }

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -23,6 +24,17 @@ const (
 	DefaultBreakGlassMaxDuration = 4 * time.Hour
 	// DefaultBreakGlassRetention is how long the record of a break-glass session is kept.
 	DefaultBreakGlassRetention = 90 * 24 * time.Hour
+	// DefaultMaxRepositorySize bounds a source's Git objects on disk and one checkout.
+	DefaultMaxRepositorySize = 256 << 20
+	// DefaultMaxFileSize bounds one file of a source's commit.
+	DefaultMaxFileSize = 16 << 20
+	// DefaultMaxFiles bounds the number of files of a source's commit.
+	DefaultMaxFiles = 20000
+	// DefaultMaxRenderedSize bounds the rendered objects of a source, as JSON.
+	DefaultMaxRenderedSize = 64 << 20
+	// DefaultMaxObjects bounds the number of rendered objects of a source. One inventory
+	// ConfigMap holds about 15,000.
+	DefaultMaxObjects = 10000
 )
 
 // SystemNamespaces are Kubernetes' own namespaces, which the guard never protects by default.
@@ -81,6 +93,29 @@ func setSourceDefaults(s *Source) {
 	}
 	if s.SelfHeal == nil {
 		s.SelfHeal = ptr.To(true)
+	}
+	SetLimitsDefaults(&s.Limits)
+}
+
+// SetLimitsDefaults fills every unset limit with its default.
+func SetLimitsDefaults(l *Limits) {
+	for _, q := range []struct {
+		q   *resource.Quantity
+		def int64
+	}{
+		{&l.MaxRepositorySize, DefaultMaxRepositorySize},
+		{&l.MaxFileSize, DefaultMaxFileSize},
+		{&l.MaxRenderedSize, DefaultMaxRenderedSize},
+	} {
+		if q.q.IsZero() {
+			*q.q = *resource.NewQuantity(q.def, resource.BinarySI)
+		}
+	}
+	if l.MaxFiles == 0 {
+		l.MaxFiles = DefaultMaxFiles
+	}
+	if l.MaxObjects == 0 {
+		l.MaxObjects = DefaultMaxObjects
 	}
 }
 

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"encoding/json"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -37,10 +38,21 @@ const (
 	// Optional; when a request sets it, the guard requires it to be a break-glass group the
 	// requester is a member of.
 	AnnotationBreakGlassGroup = Group + "/break-glass-group"
-	// AnnotationPrune set to PruneDisabled keeps an object from ever being pruned.
+	// AnnotationPrune set to PruneDisabled keeps an object from ever being pruned; set to
+	// PruneConfirm on the live object it allows pruning an object that is otherwise only
+	// orphaned: an adopted object, a Namespace, a PersistentVolumeClaim or a
+	// CustomResourceDefinition.
 	AnnotationPrune = Group + "/prune"
 	// PruneDisabled is the value of AnnotationPrune that disables pruning.
 	PruneDisabled = "disabled"
+	// PruneConfirm is the value of AnnotationPrune that confirms the pruning of an adopted
+	// object, a Namespace, a PersistentVolumeClaim or a CustomResourceDefinition.
+	PruneConfirm = "confirm"
+	// AnnotationAdopt set to AdoptAllowed on an existing object lets a source that declares it
+	// take it over although it does not carry the source's label.
+	AnnotationAdopt = Group + "/adopt"
+	// AdoptAllowed is the value of AnnotationAdopt that allows adoption.
+	AdoptAllowed = "true"
 )
 
 // DriftlessConfig is the whole configuration of a Driftless installation: who the reconciler
@@ -108,6 +120,30 @@ type Source struct {
 	TargetNamespace string `json:"targetNamespace,omitempty"`
 	// PolicySet names the policy set every revision must pass before it is applied.
 	PolicySet string `json:"policySet,omitempty"`
+	// Adopt lets the source take over existing objects it declares that do not carry its
+	// label, as if each were annotated driftless.dev/adopt: "true". Adopted objects are
+	// never pruned unless annotated driftless.dev/prune: confirm. Defaults to false.
+	Adopt bool `json:"adopt,omitempty"`
+	// Limits bound what the source reads from Git. Every limit has a default.
+	Limits Limits `json:"limits"`
+}
+
+// Limits bound what a source reads from Git, so that a commit cannot exhaust the
+// reconciler's memory or disk. A revision over a limit is refused and the source keeps its
+// last good revision.
+type Limits struct {
+	// MaxRepositorySize bounds the fetched Git objects on disk and, separately, the total size
+	// of the files of one checked-out commit. Defaults to 256Mi.
+	MaxRepositorySize resource.Quantity `json:"maxRepositorySize"`
+	// MaxFileSize bounds one file of a commit, checked from the Git object header before its
+	// content is read. Defaults to 16Mi.
+	MaxFileSize resource.Quantity `json:"maxFileSize"`
+	// MaxFiles bounds the number of files (and symlinks) in a commit. Defaults to 20000.
+	MaxFiles int64 `json:"maxFiles"`
+	// MaxRenderedSize bounds the rendered objects, as JSON. Defaults to 64Mi.
+	MaxRenderedSize resource.Quantity `json:"maxRenderedSize"`
+	// MaxObjects bounds the number of rendered objects. Defaults to 10000.
+	MaxObjects int64 `json:"maxObjects"`
 }
 
 // GitAuth reads Git credentials from files. Use either HTTPS (username with passwordFile, or

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -124,6 +125,39 @@ func validateSources(sources []Source, policySets sets.Set[string], p *field.Pat
 		if s.Verify != nil && len(s.Verify.KeyringFiles) == 0 {
 			errs = append(errs, field.Required(sp.Child("verify", "keyringFiles"), "verification needs at least one keyring"))
 		}
+		errs = append(errs, validateLimits(&s.Limits, sp.Child("limits"))...)
+	}
+	return errs
+}
+
+// MaxLimitSize is the largest size limit a source may set: beyond it the limits would not
+// protect the reconciler's memory or disk.
+const MaxLimitSize = 64 << 30
+
+func validateLimits(l *Limits, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, q := range []struct {
+		name string
+		q    resource.Quantity
+	}{
+		{"maxRepositorySize", l.MaxRepositorySize},
+		{"maxFileSize", l.MaxFileSize},
+		{"maxRenderedSize", l.MaxRenderedSize},
+	} {
+		if v := q.q.Value(); v <= 0 || v > MaxLimitSize {
+			errs = append(errs, field.Invalid(p.Child(q.name), q.q.String(), "must be more than 0 and at most 64Gi"))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{{"maxFiles", l.MaxFiles}, {"maxObjects", l.MaxObjects}} {
+		if n.v <= 0 {
+			errs = append(errs, field.Invalid(p.Child(n.name), n.v, "must be more than 0"))
+		}
+	}
+	if l.MaxFileSize.Cmp(l.MaxRepositorySize) > 0 {
+		errs = append(errs, field.Invalid(p.Child("maxFileSize"), l.MaxFileSize.String(), "must not be more than maxRepositorySize"))
 	}
 	return errs
 }

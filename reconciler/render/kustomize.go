@@ -2,10 +2,12 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -24,8 +26,8 @@ var krustyMu sync.Mutex
 // renderKustomization builds the kustomization in dir (relative to the
 // root) with krusty, after checking that nothing it refers to is remote
 // or outside the root.
-func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir string) ([]Object, error) {
-	chk := &refChecker{rootAbs: rootAbs, root: r, visited: map[string]bool{}}
+func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir string, bud *budget) ([]Object, error) {
+	chk := &refChecker{rootAbs: rootAbs, root: r, visited: map[string]bool{}, namespaceFields: map[string]string{}, declaredNamespaces: map[string]string{}}
 	if err := chk.checkDir(dir); err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
@@ -50,11 +52,17 @@ func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir st
 	}
 
 	resources := resMap.Resources()
+	if err := bud.add(int64(len(resources)), 0, "kustomize build "+dir); err != nil {
+		return nil, err
+	}
 	out := make([]Object, 0, len(resources))
 	for i, res := range resources {
 		b, err := res.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: encode %s: %w", dir, res.CurId(), err)
+		}
+		if err := bud.add(0, int64(len(b)), "kustomize build "+dir); err != nil {
+			return nil, err
 		}
 		var m map[string]any
 		if err := utiljson.Unmarshal(b, &m); err != nil {
@@ -66,7 +74,55 @@ func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir st
 		}
 		out = append(out, Object{Object: obj, Origin: Origin{File: dir, Document: i, Kustomized: true}})
 	}
+	if err := chk.checkNamespaceRenames(out); err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
 	return out, nil
+}
+
+// ErrNamespaceRenamed is returned, wrapped, when a kustomization's namespace
+// field renames a Namespace object: kustomize sets the name of every
+// Namespace it builds to the namespace field, so a Namespace declared in a
+// base ("team-data") would come out as the overlay's namespace
+// ("production") and the reconciler would take over, and could later
+// delete, a Namespace nobody declared.
+var ErrNamespaceRenamed = errors.New("the namespace field renames a Namespace object")
+
+// checkNamespaceRenames refuses a build in which a Namespace declared in a
+// resource file is missing from the output while a Namespace named after a
+// kustomization's namespace field appears in its place.
+func (c *refChecker) checkNamespaceRenames(out []Object) error {
+	if len(c.namespaceFields) == 0 || len(c.declaredNamespaces) == 0 {
+		return nil
+	}
+	built := map[string]bool{}
+	for _, o := range out {
+		if o.Object.GetKind() == "Namespace" && o.Object.GetAPIVersion() == "v1" {
+			built[o.Object.GetName()] = true
+		}
+	}
+	var missing []string
+	for name, file := range c.declaredNamespaces {
+		if !built[name] {
+			missing = append(missing, fmt.Sprintf("Namespace %s (%s)", name, file))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	var renames []string
+	for ns, file := range c.namespaceFields {
+		if built[ns] {
+			renames = append(renames, fmt.Sprintf("%s sets namespace: %s", file, ns))
+		}
+	}
+	if len(renames) == 0 {
+		return nil
+	}
+	sort.Strings(renames)
+	return fmt.Errorf("%w: %s, so %s comes out named after it; declare a Namespace in the kustomization that sets the namespace field, or move it out of the bases it builds",
+		ErrNamespaceRenamed, strings.Join(renames, ", "), strings.Join(missing, ", "))
 }
 
 // refChecker walks a kustomization and everything it refers to before
@@ -78,6 +134,11 @@ type refChecker struct {
 	rootAbs string
 	root    *os.Root
 	visited map[string]bool
+	// namespaceFields maps the namespace field of each kustomization to its
+	// file, and declaredNamespaces the name of each Namespace declared in a
+	// resource file to the file.
+	namespaceFields    map[string]string
+	declaredNamespaces map[string]string
 }
 
 // checkDir checks the kustomization in dir (relative to the root), then
@@ -101,6 +162,9 @@ func (c *refChecker) checkDir(dir string) error {
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	k.FixKustomization()
+	if k.Namespace != "" {
+		c.namespaceFields[k.Namespace] = file
+	}
 
 	if len(k.HelmCharts) > 0 || len(k.HelmChartInflationGenerator) > 0 || k.HelmGlobals != nil {
 		return fmt.Errorf("%s: helm charts are not supported; render the chart into manifests in the repository", file)
@@ -174,6 +238,8 @@ func (c *refChecker) checkDir(dir string) error {
 			if err := c.checkDir(target); err != nil {
 				return err
 			}
+		case !info.IsDir() && e.field == "resources":
+			c.noteNamespaces(target)
 		case !info.IsDir() && e.plugin:
 			cfg, err := c.root.ReadFile(target)
 			if err != nil {
@@ -185,6 +251,28 @@ func (c *refChecker) checkDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// noteNamespaces records the Namespaces the resource file declares. A file
+// that does not parse is left to kustomize to report.
+func (c *refChecker) noteNamespaces(file string) {
+	data, err := c.root.ReadFile(file)
+	if err != nil {
+		return
+	}
+	docs, err := decodeYAML(file, data)
+	if err != nil {
+		return
+	}
+	for _, d := range docs {
+		md, _ := d.value["metadata"].(map[string]any)
+		name, _ := md["name"].(string)
+		if d.value["kind"] == "Namespace" && d.value["apiVersion"] == "v1" && name != "" {
+			if _, seen := c.declaredNamespaces[name]; !seen {
+				c.declaredNamespaces[name] = file
+			}
+		}
+	}
 }
 
 // generatorFiles lists the files a configMapGenerator or secretGenerator

@@ -56,11 +56,80 @@ type Object struct {
 	Origin Origin
 }
 
+// ErrLimitExceeded is returned, wrapped in a [*LimitError], when a render is
+// over one of its [Limits].
+var ErrLimitExceeded = errors.New("limit exceeded")
+
+// Limits bound a render. Zero leaves a bound off.
+type Limits struct {
+	// MaxObjects bounds the number of rendered objects.
+	MaxObjects int64
+	// MaxBytes bounds the rendered objects' size: the YAML files read for
+	// plain YAML, the objects as JSON for a kustomization.
+	MaxBytes int64
+}
+
+// LimitError says which limit a render is over. Limit is the name of the
+// source's setting (limits.maxObjects or limits.maxRenderedSize).
+type LimitError struct {
+	// Limit names the setting, such as "limits.maxObjects".
+	Limit string
+	// Msg says what is over it.
+	Msg string
+}
+
+func (e *LimitError) Error() string { return e.Msg }
+
+// Unwrap makes the error match [ErrLimitExceeded].
+func (e *LimitError) Unwrap() error { return ErrLimitExceeded }
+
+// FormatBytes formats n bytes for messages, such as "300 MiB" or "512 B".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, suffix := float64(n), ""
+	for _, s := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		v, suffix = v/unit, s
+		if v < unit {
+			break
+		}
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + suffix
+}
+
+// budget counts a render against its limits.
+type budget struct {
+	limits  Limits
+	objects int64
+	bytes   int64
+}
+
+// add counts n objects of size bytes, and fails once a limit is passed.
+func (b *budget) add(n, size int64, what string) error {
+	b.objects += n
+	b.bytes += size
+	if l := b.limits.MaxObjects; l > 0 && b.objects > l {
+		return &LimitError{Limit: "limits.maxObjects", Msg: fmt.Sprintf("%s: more than %d objects, over the source's limits.maxObjects of %d", what, l, l)}
+	}
+	if l := b.limits.MaxBytes; l > 0 && b.bytes > l {
+		return &LimitError{Limit: "limits.maxRenderedSize", Msg: fmt.Sprintf("%s: more than %s rendered, over the source's limits.maxRenderedSize of %s", what, FormatBytes(l), FormatBytes(l))}
+	}
+	return nil
+}
+
 // Render renders path, a slash-separated path relative to the repository
 // root (""  or "." for the root itself), into Kubernetes objects. See the
 // package documentation for the rules. Zero objects is not an error.
 func Render(ctx context.Context, root, path string) ([]*unstructured.Unstructured, error) {
-	objs, err := RenderWithOrigins(ctx, root, path)
+	return RenderLimited(ctx, root, path, Limits{})
+}
+
+// RenderLimited is [Render] within limits: it stops, with a [*LimitError],
+// as soon as the render is over one of them.
+func RenderLimited(ctx context.Context, root, path string, limits Limits) ([]*unstructured.Unstructured, error) {
+	objs, err := renderWithOrigins(ctx, root, path, limits)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +145,10 @@ func Render(ctx context.Context, root, path string) ([]*unstructured.Unstructure
 // then document order); objects from a kustomization come in the order
 // kustomize emits them (depth-first resource order).
 func RenderWithOrigins(ctx context.Context, root, path string) ([]Object, error) {
+	return renderWithOrigins(ctx, root, path, Limits{})
+}
+
+func renderWithOrigins(ctx context.Context, root, path string, limits Limits) ([]Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -97,17 +170,18 @@ func RenderWithOrigins(ctx context.Context, root, path string) ([]Object, error)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", displayPath(rel), relativize(linkError(err), rootAbs))
 	}
+	b := &budget{limits: limits}
 	if !info.IsDir() {
-		return renderFiles(ctx, r, []string{rel})
+		return renderFiles(ctx, r, []string{rel}, b)
 	}
 	if _, ok := findKustomization(r, rel); ok {
-		return renderKustomization(ctx, rootAbs, r, rel)
+		return renderKustomization(ctx, rootAbs, r, rel, b)
 	}
 	files, err := yamlFiles(r, rel)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", displayPath(rel), relativize(err, rootAbs))
 	}
-	return renderFiles(ctx, r, files)
+	return renderFiles(ctx, r, files, b)
 }
 
 // resolveRoot returns root as an absolute path with symlinks resolved.
@@ -221,11 +295,19 @@ func linkError(err error) error {
 	return err
 }
 
-// renderFiles decodes the given files, in order.
-func renderFiles(ctx context.Context, r *os.Root, files []string) ([]Object, error) {
+// renderFiles decodes the given files, in order, within the budget: a file's
+// size is counted before it is read.
+func renderFiles(ctx context.Context, r *os.Root, files []string, b *budget) ([]Object, error) {
 	var out []Object
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		info, err := r.Stat(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", f, linkError(err))
+		}
+		if err := b.add(0, info.Size(), "reading "+f); err != nil {
 			return nil, err
 		}
 		data, err := r.ReadFile(f)
@@ -234,6 +316,9 @@ func renderFiles(ctx context.Context, r *os.Root, files []string) ([]Object, err
 		}
 		docs, err := decodeYAML(f, data)
 		if err != nil {
+			return nil, err
+		}
+		if err := b.add(int64(len(docs)), 0, f); err != nil {
 			return nil, err
 		}
 		for i, d := range docs {

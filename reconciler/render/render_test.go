@@ -211,6 +211,8 @@ func TestRenderErrors(t *testing.T) {
 		{name: "patch outside root", path: "patch-escape", wantIs: render.ErrOutsideRoot, contains: []string{"patch-escape/kustomization.yaml: patches.path entry"}},
 		{name: "absolute resource", path: "absolute", wantIs: render.ErrOutsideRoot, contains: []string{`"/etc/hostname"`}},
 		{name: "helm", path: "helm", contains: []string{"helm charts are not supported"}},
+		{name: "namespace field renames a Namespace", path: "namespace-rename/overlay", wantIs: render.ErrNamespaceRenamed,
+			contains: []string{"namespace-rename/overlay/kustomization.yaml sets namespace: production", "Namespace team-data (namespace-rename/base/team-ns.yaml)"}},
 		{name: "render path outside root", path: "../outside-root", wantIs: render.ErrOutsideRoot},
 		{name: "absolute render path", path: "/etc", wantIs: render.ErrOutsideRoot},
 		{name: "missing render path", path: "does-not-exist", wantIs: os.ErrNotExist, contains: []string{"render does-not-exist: "}},
@@ -233,6 +235,70 @@ func TestRenderErrors(t *testing.T) {
 				t.Errorf("error %q shows the absolute repository root; want repository-relative paths", err)
 			}
 		})
+	}
+}
+
+func TestRenderNamespaceDeclaredWithItsField(t *testing.T) {
+	// The common layout: the overlay declares the Namespace its namespace field names.
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"overlay/kustomization.yaml": "namespace: production\nresources:\n- namespace.yaml\n- ../base\n",
+		"overlay/namespace.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: production\n",
+		"base/kustomization.yaml":    "resources:\n- app.yaml\n",
+		"base/app.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n",
+	} {
+		writeFile(t, filepath.Join(dir, name), content)
+	}
+	objs, err := render.Render(t.Context(), dir, "overlay")
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	if len(objs) != 2 || find(t, objs, "Namespace", "production") == nil {
+		t.Errorf("rendered %d objects, want the Namespace production and the ConfigMap", len(objs))
+	}
+}
+
+func TestRenderLimits(t *testing.T) {
+	dir := t.TempDir()
+	var many strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&many, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%d\n  namespace: a\ndata:\n  k: %q\n", i, strings.Repeat("x", 100))
+	}
+	writeFile(t, filepath.Join(dir, "plain/many.yaml"), many.String())
+	writeFile(t, filepath.Join(dir, "kustomized/kustomization.yaml"), "resources:\n- many.yaml\n")
+	writeFile(t, filepath.Join(dir, "kustomized/many.yaml"), many.String())
+	tests := []struct {
+		name, path string
+		limits     render.Limits
+		want       string
+	}{
+		{"plain objects", "plain", render.Limits{MaxObjects: 4}, "plain/many.yaml: more than 4 objects, over the source's limits.maxObjects of 4"},
+		{"plain bytes", "plain", render.Limits{MaxBytes: 512}, "reading plain/many.yaml: more than 512 B rendered, over the source's limits.maxRenderedSize of 512 B"},
+		{"kustomized objects", "kustomized", render.Limits{MaxObjects: 4}, "kustomize build kustomized: more than 4 objects, over the source's limits.maxObjects of 4"},
+		{"kustomized bytes", "kustomized", render.Limits{MaxBytes: 512}, "kustomize build kustomized: more than 512 B rendered"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render.RenderLimited(t.Context(), dir, tc.path, tc.limits)
+			if !errors.Is(err, render.ErrLimitExceeded) || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Fatalf("error = %v, want ErrLimitExceeded containing %q", err, tc.want)
+			}
+		})
+	}
+	// At the limits, the render passes.
+	for _, path := range []string{"plain", "kustomized"} {
+		objs, err := render.RenderLimited(t.Context(), dir, path, render.Limits{MaxObjects: 5, MaxBytes: 4096})
+		if err != nil || len(objs) != 5 {
+			t.Errorf("render %s at the limits = %d objects, %v; want 5", path, len(objs), err)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{512: "512 B", 1024: "1 KiB", 16 << 20: "16 MiB", 300_000_000: "286.1 MiB", 5 << 30: "5 GiB"} {
+		if got := render.FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 
@@ -368,5 +434,16 @@ func TestRenderConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("concurrent render: %v", err)
+	}
+}
+
+// writeFile writes content to name, creating its directory.
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,11 +1,18 @@
 package source_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/test/gitserver"
 )
@@ -91,4 +98,91 @@ func BenchmarkInitialFetch(b *testing.B) {
 			b.Fatalf("fetch: %v", err)
 		}
 	}
+}
+
+// hugeFileSize is the file the attack committed: 300 MB, unreferenced by any kustomization.
+const hugeFileSize = 300_000_000
+
+// hugeFileCommit returns a git fast-import stream of one commit on top of main that adds a
+// hugeFileSize file of zeros, generated as it is read: neither this process nor git holds it
+// in memory (zeros compress to about 300 KB in the pack, so the fetch itself is small; what
+// is measured is reading and writing the file).
+func hugeFileCommit(line string) io.Reader {
+	head := fmt.Sprintf("commit refs/heads/main\ncommitter Bench <bench@driftless.dev> 1700000000 +0000\ndata %d\n%s\nfrom refs/heads/main^0\nM 644 inline base/huge.bin\ndata %d\n",
+		len(line)+1, line, hugeFileSize)
+	return io.MultiReader(strings.NewReader(head), io.LimitReader(zeros{}, hugeFileSize), strings.NewReader("\n"))
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// resetPeakRSS resets the kernel's peak resident set size of this process (VmHWM), so the
+// next reading covers only what follows.
+func resetPeakRSS(b *testing.B) {
+	b.Helper()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Skipf("cannot reset the peak RSS: %v", err)
+	}
+}
+
+// peakRSS returns this process's peak resident set size in bytes (VmHWM).
+func peakRSS(b *testing.B) int64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM in /proc/self/status")
+	return 0
+}
+
+// heapInUse returns the bytes of heap objects, live and not yet swept.
+func heapInUse() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
+// BenchmarkFetchHugeFile fetches, over loopback HTTP into a cold cache, a commit that adds a
+// 300 MB file, with the default limits: the fetch is stopped when the file's object header
+// arrives in the pack, before its content is read. It reports the peak RSS of the process over the fetches (VmHWM, reset before
+// them) and the heap in use right after a fetch.
+func BenchmarkFetchHugeFile(b *testing.B) {
+	srv := gitserver.New(b)
+	repo := srv.CreateRepo(b, "huge.git")
+	repo.Commit(b, "main", gitserver.Change{Files: map[string]string{"base/app.yaml": "k: v\n"}})
+	repo.Git(b, hugeFileCommit("Add a huge file"), "fast-import", "--quiet", "--big-file-threshold=1m")
+	limits := source.Limits{MaxRepositorySize: v1alpha1.DefaultMaxRepositorySize, MaxFileSize: v1alpha1.DefaultMaxFileSize, MaxFiles: v1alpha1.DefaultMaxFiles}
+	f := source.NewGitFetcher()
+	runtime.GC()
+	base := peakRSS(b)
+	resetPeakRSS(b)
+	var heap int64
+	b.ResetTimer()
+	for range b.N {
+		spec := source.Spec{URL: srv.RepoURL("huge.git"), Ref: source.Ref{Branch: "main"}, CacheDir: b.TempDir(), Limits: limits}
+		_, err := f.Fetch(b.Context(), spec)
+		if !errors.Is(err, source.ErrLimitExceeded) || !strings.Contains(err.Error(), "286.1 MiB") {
+			b.Fatalf("fetch = %v, want the huge file refused", err)
+		}
+		heap = max(heap, heapInUse())
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(peakRSS(b))/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(base)/(1<<20), "RSS-before-MiB")
+	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 }

@@ -25,7 +25,12 @@ import (
 // to it rather than new files: creating a file costs far more than linking
 // one, so a one-file commit in a large repository stays cheap. Checkouts are
 // never written to after they are complete, so sharing inodes is safe.
-func checkout(ctx context.Context, cache string, commit *object.Commit) (string, error) {
+//
+// The checkout stays within limits: a file's size is read from its Git
+// object header before its content, files are copied and hashed as streams,
+// and the walk stops at the first file over limits.MaxFileSize, or once the
+// files or their total size pass limits.MaxFiles or limits.MaxRepositorySize.
+func checkout(ctx context.Context, cache string, commit *object.Commit, limits Limits) (string, error) {
 	root := filepath.Join(cache, checkoutsDir)
 	final := filepath.Join(root, commit.Hash.String())
 	link := filepath.Join(cache, currentLink)
@@ -42,7 +47,7 @@ func checkout(ctx context.Context, cache string, commit *object.Commit) (string,
 				from = &reuse{checkouts: checkouts, prev: filepath.Base(prev), next: filepath.Base(tmp)}
 			}
 		}
-		if err := export(ctx, commit, tmp, from); err != nil {
+		if err := export(ctx, commit, tmp, from, limits); err != nil {
 			_ = os.RemoveAll(tmp)
 			return "", fmt.Errorf("check out commit %s: %w", commit.Hash, err)
 		}
@@ -99,29 +104,59 @@ type reuse struct {
 }
 
 // link makes name in the new checkout a hard link to the previous checkout's
-// file when that is a regular file with the entry's content and mode. It
+// file when that is a regular file with the entry's size, content and mode.
+// The file is hashed as a stream, so memory does not grow with its size. It
 // reports whether it did; on false the caller writes the file.
-func (r *reuse) link(name string, entry object.TreeEntry) bool {
+func (r *reuse) link(name string, entry object.TreeEntry, size int64) bool {
 	if r == nil {
 		return false
 	}
 	old := path.Join(r.prev, name)
 	info, err := r.checkouts.Lstat(old)
-	if err != nil || !info.Mode().IsRegular() || (info.Mode().Perm()&0o100 != 0) != (entry.Mode == filemode.Executable) {
+	if err != nil || !info.Mode().IsRegular() || info.Size() != size || (info.Mode().Perm()&0o100 != 0) != (entry.Mode == filemode.Executable) {
 		return false
 	}
-	data, err := r.checkouts.ReadFile(old)
-	if err != nil || plumbing.ComputeHash(plumbing.BlobObject, data) != entry.Hash {
+	f, err := r.checkouts.Open(old)
+	if err != nil {
+		return false
+	}
+	h := plumbing.NewHasher(plumbing.BlobObject, size)
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil || h.Sum() != entry.Hash {
 		return false
 	}
 	return r.checkouts.Link(old, path.Join(r.next, name)) == nil
 }
 
+// tally counts a checkout against its limits.
+type tally struct {
+	limits Limits
+	files  int64
+	bytes  int64
+}
+
+// add counts the file name of size bytes and fails once a limit is passed.
+func (t *tally) add(name string, size int64) error {
+	t.files++
+	t.bytes += size
+	l := t.limits
+	switch {
+	case l.MaxFileSize > 0 && size > l.MaxFileSize:
+		return &LimitError{Limit: "limits.maxFileSize", Msg: fmt.Sprintf("file %s is %s, over the source's limits.maxFileSize of %s", name, formatBytes(size), formatBytes(l.MaxFileSize))}
+	case l.MaxFiles > 0 && t.files > l.MaxFiles:
+		return &LimitError{Limit: "limits.maxFiles", Msg: fmt.Sprintf("more than %d files, over the source's limits.maxFiles of %d", l.MaxFiles, l.MaxFiles)}
+	case l.MaxRepositorySize > 0 && t.bytes > l.MaxRepositorySize:
+		return &LimitError{Limit: "limits.maxRepositorySize", Msg: fmt.Sprintf("files add up to more than %s, over the source's limits.maxRepositorySize of %s", formatBytes(l.MaxRepositorySize), formatBytes(l.MaxRepositorySize))}
+	}
+	return nil
+}
+
 // export writes commit's tree into the empty directory dir, linking files
-// unchanged since the previous checkout (from, when not nil). Writes go
-// through an [os.Root], so no tree entry or symlink can write outside dir.
-// Submodules are skipped.
-func export(ctx context.Context, commit *object.Commit, dir string, from *reuse) error {
+// unchanged since the previous checkout (from, when not nil), within limits.
+// Writes go through an [os.Root], so no tree entry or symlink can write
+// outside dir. Submodules are skipped.
+func export(ctx context.Context, commit *object.Commit, dir string, from *reuse, limits Limits) error {
 	tree, err := commitTree(commit)
 	if err != nil {
 		return err
@@ -133,6 +168,7 @@ func export(ctx context.Context, commit *object.Commit, dir string, from *reuse)
 	defer root.Close()
 	w := object.NewTreeWalker(tree, true, nil)
 	defer w.Close()
+	t := &tally{limits: limits}
 	for {
 		name, entry, err := w.Next()
 		if errors.Is(err, io.EOF) {
@@ -144,30 +180,37 @@ func export(ctx context.Context, commit *object.Commit, dir string, from *reuse)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := writeEntry(root, tree, name, entry, from); err != nil {
+		if err := writeEntry(root, tree, name, entry, from, t); err != nil {
+			if errors.Is(err, ErrLimitExceeded) {
+				return err
+			}
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
 }
 
-func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.TreeEntry, from *reuse) error {
+func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.TreeEntry, from *reuse, t *tally) error {
 	switch entry.Mode {
 	case filemode.Dir:
 		return root.MkdirAll(name, 0o755)
 	case filemode.Submodule:
 		return nil
 	}
+	// The blob's size comes from its object header; its content is not read yet.
+	f, err := tree.TreeEntryFile(&entry)
+	if err != nil {
+		return err
+	}
+	if err := t.add(name, f.Size); err != nil {
+		return err
+	}
 	if dir := path.Dir(name); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
 	}
-	if entry.Mode != filemode.Symlink && from.link(name, entry) {
+	if entry.Mode != filemode.Symlink && from.link(name, entry, f.Size) {
 		return nil
-	}
-	f, err := tree.TreeEntryFile(&entry)
-	if err != nil {
-		return err
 	}
 	r, err := f.Reader()
 	if err != nil {
@@ -190,7 +233,7 @@ func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.Tree
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, r); err != nil {
+		if _, err := io.Copy(out, io.LimitReader(r, f.Size)); err != nil {
 			out.Close()
 			return err
 		}

@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-logr/logr"
 )
 
@@ -108,7 +113,7 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 			return Revision{}, nil, err
 		}
 		secrets = creds.secrets
-		repo, hash, err = f.fetchRemote(ctx, cache, remoteURL(ep), spec.Ref, creds)
+		repo, hash, err = f.fetchRemote(ctx, cache, remoteURL(ep), spec.Ref, creds, spec.Limits)
 	}
 	if err != nil {
 		return Revision{}, secrets, err
@@ -125,7 +130,7 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 	if err := ctx.Err(); err != nil {
 		return Revision{}, secrets, err
 	}
-	dir, err := checkout(ctx, cache, commit)
+	dir, err := checkout(ctx, cache, commit, spec.Limits)
 	if err != nil {
 		return Revision{}, secrets, err
 	}
@@ -148,11 +153,40 @@ func remoteURL(ep *transport.Endpoint) string {
 	return c.String()
 }
 
-// resolveLocal opens the repository at path in place and resolves ref.
+// largeObject is the size above which a Git object is streamed from its
+// packfile or loose file instead of being read into memory.
+const largeObject = 1 << 20
+
+// openStorage opens the Git directory dir (a bare repository or a .git
+// directory) so that objects over largeObject are streamed, not read into
+// memory.
+func openStorage(dir string) (*git.Repository, error) {
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(), filesystem.Options{LargeObjectThreshold: largeObject})
+	return git.Open(&guardedStorage{Storage: st}, nil)
+}
+
+// guard sets the object size limit of the fetches into repo, a cache clone.
+func guard(repo *git.Repository, limits Limits) {
+	if g, ok := repo.Storer.(*guardedStorage); ok {
+		g.maxObject = limits.MaxFileSize
+	}
+}
+
+// resolveLocal opens the repository at path in place and resolves ref. Its
+// Git objects are not copied, so only the checkout counts against
+// limits.MaxRepositorySize.
 func resolveLocal(path string, ref Ref) (*git.Repository, plumbing.Hash, error) {
-	repo, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	gitDir := path
+	if info, err := os.Stat(filepath.Join(path, git.GitDirName)); err == nil && info.IsDir() {
+		gitDir = filepath.Join(path, git.GitDirName)
+	}
+	repo, err := openStorage(gitDir)
 	if err != nil {
-		return nil, plumbing.ZeroHash, fmt.Errorf("open local repository: %w", err)
+		// A linked worktree (.git is a file): go-git resolves it, with
+		// default storage options.
+		if repo, err = git.PlainOpenWithOptions(path, &git.PlainOpenOptions{EnableDotGitCommonDir: true}); err != nil {
+			return nil, plumbing.ZeroHash, fmt.Errorf("open local repository: %w", err)
+		}
 	}
 	var name plumbing.ReferenceName
 	switch {
@@ -196,9 +230,29 @@ func resolveRef(repo *git.Repository, name plumbing.ReferenceName) (plumbing.Has
 }
 
 // fetchRemote brings ref's commit into the cache clone and returns the
-// repository holding it and the commit hash.
-func (f *GitFetcher) fetchRemote(ctx context.Context, cache, url string, ref Ref, creds credentials) (*git.Repository, plumbing.Hash, error) {
-	repo, err := f.openCache(filepath.Join(cache, shallowRepoDir), url, true)
+// repository holding it and the commit hash. A clone that grows over
+// limits.MaxRepositorySize stops the fetch and is removed.
+func (f *GitFetcher) fetchRemote(ctx context.Context, cache, url string, ref Ref, creds credentials, limits Limits) (*git.Repository, plumbing.Hash, error) {
+	dir := filepath.Join(cache, shallowRepoDir)
+	repo, h, err := f.fetchRemoteInto(ctx, cache, dir, url, ref, creds, limits)
+	if errors.Is(err, ErrLimitExceeded) {
+		f.dropCache(dir)
+		f.dropCache(filepath.Join(cache, fullRepoDir))
+	}
+	return repo, h, err
+}
+
+// dropCache removes the cache clone at dir. Failures only cost disk.
+func (f *GitFetcher) dropCache(dir string) {
+	f.mu.Lock()
+	delete(f.repos, dir)
+	f.mu.Unlock()
+	_ = os.RemoveAll(dir)
+}
+
+// fetchRemoteInto is fetchRemote into the clone at dir.
+func (f *GitFetcher) fetchRemoteInto(ctx context.Context, cache, dir, url string, ref Ref, creds credentials, limits Limits) (*git.Repository, plumbing.Hash, error) {
+	repo, err := f.openCache(dir, url, true)
 	if err != nil {
 		return nil, plumbing.ZeroHash, err
 	}
@@ -219,25 +273,98 @@ func (f *GitFetcher) fetchRemote(ctx context.Context, cache, url string, ref Ref
 		local = plumbing.NewTagReferenceName(ref.Tag)
 		opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + local.String() + ":" + local.String())}
 	default:
-		return f.fetchCommit(ctx, cache, url, repo, plumbing.NewHash(ref.Commit), opts)
+		return f.fetchCommit(ctx, cache, url, repo, plumbing.NewHash(ref.Commit), opts, limits)
 	}
-	if err := repo.FetchContext(ctx, opts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	if err := fetchWithin(ctx, repo, opts, dir, limits); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, plumbing.ZeroHash, err
 	}
 	h, err := resolveRef(repo, local)
 	return repo, h, err
 }
 
+// sizeCheckInterval is how often a running fetch measures the clone.
+const sizeCheckInterval = 100 * time.Millisecond
+
+// fetchWithin fetches into repo, the clone at dir, and stops the fetch as
+// soon as the clone grows over limits.MaxRepositorySize or the pack brings
+// an object over limits.MaxFileSize; it measures the clone once more when
+// the fetch is done.
+func fetchWithin(ctx context.Context, repo *git.Repository, opts *git.FetchOptions, dir string, limits Limits) error {
+	guard(repo, limits)
+	if limits.MaxRepositorySize <= 0 {
+		return repo.FetchContext(ctx, opts)
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(sizeCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := checkRepositorySize(dir, limits); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	err := repo.FetchContext(fctx, opts)
+	close(done)
+	if cause := context.Cause(fctx); errors.Is(cause, ErrLimitExceeded) {
+		return cause
+	}
+	if err != nil {
+		return err
+	}
+	return checkRepositorySize(dir, limits)
+}
+
+// checkRepositorySize fails when the files under dir add up to more than
+// limits.MaxRepositorySize.
+func checkRepositorySize(dir string, limits Limits) error {
+	if limits.MaxRepositorySize <= 0 {
+		return nil
+	}
+	var size int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			size += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("measure repository: %w", err)
+	}
+	if size > limits.MaxRepositorySize {
+		return &LimitError{Limit: "limits.maxRepositorySize", Msg: fmt.Sprintf("the repository's Git objects take more than %s on disk, over the source's limits.maxRepositorySize of %s", formatBytes(limits.MaxRepositorySize), formatBytes(limits.MaxRepositorySize))}
+	}
+	return nil
+}
+
 // fetchCommit fetches a commit by SHA. A commit already in the cache is
 // never fetched again (it cannot change). Servers that refuse to send a
 // commit by SHA get a full fetch into a separate, complete clone.
-func (f *GitFetcher) fetchCommit(ctx context.Context, cache, url string, repo *git.Repository, h plumbing.Hash, opts *git.FetchOptions) (*git.Repository, plumbing.Hash, error) {
+func (f *GitFetcher) fetchCommit(ctx context.Context, cache, url string, repo *git.Repository, h plumbing.Hash, opts *git.FetchOptions, limits Limits) (*git.Repository, plumbing.Hash, error) {
 	if _, err := repo.CommitObject(h); err == nil {
 		return repo, h, nil
 	}
 	pinned := plumbing.ReferenceName("refs/driftless/pinned")
 	opts.RefSpecs = []config.RefSpec{config.RefSpec("+" + h.String() + ":" + pinned.String())}
-	err := repo.FetchContext(ctx, opts)
+	err := fetchWithin(ctx, repo, opts, filepath.Join(cache, shallowRepoDir), limits)
 	switch {
 	case err == nil || errors.Is(err, git.NoErrAlreadyUpToDate):
 		if _, err := repo.CommitObject(h); err != nil {
@@ -261,7 +388,7 @@ func (f *GitFetcher) fetchCommit(ctx context.Context, cache, url string, repo *g
 		"+refs/heads/*:refs/remotes/origin/*",
 		"+refs/tags/*:refs/tags/*",
 	}
-	if err := full.FetchContext(ctx, &fullOpts); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	if err := fetchWithin(ctx, full, &fullOpts, filepath.Join(cache, fullRepoDir), limits); err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, plumbing.ZeroHash, err
 	}
 	if _, err := full.CommitObject(h); err != nil {
@@ -287,6 +414,10 @@ func (f *GitFetcher) openCache(dir, url string, disposable bool) (*git.Repositor
 		return repo, nil
 	}
 	repo, err := git.PlainOpen(dir)
+	if err == nil {
+		// Reopen with storage that streams large objects.
+		repo, err = openStorage(dir)
+	}
 	if err != nil && !errors.Is(err, git.ErrRepositoryNotExists) {
 		// A clone left broken (for example by a crash) is only a cache.
 		if rmErr := os.RemoveAll(dir); rmErr != nil {
@@ -320,6 +451,9 @@ func initCache(dir, url string) (*git.Repository, error) {
 	_, err = repo.CreateRemote(&config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{url}})
 	if err != nil {
 		return nil, fmt.Errorf("configure cache clone %s: %w", dir, err)
+	}
+	if repo, err = openStorage(dir); err != nil {
+		return nil, fmt.Errorf("open cache clone %s: %w", dir, err)
 	}
 	return repo, nil
 }

@@ -2,9 +2,13 @@ package source_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -492,4 +496,60 @@ func TestCheckoutReusesUnchangedFiles(t *testing.T) {
 			t.Errorf("previous checkout changed: base/b.yaml = %q", got)
 		}
 	})
+}
+
+func TestFetchLimits(t *testing.T) {
+	random := make([]byte, 3<<20)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	manyFiles := map[string]string{}
+	for i := range 11 {
+		manyFiles[fmt.Sprintf("apps/f%02d.yaml", i)] = "k: v\n"
+	}
+	tests := []struct {
+		name   string
+		files  map[string]string
+		limits source.Limits
+		want   []string
+	}{
+		{"file size", map[string]string{"base/huge.bin": strings.Repeat("\x00", 5<<20)}, source.Limits{MaxFileSize: 1 << 20},
+			[]string{"5 MiB, over the source's limits.maxFileSize of 1 MiB"}},
+		{"files", manyFiles, source.Limits{MaxFiles: 10}, []string{"more than 10 files, over the source's limits.maxFiles of 10"}},
+		{"checkout size", map[string]string{"a.bin": strings.Repeat("\x00", 1<<20), "b.bin": strings.Repeat("\x00", 1<<20), "c.bin": strings.Repeat("\x00", 1<<20)},
+			source.Limits{MaxRepositorySize: 2 << 20}, []string{"files add up to more than 2 MiB, over the source's limits.maxRepositorySize of 2 MiB"}},
+		{"repository size", map[string]string{"random.bin": string(random)}, source.Limits{MaxRepositorySize: 2 << 20},
+			[]string{"over the source's limits.maxRepositorySize of 2 MiB"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			transports(t, func(t *testing.T, repo *gitserver.Repo, url string) {
+				good := repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"apps/cm.yaml": "k: v\n"}})
+				f := source.NewGitFetcher()
+				spec := source.Spec{URL: url, Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir(), Limits: tc.limits}
+				rev, err := f.Fetch(t.Context(), spec)
+				if err != nil || rev.Commit != good {
+					t.Fatalf("fetch of the good commit = %s, %v; want %s", rev.Commit, err, good)
+				}
+				repo.Commit(t, "main", gitserver.Change{Files: tc.files})
+				_, err = f.Fetch(t.Context(), spec)
+				if !errors.Is(err, source.ErrLimitExceeded) {
+					t.Fatalf("fetch over the limit: %v, want ErrLimitExceeded", err)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+				if got := readFile(t, rev.Dir, "apps/cm.yaml"); got != "k: v\n" {
+					t.Errorf("the last good revision's files changed: %q", got)
+				}
+				// The commit that fixes it fetches.
+				fixed := repo.Commit(t, "main", gitserver.Change{Delete: slices.Collect(maps.Keys(tc.files))})
+				if rev, err := f.Fetch(t.Context(), spec); err != nil || rev.Commit != fixed {
+					t.Errorf("fetch of the fixed commit = %s, %v; want %s", rev.Commit, err, fixed)
+				}
+			})
+		})
+	}
 }

@@ -32,6 +32,57 @@ type Spec struct {
 	// Verify, when set, requires the commit to carry a valid OpenPGP
 	// signature by one of the pinned keys.
 	Verify *Verification
+	// Limits bound what a fetch reads and writes. Zero leaves a bound off.
+	Limits Limits
+}
+
+// Limits bound a fetch, so that a commit cannot exhaust memory or disk. A
+// fetch over a limit fails with a [*LimitError] and changes nothing that a
+// previous fetch returned.
+type Limits struct {
+	// MaxRepositorySize bounds the Git objects of the cache clone on disk
+	// (a local repository is read in place and not counted), and separately
+	// the total size of the files of one checkout.
+	MaxRepositorySize int64
+	// MaxFileSize bounds one file, read from the Git object header before
+	// the content.
+	MaxFileSize int64
+	// MaxFiles bounds the files and symlinks of one commit.
+	MaxFiles int64
+}
+
+// ErrLimitExceeded is returned, wrapped in a [*LimitError], when a fetch
+// is over one of its [Limits].
+var ErrLimitExceeded = errors.New("limit exceeded")
+
+// LimitError says which limit a fetch is over.
+type LimitError struct {
+	// Limit names the source's setting, such as "limits.maxFileSize".
+	Limit string
+	// Msg says what is over it.
+	Msg string
+}
+
+func (e *LimitError) Error() string { return e.Msg }
+
+// Unwrap makes the error match [ErrLimitExceeded].
+func (e *LimitError) Unwrap() error { return ErrLimitExceeded }
+
+// formatBytes formats n bytes for messages, such as "300 MiB" or "512 B",
+// as render.FormatBytes does.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, suffix := float64(n), ""
+	for _, s := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		v, suffix = v/unit, s
+		if v < unit {
+			break
+		}
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + suffix
 }
 
 // Ref names the commit to check out. Exactly one field must be set.
@@ -145,6 +196,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Verify != nil && len(s.Verify.KeyringFiles) == 0 {
 		errs = append(errs, errors.New("verify.keyringFiles: at least one keyring is required"))
+	}
+	if l := s.Limits; l.MaxRepositorySize < 0 || l.MaxFileSize < 0 || l.MaxFiles < 0 {
+		errs = append(errs, errors.New("limits: must not be negative"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid source spec: %w", errors.Join(errs...))

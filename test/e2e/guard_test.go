@@ -131,6 +131,10 @@ func TestPeopleAreDeniedInProtectedNamespaces(t *testing.T) {
 					if r.Err == nil {
 						t.Fatalf("kubectl %s by %s in protected %s succeeded:\n%s", op.name, user.Name, ns, r.Combined())
 					}
+					if op.name == "create" {
+						assertCreateDenial(t, r.Combined(), user.Name, ns)
+						return
+					}
 					assertActionableDenial(t, r.Combined(), user.Name, ns)
 				})
 			}
@@ -242,6 +246,13 @@ func TestDenialsAreRecordedAsEvents(t *testing.T) {
 		t.Fatalf("bob's label was allowed: %s", r.Combined())
 	}
 	if err := waitForEvent(ctx, "evented-config", "ManualChangeDenied", "bob tried to update configmaps/evented-config"); err != nil {
+		t.Fatal(err)
+	}
+	// A denial about the protected Namespace itself is recorded in that namespace.
+	if r := cp.Bob.Kubectl(ctx, "label", "namespace/production", "audit=me"); r.Err == nil {
+		t.Fatalf("bob's label on the namespace was allowed: %s", r.Combined())
+	}
+	if err := waitForEvent(ctx, "production", "ManualChangeDenied", "bob tried to update namespaces/production"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -529,6 +540,26 @@ func waitForEvent(ctx context.Context, name, reason string, want ...string) erro
 		}
 		return nil
 	})
+}
+
+// assertCreateDenial checks a denied create: Git is the way forward, and break-glass, which
+// cannot create, is not offered.
+func assertCreateDenial(t *testing.T, out, user, ns string) {
+	t.Helper()
+	for _, want := range []string{
+		"denied the request: driftless: " + user + " may not create ",
+		ns,
+		"Ways forward:",
+		"1. Change it in Git",
+		"break-glass covers only objects that exist; add a new object in Git",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("denial does not contain %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "driftless break-glass") {
+		t.Errorf("a create denial offers break-glass, which cannot create:\n%s", out)
+	}
 }
 
 func assertActionableDenial(t *testing.T, out, user, ns string) {

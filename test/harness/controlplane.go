@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -43,6 +44,18 @@ type ControlPlane struct {
 	Dir string
 	// KubectlPath is the kubectl built for this control plane.
 	KubectlPath string
+	// WebhookClientCA signs the client certificate the API server presents to every admission
+	// webhook (its --admission-control-config-file says so); a guard that trusts only this CA
+	// lets in the API server and no one else.
+	WebhookClientCA *CA
+	// WebhookClientCert and WebhookClientKey are that client certificate and its key, PEM.
+	WebhookClientCert, WebhookClientKey []byte
+}
+
+// WebhookClientTLS returns the API server's webhook client certificate, for tests that talk
+// to a webhook as the API server does.
+func (cp *ControlPlane) WebhookClientTLS() (tls.Certificate, error) {
+	return tls.X509KeyPair(cp.WebhookClientCert, cp.WebhookClientKey)
 }
 
 // User is an identity with its own client certificate, REST config and kubeconfig file.
@@ -91,7 +104,8 @@ func ModuleRoot() (string, error) {
 }
 
 // Start starts a control plane and provisions the personas. Every persona but admin is bound
-// to cluster-admin, so that only admission, never RBAC, stands between them and a change.
+// to cluster-admin, so that only admission, never RBAC, stands between them and a change. The
+// API server presents WebhookClientCert to every admission webhook it calls.
 func Start(ctx context.Context) (*ControlPlane, error) {
 	assets, err := AssetsDir()
 	if err != nil {
@@ -106,11 +120,17 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	cp := &ControlPlane{env: env, Dir: dir, KubectlPath: filepath.Join(assets, "kubectl")}
+	admission, err := cp.writeWebhookClientConfig()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	env.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", admission)
 	if _, err := env.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start control plane from %s: %w", assets, err)
 	}
-	cp := &ControlPlane{env: env, Dir: dir, KubectlPath: filepath.Join(assets, "kubectl")}
 	fail := func(err error) (*ControlPlane, error) {
 		_ = cp.Stop()
 		return nil, err
@@ -128,6 +148,50 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 		return fail(err)
 	}
 	return cp, nil
+}
+
+// writeWebhookClientConfig makes the API server present a client certificate to every
+// admission webhook: a CA, a certificate from it, the kubeconfig naming the certificate for
+// every webhook host ("*"), and the AdmissionConfiguration pointing both webhook admission
+// plugins at that kubeconfig. It returns the AdmissionConfiguration's path.
+func (cp *ControlPlane) writeWebhookClientConfig() (string, error) {
+	ca, err := NewCA()
+	if err != nil {
+		return "", err
+	}
+	crt, key, err := ca.ClientCert("kube-apiserver-webhook-client", 10)
+	if err != nil {
+		return "", err
+	}
+	cp.WebhookClientCA, cp.WebhookClientCert, cp.WebhookClientKey = ca, crt, key
+	files := map[string][]byte{
+		"webhook-client.crt": crt,
+		"webhook-client.key": key,
+		"webhook-client.kubeconfig": fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+users:
+  - name: "*"
+    user:
+      client-certificate: %s
+      client-key: %s
+`, filepath.Join(cp.Dir, "webhook-client.crt"), filepath.Join(cp.Dir, "webhook-client.key")),
+	}
+	var plugins strings.Builder
+	for _, p := range []string{"ValidatingAdmissionWebhook", "MutatingAdmissionWebhook"} {
+		fmt.Fprintf(&plugins, `  - name: %s
+    configuration:
+      apiVersion: apiserver.config.k8s.io/v1
+      kind: WebhookAdmissionConfiguration
+      kubeConfigFile: %s
+`, p, filepath.Join(cp.Dir, "webhook-client.kubeconfig"))
+	}
+	files["admission.yaml"] = []byte("apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n" + plugins.String())
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(cp.Dir, name), data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(cp.Dir, "admission.yaml"), nil
 }
 
 // Stop stops the control plane and removes its files.

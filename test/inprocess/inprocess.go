@@ -35,19 +35,24 @@ import (
 // Server is `driftless run` started in this process against the test control plane, with
 // a fake clock for break-glass expiry and a webhook configuration pointing at it.
 type Server struct {
-	cp          *harness.ControlPlane
-	Dir         string
-	ConfigPath  string
-	CertDir     string
-	WebhookAddr string
-	MetricsAddr string
-	ProbeAddr   string
-	Clock       *clocktesting.FakeClock
-	CA          *harness.CA
-	cancel      context.CancelFunc
-	done        chan error
+	cp         *harness.ControlPlane
+	Dir        string
+	ConfigPath string
+	CertDir    string
+	// ClientCAFile, in CertDir, holds the CA of the API server's webhook client certificate:
+	// the guard lets in the API server and no one else.
+	ClientCAFile string
+	WebhookAddr  string
+	MetricsAddr  string
+	ProbeAddr    string
+	Clock        *clocktesting.FakeClock
+	CA           *harness.CA
+	cancel       context.CancelFunc
+	done         chan error
 }
 
+// New prepares a guard for cp with the given configuration: free addresses, a serving
+// certificate for 127.0.0.1 and the client CA of cp's API server. Start runs it.
 func New(cp *harness.ControlPlane, config string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "driftless-guard-")
 	if err != nil {
@@ -70,6 +75,10 @@ func New(cp *harness.ControlPlane, config string) (*Server, error) {
 	if err := g.CA.WriteServingCert(g.CertDir, 2, "127.0.0.1"); err != nil {
 		return nil, err
 	}
+	g.ClientCAFile = filepath.Join(g.CertDir, "client-ca.crt")
+	if err := os.WriteFile(g.ClientCAFile, cp.WebhookClientCA.PEM, 0o600); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(g.ConfigPath, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
@@ -88,6 +97,7 @@ func (g *Server) Start() error {
 		g.done <- app.Run(ctx, app.RunOptions{
 			ConfigPath:           g.ConfigPath,
 			CertDir:              g.CertDir,
+			ClientCAFile:         g.ClientCAFile,
 			WebhookAddr:          g.WebhookAddr,
 			MetricsAddr:          g.MetricsAddr,
 			ProbeAddr:            g.ProbeAddr,
@@ -196,7 +206,11 @@ func (g *Server) Counter(name string, labels ...string) (map[string]float64, err
 
 // ServingSerial returns the serial number of the certificate the webhook presents.
 func (g *Server) ServingSerial() (int64, error) {
-	conn, err := tls.Dial("tcp", g.WebhookAddr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the serial only
+	client, err := g.cp.WebhookClientTLS()
+	if err != nil {
+		return 0, err
+	}
+	conn, err := tls.Dial("tcp", g.WebhookAddr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{client}}) //nolint:gosec // reads the serial only
 	if err != nil {
 		return 0, err
 	}

@@ -24,7 +24,11 @@ var (
 const protectedNamespace = "production"
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	code := runMain(m)
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 func runMain(m *testing.M) int {

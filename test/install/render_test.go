@@ -13,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -98,10 +99,12 @@ func TestDefaultInstallApplies(t *testing.T) {
 		"Service/driftless-system/driftless-webhook",
 		"Deployment/driftless-system/driftless",
 		"PodDisruptionBudget/driftless-system/driftless",
+		"Certificate/driftless-system/driftless-apiserver-client",
 		"Certificate/driftless-system/driftless-ca",
 		"Certificate/driftless-system/driftless-webhook",
 		"Issuer/driftless-system/driftless-ca",
 		"Issuer/driftless-system/driftless-selfsigned",
+		"NetworkPolicy/driftless-system/driftless",
 		"ValidatingWebhookConfiguration/driftless-guard",
 		"ValidatingAdmissionPolicy/driftless-self-protection",
 		"ValidatingAdmissionPolicyBinding/driftless-self-protection",
@@ -233,12 +236,63 @@ func TestDefaultInstallFitsTogether(t *testing.T) {
 			t.Errorf("Deployment mounts %v, want %s", mounted, want)
 		}
 	}
-	wantArgs := []string{"run", "--config", "/etc/driftless/config.yaml", "--cert-dir", "/etc/driftless/certs"}
+	wantArgs := []string{"run", "--config", "/etc/driftless/config.yaml", "--cert-dir", "/etc/driftless/certs", "--client-ca-file", "ca.crt"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q, want %q", c.Args, wantArgs)
 	}
 	if pod.Spec.ServiceAccountName != "driftless" {
 		t.Errorf("serviceAccountName %q, want driftless", pod.Spec.ServiceAccountName)
+	}
+
+	// Only the API server calls the webhook: the client CA the args name is mounted from the
+	// serving certificate's Secret (the installation CA, ca.crt), and that CA's Issuer also
+	// issues the API server's client certificate, for client authentication.
+	var clientCAMounted bool
+	for _, v := range pod.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.Secret == nil || src.Secret.Name != crt.Spec.SecretName {
+				continue
+			}
+			for _, item := range src.Secret.Items {
+				if item.Key == "ca.crt" && item.Path == "certs/ca.crt" {
+					clientCAMounted = true
+				}
+			}
+		}
+	}
+	if !clientCAMounted {
+		t.Errorf("Deployment does not mount ca.crt of Secret %s at certs/ca.crt, which --client-ca-file ca.crt names", crt.Spec.SecretName)
+	}
+	client := convert[cmapi.Certificate](t, find(t, objs, "Certificate", "driftless-apiserver-client"))
+	if client.Spec.IssuerRef != crt.Spec.IssuerRef {
+		t.Errorf("the API server's client certificate is issued by %+v, the serving certificate (whose ca.crt the guard trusts) by %+v", client.Spec.IssuerRef, crt.Spec.IssuerRef)
+	}
+	if !slices.Contains(client.Spec.Usages, cmapi.UsageClientAuth) || slices.Contains(crt.Spec.Usages, cmapi.UsageClientAuth) {
+		t.Errorf("usages: client certificate %v must include client auth, serving certificate %v must not", client.Spec.Usages, crt.Spec.Usages)
+	}
+	// The network policy admits the webhook port of the pods it selects.
+	np := convert[networkingv1.NetworkPolicy](t, find(t, objs, "NetworkPolicy", "driftless"))
+	if !labelsMatch(np.Spec.PodSelector.MatchLabels, pod.Labels) {
+		t.Errorf("NetworkPolicy selects %v, pods are labelled %v", np.Spec.PodSelector.MatchLabels, pod.Labels)
+	}
+	webhookOpen := false
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port != nil && p.Port.StrVal == "webhook" && len(rule.From) == 0 {
+				webhookOpen = true
+			}
+			if p.Port != nil {
+				if _, ok := ports[p.Port.StrVal]; !ok {
+					t.Errorf("NetworkPolicy admits port %q, the container has %v", p.Port.String(), ports)
+				}
+			}
+		}
+	}
+	if !webhookOpen {
+		t.Errorf("NetworkPolicy does not admit the API server to the webhook port: %+v", np.Spec.Ingress)
 	}
 
 	// The ConfigMap carries config/default/driftless.yaml under the key the args name.

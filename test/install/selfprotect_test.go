@@ -16,6 +16,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -341,7 +342,9 @@ func TestSelfProtection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Containers[0].Image != "ghcr.io/driftless-dev/driftless:v0.1.0" {
+		installed := find(t, renderDefault(t), "Deployment", "driftless")
+		image, _, _ := unstructured.NestedSlice(installed.Object, "spec", "template", "spec", "containers")
+		if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Containers[0].Image != image[0].(map[string]any)["image"] {
 			t.Errorf("Deployment changed: replicas %d, image %s", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Image)
 		}
 		vwc, err := admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhook.ConfigurationName, metav1.GetOptions{})

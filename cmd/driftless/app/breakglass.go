@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/installation"
 )
 
 // configMapName and configMapKey locate the DriftlessConfig in the cluster (see config/default).
@@ -122,72 +122,17 @@ type installedGuard struct {
 	from string
 }
 
-// installedConfig reads the DriftlessConfig the installation in namespace runs with: the
-// ConfigMap labelled driftless.dev/component=config (config/default's generator names it
-// driftless-config-<hash>), or failing that the ConfigMap named driftless-config. When old
-// generations of the labelled ConfigMap remain, the one the driftless Deployment mounts wins,
-// else the newest. Every failure says what was looked for and how to proceed.
-func installedConfig(ctx context.Context, cs kubernetes.Interface, namespace string) (*v1alpha1.DriftlessConfig, string, error) {
-	hint := "pass --driftless-namespace if Driftless is installed elsewhere, or --no-preflight to let the guard decide"
-	selector := v1alpha1.LabelComponent + "=" + v1alpha1.ComponentConfig
-	list, err := cs.CoreV1().ConfigMaps(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
-	if err != nil {
-		return nil, "", fmt.Errorf("read the installed Driftless configuration (ConfigMaps labelled %s in namespace %s): %w; %s", selector, namespace, err, hint)
-	}
-	var cm *corev1.ConfigMap
-	switch len(list.Items) {
-	case 0:
-		cm, err = cs.CoreV1().ConfigMaps(namespace).Get(ctx, configMapName, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil, "", fmt.Errorf("no installed Driftless configuration: no ConfigMap labelled %s or named %s in namespace %s; %s", selector, configMapName, namespace, hint)
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("read configmap %s/%s: %w; %s", namespace, configMapName, err, hint)
-		}
-	case 1:
-		cm = &list.Items[0]
-	default:
-		cm = mountedOrNewest(ctx, cs, namespace, list.Items)
-	}
-	from := "configmap " + namespace + "/" + cm.Name
-	cfg, err := v1alpha1.Decode([]byte(cm.Data[configMapKey]))
-	if err != nil {
-		return nil, from, fmt.Errorf("%s, key %s: %w; %s", from, configMapKey, err, hint)
-	}
-	return cfg, from, nil
-}
-
-// mountedOrNewest picks, of several configuration ConfigMaps, the one the driftless
-// Deployment mounts, or the newest when it cannot tell.
-func mountedOrNewest(ctx context.Context, cs kubernetes.Interface, namespace string, items []corev1.ConfigMap) *corev1.ConfigMap {
-	if d, err := cs.AppsV1().Deployments(namespace).Get(ctx, v1alpha1.DefaultServiceAccount, metav1.GetOptions{}); err == nil {
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			for i := range items {
-				if v.ConfigMap != nil && v.ConfigMap.Name == items[i].Name {
-					return &items[i]
-				}
-			}
-		}
-	}
-	newest := &items[0]
-	for i := range items {
-		if items[i].CreationTimestamp.After(newest.CreationTimestamp.Time) {
-			newest = &items[i]
-		}
-	}
-	return newest
-}
-
 // guardSettings returns the installed guard's break-glass settings, with --max-duration
 // overriding the maximum. With --no-preflight it returns nil: the guard decides.
 func (o *breakGlassOptions) guardSettings(ctx context.Context, cs kubernetes.Interface) (*installedGuard, error) {
 	if o.noPreflight {
 		return nil, nil
 	}
-	cfg, from, err := installedConfig(ctx, cs, o.namespace)
+	cfg, cm, err := installation.Config(ctx, cs, o.namespace)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; pass --driftless-namespace if Driftless is installed elsewhere, or --no-preflight to let the guard decide", err)
 	}
+	from := "configmap " + o.namespace + "/" + cm.Name
 	v1alpha1.SetDefaults(cfg)
 	g := &installedGuard{groups: cfg.Guard.BreakGlass.Groups, maxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration, from: from}
 	if o.maxDuration > 0 {

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -36,6 +35,10 @@ type RunOptions struct {
 	ConfigPath string
 	// CertDir holds tls.crt and tls.key for the webhook; rotated files are picked up live.
 	CertDir string
+	// ClientCAFile names the PEM bundle of CAs whose client certificates the webhook accepts
+	// (relative to CertDir unless absolute); only the API server should hold one. Empty
+	// accepts any client. Reloaded when it changes.
+	ClientCAFile string
 	// WebhookAddr is host:port the webhook listens on.
 	WebhookAddr string
 	// MetricsAddr is host:port of the Prometheus metrics endpoint; "0" disables it.
@@ -72,6 +75,7 @@ func newRunCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.ConfigPath, "config", "/etc/driftless/config.yaml", "path of the DriftlessConfig file")
 	f.StringVar(&o.CertDir, "cert-dir", "/etc/driftless/certs", "directory with the webhook's tls.crt and tls.key")
+	f.StringVar(&o.ClientCAFile, "client-ca-file", "", "PEM file of the CAs whose client certificates the webhook accepts (relative to --cert-dir); the API server must present one. Empty accepts any client")
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
 	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
@@ -107,6 +111,17 @@ func Run(ctx context.Context, o RunOptions) error {
 		return fmt.Errorf("--webhook-addr: %w", err)
 	}
 
+	metrics, err := webhook.NewMetrics(crmetrics.Registry)
+	if err != nil {
+		return fmt.Errorf("register guard metrics: %w", err)
+	}
+	server, err := webhook.NewServer(webhook.ServerOptions{
+		Host: host, Port: port, CertDir: o.CertDir, ClientCAFile: o.ClientCAFile,
+		Metrics: metrics, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Logger: log,
 		// Runnables (the reconcilers) take their logger from the context.
@@ -118,17 +133,13 @@ func Run(ctx context.Context, o RunOptions) error {
 		// The reconciler's own namespace: the guard never protects it.
 		LeaderElectionNamespace:       cfg.Reconciler.ServiceAccount.Namespace,
 		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 ctrlwebhook.NewServer(ctrlwebhook.Options{Host: host, Port: port, CertDir: o.CertDir}),
+		WebhookServer:                 server,
 	})
 	if err != nil {
 		return fmt.Errorf("set up manager: %w", err)
 	}
 	// GetWebhookServer adds the server to the manager's runnables.
-	server := mgr.GetWebhookServer()
-	metrics, err := webhook.NewMetrics(crmetrics.Registry)
-	if err != nil {
-		return fmt.Errorf("register guard metrics: %w", err)
-	}
+	mgr.GetWebhookServer()
 	meta, err := metadata.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("metadata client: %w", err)
@@ -146,7 +157,8 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	if err := addReconcilers(mgr, cfg, o, sets); err != nil {
+	set, err := addReconcilers(mgr, cfg, o, sets)
+	if err != nil {
 		return err
 	}
 	if o.ConfigReloadInterval > 0 {
@@ -154,11 +166,20 @@ func Run(ctx context.Context, o RunOptions) error {
 		if err != nil {
 			return fmt.Errorf("register config metrics: %w", err)
 		}
+		// A reload reaches every part or none: what fails to load leaves all of them on the
+		// last good configuration. Sources are checked first, as they are the only part
+		// that can fail after the policies compiled.
 		apply := func(ctx context.Context, c *v1alpha1.DriftlessConfig) error {
+			if err := set.Check(c); err != nil {
+				return err
+			}
 			if err := sets.load(ctx, c); err != nil {
 				return err
 			}
-			return guard.SetConfig(c)
+			if err := guard.SetConfig(c); err != nil {
+				return err
+			}
+			return set.SetConfig(c)
 		}
 		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: fingerprint, apply: apply, log: log.WithName("config"), reloads: reloads}
 		if err := mgr.Add(reloader); err != nil {
@@ -178,48 +199,43 @@ func Run(ctx context.Context, o RunOptions) error {
 	return nil
 }
 
-// addReconcilers adds one reconciler per configured source to the manager; they run on the
-// elected leader only. Sources are read at start: changing them needs a restart.
-func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) error {
-	if len(cfg.Sources) == 0 {
-		return nil
-	}
+// addReconcilers adds the set of the configured sources' reconcilers to the manager; they run
+// on the elected leader only, and follow configuration reloads (sources added, changed and
+// removed, the break-glass maximum).
+func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) (*reconciler.Set, error) {
 	if !filepath.IsAbs(o.CacheDir) {
-		return fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
+		return nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
 	}
 	client, err := dynamic.NewForConfig(mgr.GetConfig())
 	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
+		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
 	metrics, err := reconciler.NewMetrics(crmetrics.Registry)
 	if err != nil {
-		return fmt.Errorf("register reconciler metrics: %w", err)
+		return nil, fmt.Errorf("register reconciler metrics: %w", err)
 	}
 	var clk clock.WithDelayedExecution = clock.RealClock{}
 	if o.Clock != nil {
 		clk = o.Clock
 	}
-	reconcilers, err := reconciler.NewForConfig(cfg, reconciler.Options{
-		Client:                client,
-		Mapper:                mgr.GetRESTMapper(),
-		Fetcher:               source.NewGitFetcher(),
-		CacheDir:              o.CacheDir,
-		Recorder:              mgr.GetEventRecorder("driftless-reconciler"),
-		Gate:                  gate,
-		Clock:                 clk,
-		Metrics:               metrics,
-		Namespace:             cfg.Reconciler.ServiceAccount.Namespace,
-		BreakGlassMaxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration,
+	set, err := reconciler.NewSet(cfg, reconciler.Options{
+		Client:    client,
+		Mapper:    mgr.GetRESTMapper(),
+		Fetcher:   source.NewGitFetcher(),
+		CacheDir:  o.CacheDir,
+		Recorder:  mgr.GetEventRecorder("driftless-reconciler"),
+		Gate:      gate,
+		Clock:     clk,
+		Metrics:   metrics,
+		Namespace: cfg.Reconciler.ServiceAccount.Namespace,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, r := range reconcilers {
-		if err := mgr.Add(r); err != nil {
-			return fmt.Errorf("add reconciler for source %q: %w", r.Name(), err)
-		}
+	if err := mgr.Add(set); err != nil {
+		return nil, fmt.Errorf("add reconcilers: %w", err)
 	}
-	return nil
+	return set, nil
 }
 
 func splitHostPort(addr string) (string, int, error) {
