@@ -25,15 +25,22 @@ type BreakGlassObject struct {
 	// By is who started the break-glass, from the driftless.dev/break-glass-by annotation;
 	// empty when the annotation is not set.
 	By string `json:"by,omitempty"`
+	// Group is the break-glass group they acted as, from driftless.dev/break-glass-group.
+	Group string `json:"group,omitempty"`
 	// Managers names the field managers that set the break-glass and changed the object,
 	// such as "driftless-break-glass, kubectl-edit".
 	Managers string `json:"managers,omitempty"`
 	// Reason is the break-glass reason, such as a ticket id.
 	Reason string `json:"reason"`
+	// Since is when the break-glass began.
+	Since time.Time `json:"since,omitzero"`
 	// Until is when the break-glass expires and the object is reverted to Git.
 	Until time.Time `json:"until"`
-	// Patch is the object's live difference from Git, as a patch to paste into the overlay.
+	// Patch is the change made under the break-glass, rebased on the current Git, as a patch
+	// to paste into the overlay; fields in Conflicts are left out.
 	Patch string `json:"patch,omitempty"`
+	// Conflicts are the fields both the break-glass and Git changed since it began.
+	Conflicts []BreakGlassConflict `json:"conflicts,omitempty"`
 }
 
 // sortedBreakGlass returns the entries of m sorted by expiry, then object.

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/pmezard/go-difflib/difflib"
@@ -30,7 +31,9 @@ func displayObject(u *unstructured.Unstructured) map[string]any {
 	}
 	unstructured.RemoveNestedField(c.Object, "status")
 	ann := c.GetAnnotations()
-	for _, a := range []string{v1alpha1.AnnotationRevision, v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil, v1alpha1.AnnotationBreakGlassBy, lastAppliedAnnotation} {
+	delete(ann, v1alpha1.AnnotationRevision)
+	delete(ann, lastAppliedAnnotation)
+	for _, a := range v1alpha1.BreakGlassAnnotations {
 		delete(ann, a)
 	}
 	if len(ann) == 0 {
@@ -62,12 +65,20 @@ func overlayPatch(from, to *unstructured.Unstructured) (string, error) {
 	if err := json.Unmarshal(p, &patch); err != nil {
 		return "", fmt.Errorf("diff %s: %w", describe(to), err)
 	}
+	return overlayYAML(patch, to)
+}
+
+// overlayYAML returns a JSON merge patch of u as YAML to paste into a kustomize overlay: with
+// u's apiVersion, kind, name and namespace added. It is empty when the patch is.
+func overlayYAML(patch map[string]any, to *unstructured.Unstructured) (string, error) {
 	if len(patch) == 0 {
 		return "", nil
 	}
+	patch = maps.Clone(patch)
 	patch["apiVersion"] = to.GetAPIVersion()
 	patch["kind"] = to.GetKind()
 	md, _ := patch["metadata"].(map[string]any)
+	md = maps.Clone(md)
 	if md == nil {
 		md = map[string]any{}
 	}
@@ -118,12 +129,13 @@ func unifiedDiff(from, to *unstructured.Unstructured, fromLabel, toLabel string)
 // the list's keys are unknown.
 func withoutForeignFields(dryRun *unstructured.Unstructured, t takeover) *unstructured.Unstructured {
 	foreign, others := &fieldpath.Set{}, &fieldpath.Set{}
+	since := t.sessionStart(dryRun)
 	for _, e := range dryRun.GetManagedFields() {
 		set, err := fieldSet(e)
 		if err != nil {
 			continue
 		}
-		if t.foreign(e) {
+		if t.foreign(e, since) {
 			foreign = foreign.Union(set)
 		} else {
 			others = others.Union(set)

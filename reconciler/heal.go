@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -66,11 +67,12 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 			if err != nil {
 				return err
 			}
-			r.noteBreakGlass(ctx, o, live, dry, bg)
+			r.noteBreakGlass(ctx, o, live, dry, bg, r.status.Revision)
 			return nil
 		}
 	}
-	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || r.takeover.hasForeign(live)
+	// A break-glass session still open ends with an apply, which records it.
+	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || r.sessions[k] != nil || r.takeover.hasForeign(live)
 	if !drift {
 		dry, err := r.dryRun(ctx, o)
 		if err != nil {
@@ -87,83 +89,156 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 		return err
 	}
 	r.verify(o, res.GetResourceVersion())
-	r.reverted(ctx, o, live, res, bg)
+	r.reverted(ctx, o, live, res, bg, r.status.Revision)
 	r.dropBreakGlass(k)
 	r.writeStatus(ctx)
 	return nil
 }
 
 // reverted records that before, a live object changed out of band (nil when it was deleted),
-// was reverted to after: a drift revert in the status and metrics, an Event on the object
-// and a log line, both carrying the patch that would make the change in Git.
-func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *unstructured.Unstructured, bg breakGlass) {
+// was reverted to after, Git at revision rev: a drift revert in the status and metrics, an
+// Event on the object and a log line, both carrying the patch that would make the change in
+// Git. The revert of a break-glass ends its session: the record keeps the patch, rebased on
+// Git now, and the conflicts.
+func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *unstructured.Unstructured, bg breakGlass, rev string) {
 	r.status.DriftReverts++
 	r.metrics.driftReverted(r.src.Name)
+	k := o.ref.key()
 	log := logr.FromContextOrDiscard(ctx).WithValues("object", o.ref.String())
+	now := r.clock.Now()
 	if before == nil {
 		log.Info("recreated object deleted out of band")
+		r.closeSession(k, endingOf(bg), "", rev, "", nil)
+		r.noteChange(now, "recreated "+o.ref.String()+", deleted out of band")
 		r.event(after, corev1.EventTypeWarning, "DriftReverted", "Revert", "recreated: the object was deleted out of band; delete it in Git instead")
 		return
-	}
-	patch, err := overlayPatch(after, before)
-	if err != nil {
-		log.Error(err, "cannot compute the reverted change")
 	}
 	by := strings.Join(r.takeover.foreignManagers(before), ", ")
 	if by == "" {
 		by = "an unknown field manager"
 	}
+	s := r.sessions[k]
+	if s == nil && bg.State != v1alpha1.BreakGlassNone {
+		// A break-glass the reconciler never saw active: reverted at once when invalid, or
+		// expired before the reconciler looked.
+		s = r.openSession(ctx, o, before, nil, bg, rev)
+	}
+	var (
+		patch     string
+		conflicts []BreakGlassConflict
+		err       error
+	)
+	rebased := s != nil && s.Base != ""
+	if s != nil {
+		patch, conflicts, err = sessionPatch(s, before, after)
+	} else {
+		patch, err = overlayPatch(after, before)
+	}
+	if err != nil {
+		log.Error(err, "cannot compute the reverted change")
+	}
 	reason, what := "DriftReverted", "reverted a change made out of band by "+by
-	switch bg.State {
-	case v1alpha1.BreakGlassExpired:
-		if bg.By != "" {
-			by = bg.By + " (" + by + ")"
+	if s != nil {
+		if s.By != "" {
+			by = s.By + " (" + by + ")"
 		}
-		reason = "BreakGlassExpired"
-		what = fmt.Sprintf("break-glass %q expired at %s; reverted the change made by %s", bg.Reason, bg.Until.Format(time.RFC3339), by)
-	case v1alpha1.BreakGlassInvalid:
-		reason = "BreakGlassInvalid"
-		what = fmt.Sprintf("break-glass not honoured (%s); reverted the change made by %s", bg.Problem, by)
+		ending := endingOf(bg)
+		switch ending {
+		case EndingExpired:
+			reason = "BreakGlassExpired"
+			what = fmt.Sprintf("break-glass %q expired at %s; reverted to Git the change made by %s", s.Reason, s.Until.Format(time.RFC3339), by)
+		case EndingInvalid:
+			reason = "BreakGlassInvalid"
+			what = fmt.Sprintf("break-glass not honoured (%s); reverted to Git the change made by %s", bg.Problem, by)
+		default:
+			reason = "BreakGlassEnded"
+			what = fmt.Sprintf("break-glass %q ended early; reverted to Git the change made by %s", s.Reason, by)
+		}
+		if managers := strings.Join(r.takeover.foreignManagers(before), ", "); managers != "" {
+			s.Managers = managers
+		}
+		problem := ""
+		if ending == EndingInvalid {
+			problem = bg.Problem
+		}
+		r.closeSession(k, ending, problem, rev, patch, conflicts)
 	}
-	log.Info("reverted drift", "reason", reason, "by", by, "patch", patch)
+	log.Info("reverted drift", "reason", reason, "by", by, "revision", rev, "patch", patch, "conflicts", conflicts)
+	r.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))
 	note := what
-	if patch != "" {
+	switch {
+	case patch != "" && rebased:
+		note += "; to keep it, commit this patch to the overlay (your change only, rebased on Git at " + short(rev) + "):\n" + patch
+	case patch != "":
 		note += "; to keep it, commit this patch to the overlay:\n" + patch
+	case s != nil && len(conflicts) == 0:
+		note += "; nothing to commit: Git has every change"
+	default:
+		note += "\n"
 	}
-	r.event(after, corev1.EventTypeWarning, reason, "Revert", note)
+	if len(conflicts) > 0 {
+		note += "conflicts (you and Git changed these since the break-glass began; the patch leaves them out):\n" + formatConflicts(conflicts)
+	}
+	more := "see the driftless log and status"
+	if s != nil {
+		more = "see driftless break-glass --history"
+	}
+	r.eventWithMore(after, corev1.EventTypeWarning, reason, "Revert", note, more)
 }
 
-// noteBreakGlass records an object left alone under an active break-glass, with its live
-// difference from Git, and schedules its revert at expiry.
-func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *unstructured.Unstructured, bg breakGlass) {
+// noteChange keeps what the latest change to the cluster was, so that later syncs that change
+// nothing do not hide it.
+func (r *Reconciler) noteChange(at time.Time, what string) {
+	r.status.LastChange, r.status.LastChangeTime = what, at
+}
+
+// noteBreakGlass records an object left alone under an active break-glass, with its change
+// against Git at revision rev, and schedules its revert at expiry. The first time it sees the
+// break-glass it opens a session whose base is Git's version of the object then.
+func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *unstructured.Unstructured, bg breakGlass, rev string) {
 	k := o.ref.key()
-	var patch string
+	var git *unstructured.Unstructured
 	if dry != nil {
+		git = withoutForeignFields(dry, r.takeover)
+	}
+	s := r.openSession(ctx, o, live, git, bg, rev)
+	var (
+		patch     string
+		conflicts []BreakGlassConflict
+	)
+	if git != nil {
 		var err error
-		if patch, err = overlayPatch(withoutForeignFields(dry, r.takeover), live); err != nil {
+		if patch, conflicts, err = sessionPatch(s, live, git); err != nil {
 			logr.FromContextOrDiscard(ctx).Error(err, "cannot compute break-glass diff", "object", o.ref.String())
 		}
 	}
 	entry := BreakGlassObject{
-		Object:   o.ref.String(),
-		By:       bg.By,
-		Managers: strings.Join(r.takeover.foreignManagers(live), ", "),
-		Reason:   bg.Reason,
-		Until:    bg.Until,
-		Patch:    patch,
+		Object:    o.ref.String(),
+		By:        bg.By,
+		Group:     bg.Group,
+		Managers:  strings.Join(r.takeover.foreignManagers(live), ", "),
+		Reason:    bg.Reason,
+		Since:     s.Start,
+		Until:     bg.Until,
+		Patch:     patch,
+		Conflicts: conflicts,
 	}
+	s.Managers = entry.Managers
 	prev, seen := r.bg[k]
 	r.bg[k] = entry
 	r.scheduleExpiry(k, bg.Until)
-	if seen && prev == entry {
+	if seen && reflect.DeepEqual(prev, entry) && !r.sessionsDirty {
 		return
 	}
 	logr.FromContextOrDiscard(ctx).Info("leaving object alone under break-glass", "object", o.ref.String(),
-		"reason", bg.Reason, "until", bg.Until, "by", entry.By, "managers", entry.Managers, "patch", patch)
+		"reason", bg.Reason, "until", bg.Until, "by", entry.By, "managers", entry.Managers, "patch", patch, "conflicts", conflicts)
 	if !seen || !prev.Until.Equal(entry.Until) {
-		r.event(live, corev1.EventTypeNormal, "BreakGlassActive", "Skip",
-			fmt.Sprintf("left alone until %s (break-glass %q by %s); reverted to Git then. Change against Git:\n%s",
-				bg.Until.Format(time.RFC3339), bg.Reason, whoBrokeGlass(entry), patch))
+		note := fmt.Sprintf("left alone until %s (break-glass %q by %s); reverted to Git then. Change against Git:\n%s",
+			bg.Until.Format(time.RFC3339), bg.Reason, whoBrokeGlass(entry), patch)
+		if len(conflicts) > 0 {
+			note += "conflicts with Git:\n" + formatConflicts(conflicts)
+		}
+		r.eventWithMore(live, corev1.EventTypeNormal, "BreakGlassActive", "Skip", note, "see driftless status")
 	}
 	r.writeStatus(ctx)
 }
@@ -181,8 +256,10 @@ func whoBrokeGlass(b BreakGlassObject) string {
 	return "unknown"
 }
 
-// dropBreakGlass forgets an object's break-glass and its expiry timer.
+// dropBreakGlass forgets an object's break-glass and its expiry timer. A session still open
+// ends: its object left Git.
 func (r *Reconciler) dropBreakGlass(k objKey) {
+	r.closeSession(k, EndingLeftGit, "", "", "", nil)
 	delete(r.bg, k)
 	if t, ok := r.timers[k]; ok {
 		t.timer.Stop()

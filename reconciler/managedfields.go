@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,24 +27,107 @@ const FieldManager = "driftless"
 // own controllers and other operators use other names and are left alone.
 var DefaultTakeoverManagers = []string{"kubectl", "before-first-apply"}
 
-// breakGlassPaths are the field paths of the break-glass annotations.
-var breakGlassPaths = []fieldpath.Path{
-	fieldpath.MakePathOrDie("metadata", "annotations", v1alpha1.AnnotationBreakGlass),
-	fieldpath.MakePathOrDie("metadata", "annotations", v1alpha1.AnnotationBreakGlassUntil),
-	fieldpath.MakePathOrDie("metadata", "annotations", v1alpha1.AnnotationBreakGlassBy),
+// controllerManagers are the field managers of Kubernetes' own components, never taken over
+// for having written during a break-glass session; so are managers whose names end in
+// "-controller" or "-controller-manager", the convention of controllers built with
+// controller-runtime and client-go.
+var controllerManagers = []string{"kube-controller-manager", "kube-scheduler", "kubelet", "kube-apiserver", "cloud-controller-manager"}
+
+// isController reports whether manager names a controller rather than a person's tool.
+func isController(manager string) bool {
+	return slices.Contains(controllerManagers, manager) ||
+		strings.HasSuffix(manager, "-controller") || strings.HasSuffix(manager, "-controller-manager")
 }
 
 // takeover decides which field managers' fields the reconciler takes over.
 type takeover struct {
 	// prefixes are the manager name prefixes taken over.
 	prefixes []string
+	// sessions knows when the recorded break-glass sessions began; nil knows none.
+	sessions *sessionStarts
 }
 
-// foreign reports whether the entry's fields are to be taken over: an entry for the main
-// resource (never status or scale) written by a manager whose name starts with one of the
-// prefixes, by the reconciler itself with an update rather than an apply, or by whoever set
-// the break-glass annotations.
-func (t takeover) foreign(e metav1.ManagedFieldsEntry) bool {
+// sessionStarts holds when the open break-glass session on each object began. It has its own
+// lock because applies run in parallel and diffs without the reconciler's lock.
+type sessionStarts struct {
+	mu    sync.Mutex
+	start map[objKey]time.Time
+}
+
+// set records the start of k's session; a zero start forgets it.
+func (s *sessionStarts) set(k objKey, start time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start.IsZero() {
+		delete(s.start, k)
+		return
+	}
+	if s.start == nil {
+		s.start = map[objKey]time.Time{}
+	}
+	s.start[k] = start
+}
+
+// get returns the start of k's session; zero when none is open.
+func (s *sessionStarts) get(k objKey) time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.start[k]
+}
+
+// sessionStart returns when the break-glass session on u began: the recorded start of its
+// open session, or, when u carries break-glass annotations, the earliest time of the managed
+// fields entries that own them. It is zero when u is under no break-glass session.
+func (t takeover) sessionStart(u *unstructured.Unstructured) time.Time {
+	if s := t.sessions.get(keyOf(u)); !s.IsZero() {
+		return s
+	}
+	return breakGlassWritten(u)
+}
+
+// breakGlassWritten returns the earliest time of u's managed fields entries that own a
+// break-glass annotation; zero when none does.
+func breakGlassWritten(u *unstructured.Unstructured) time.Time {
+	var first time.Time
+	if !v1alpha1.HasBreakGlass(u.GetAnnotations()) {
+		return first
+	}
+	for _, e := range u.GetManagedFields() {
+		if e.Time == nil || !ownsBreakGlass(e) {
+			continue
+		}
+		if first.IsZero() || e.Time.Time.Before(first) {
+			first = e.Time.Time
+		}
+	}
+	return first
+}
+
+// ownsBreakGlass reports whether the entry owns a break-glass annotation.
+func ownsBreakGlass(e metav1.ManagedFieldsEntry) bool {
+	set, err := fieldSet(e)
+	if err != nil {
+		return false
+	}
+	for _, a := range v1alpha1.BreakGlassAnnotations {
+		if set.Has(fieldpath.MakePathOrDie("metadata", "annotations", a)) {
+			return true
+		}
+	}
+	return false
+}
+
+// foreign reports whether the entry's fields are to be taken over, on an object under a
+// break-glass session that began at since (zero when none): an entry for the main resource
+// (never status or scale) written by a manager whose name starts with one of the prefixes, by
+// the reconciler itself with an update rather than an apply, by whoever set the break-glass
+// annotations, or, during a session, by any manager but a controller (see [isController])
+// at or after its start, so that everything written under a break-glass goes back to Git at
+// its end.
+func (t takeover) foreign(e metav1.ManagedFieldsEntry, since time.Time) bool {
 	if e.Subresource != "" {
 		return false
 	}
@@ -54,22 +139,17 @@ func (t takeover) foreign(e metav1.ManagedFieldsEntry) bool {
 			return true
 		}
 	}
-	set, err := fieldSet(e)
-	if err != nil {
-		return false
+	if !since.IsZero() && e.Time != nil && !e.Time.Time.Before(since.Truncate(time.Second)) && !isController(e.Manager) {
+		return true
 	}
-	for _, p := range breakGlassPaths {
-		if set.Has(p) {
-			return true
-		}
-	}
-	return false
+	return ownsBreakGlass(e)
 }
 
 // hasForeign reports whether any field of u is owned by a manager to take over.
 func (t takeover) hasForeign(u *unstructured.Unstructured) bool {
+	since := t.sessionStart(u)
 	for _, e := range u.GetManagedFields() {
-		if t.foreign(e) {
+		if t.foreign(e, since) {
 			return true
 		}
 	}
@@ -78,9 +158,10 @@ func (t takeover) hasForeign(u *unstructured.Unstructured) bool {
 
 // foreignManagers lists the names of the managers to take over, for messages.
 func (t takeover) foreignManagers(u *unstructured.Unstructured) []string {
+	since := t.sessionStart(u)
 	var out []string
 	for _, e := range u.GetManagedFields() {
-		if t.foreign(e) && e.Manager != FieldManager {
+		if t.foreign(e, since) && e.Manager != FieldManager {
 			out = append(out, e.Manager)
 		}
 	}
@@ -93,11 +174,12 @@ func (t takeover) foreignManagers(u *unstructured.Unstructured) []string {
 // apply removes every one of them that Git does not declare.
 func (t takeover) patch(u *unstructured.Unstructured, now time.Time) ([]byte, bool, error) {
 	entries := u.GetManagedFields()
+	since := t.sessionStart(u)
 	taken := &fieldpath.Set{}
 	kept := make([]metav1.ManagedFieldsEntry, 0, len(entries))
 	own := -1
 	for _, e := range entries {
-		if !t.foreign(e) {
+		if !t.foreign(e, since) {
 			if e.Manager == FieldManager && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == "" {
 				own = len(kept)
 			}

@@ -43,6 +43,9 @@ type Options struct {
 	// BreakGlassMaxDuration is the longest break-glass honoured, as configured for the guard.
 	// Defaults to four hours.
 	BreakGlassMaxDuration time.Duration
+	// BreakGlassRetention is how long the record of an ended break-glass session is kept, as
+	// configured in guard.breakGlass.retention. Defaults to 90 days.
+	BreakGlassRetention time.Duration
 	// TakeoverManagers are prefixes of field manager names whose fields the reconciler takes
 	// over so that its apply removes what Git does not declare. Defaults to
 	// [DefaultTakeoverManagers].
@@ -70,6 +73,8 @@ type Reconciler struct {
 	maxBG       atomic.Int64
 	takeover    takeover
 	concurrency int
+	// retention is how long an ended break-glass session stays in the record.
+	retention time.Duration
 
 	// syncMu serializes syncs: one fetch and render at a time in the source's cache.
 	syncMu sync.Mutex
@@ -85,7 +90,12 @@ type Reconciler struct {
 	status   Status
 	bg       map[objKey]BreakGlassObject
 	timers   map[objKey]expiryTimer
-	watch    *watcher
+	// sessions are the open break-glass sessions, history the ended ones still kept; both
+	// are written to the break-glass record when sessionsDirty.
+	sessions      map[objKey]*storedSession
+	history       []storedSession
+	sessionsDirty bool
+	watch         *watcher
 
 	// written holds the resource versions the reconciler's own writes produced, so that the
 	// watch events they cause are not taken for drift, and verified the resource version at
@@ -148,8 +158,10 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
 		namespace:   opts.Namespace,
-		takeover:    takeover{prefixes: opts.TakeoverManagers},
+		takeover:    takeover{prefixes: opts.TakeoverManagers, sessions: &sessionStarts{}},
 		concurrency: opts.Concurrency,
+		retention:   opts.BreakGlassRetention,
+		sessions:    map[objKey]*storedSession{},
 		inv:         &inventory{},
 		desired:     map[objKey]*object{},
 		bg:          map[objKey]BreakGlassObject{},
@@ -170,18 +182,25 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 	if r.concurrency <= 0 {
 		r.concurrency = 16
 	}
+	if r.retention <= 0 {
+		r.retention = v1alpha1.DefaultBreakGlassRetention
+	}
 	r.status = Status{Source: src.Name, URL: source.RedactURL(src.URL), Ref: r.spec.Ref.String(), Path: src.Path}
 	return r, nil
 }
 
-// NewForConfig returns a reconciler for every source of cfg. The status namespace and the
-// break-glass maximum come from cfg unless opts sets them.
+// NewForConfig returns a reconciler for every source of cfg. The status namespace, the
+// break-glass maximum and the break-glass record's retention come from cfg unless opts sets
+// them.
 func NewForConfig(cfg *v1alpha1.DriftlessConfig, opts Options) ([]*Reconciler, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = cfg.Reconciler.ServiceAccount.Namespace
 	}
 	if opts.BreakGlassMaxDuration == 0 {
 		opts.BreakGlassMaxDuration = cfg.Guard.BreakGlass.MaxDuration.Duration
+	}
+	if opts.BreakGlassRetention == 0 {
+		opts.BreakGlassRetention = cfg.Guard.BreakGlass.Retention.Duration
 	}
 	out := make([]*Reconciler, 0, len(cfg.Sources))
 	for _, s := range cfg.Sources {

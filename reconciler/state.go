@@ -42,6 +42,12 @@ func (r *Reconciler) load(ctx context.Context) error {
 		r.status.Revision, r.status.Author, r.status.CommitTime, r.status.Subject = st.Revision, st.Author, st.CommitTime, st.Subject
 		r.status.LastApplied = st.LastApplied
 		r.status.DriftReverts = st.DriftReverts
+		r.status.LastChange, r.status.LastChangeTime = st.LastChange, st.LastChangeTime
+	}
+	if err := r.loadSessions(ctx); err != nil {
+		// Without the record, a session's patch after a restart would be against the
+		// current Git and could undo others' commits: do not start without it.
+		return err
 	}
 	r.status.ObjectsManaged = len(r.inv.refs)
 	r.loaded = true
@@ -85,6 +91,10 @@ func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) R
 		if len(out.orphaned) > 0 {
 			msg += fmt.Sprintf("; %d orphaned (left Git, not deleted, no longer managed): %s", len(out.orphaned), strings.Join(out.orphaned, "; "))
 		}
+		if out.applied > 0 || out.pruned > 0 || len(out.orphaned) > 0 {
+			r.noteChange(now, msg)
+		}
+		msg += heldBack(sortedBreakGlass(r.bg))
 		r.failures = 0
 	} else {
 		msg = out.err.Error()
@@ -114,6 +124,23 @@ func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) R
 	return Result{RequeueAfter: next}
 }
 
+// heldBack says which objects a sync left alone under break-glass, and why; empty when none.
+func heldBack(bgs []BreakGlassObject) string {
+	if len(bgs) == 0 {
+		return ""
+	}
+	const show = 3
+	parts := make([]string, 0, show+1)
+	for i, b := range bgs {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(bgs)-show))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s by %s until %s, reason %q", b.Object, whoBrokeGlass(b), b.Until.UTC().Format(time.RFC3339), b.Reason))
+	}
+	return fmt.Sprintf("; %d held back under break-glass: %s", len(bgs), strings.Join(parts, "; "))
+}
+
 // backoff is the wait after the latest of r.failures consecutive failed syncs.
 func (r *Reconciler) backoff() time.Duration {
 	d := minBackoff
@@ -127,6 +154,7 @@ func (r *Reconciler) backoff() time.Duration {
 // returns it for Events to refer to. A failure is logged: the status is a report, and the
 // sync's result does not depend on it.
 func (r *Reconciler) writeStatus(ctx context.Context) *unstructured.Unstructured {
+	r.saveSessions(ctx)
 	st := &r.status
 	st.BreakGlass = sortedBreakGlass(r.bg)
 	r.metrics.setBreakGlass(r.src.Name, len(st.BreakGlass))
@@ -156,11 +184,16 @@ const maxNote = 1024
 // event records an Event about regarding, shortening the note to what the API server
 // accepts.
 func (r *Reconciler) event(regarding runtime.Object, eventType, reason, action, note string) {
+	r.eventWithMore(regarding, eventType, reason, action, note, "see the driftless log and status")
+}
+
+// eventWithMore is [Reconciler.event] saying where to read the rest of a shortened note.
+func (r *Reconciler) eventWithMore(regarding runtime.Object, eventType, reason, action, note, where string) {
 	if r.recorder == nil {
 		return
 	}
 	if len(note) > maxNote {
-		const more = "\n... (truncated; see the driftless log and status)"
+		more := "\n... (truncated; " + where + ")"
 		cut := maxNote - len(more)
 		for cut > 0 && !utf8.RuneStart(note[cut]) {
 			cut--

@@ -73,6 +73,11 @@ type Status struct {
 	Message string `json:"message,omitempty"`
 	// Violations are the policy violations that stopped the last sync.
 	Violations []Violation `json:"violations,omitempty"`
+	// LastChange says what the latest sync or revert that changed the cluster did, which
+	// later syncs that change nothing do not overwrite.
+	LastChange string `json:"lastChange,omitempty"`
+	// LastChangeTime is when LastChange happened.
+	LastChangeTime time.Time `json:"lastChangeTime,omitzero"`
 
 	// ObjectsManaged is the number of objects in the source's inventory.
 	ObjectsManaged int `json:"objectsManaged"`
@@ -110,7 +115,7 @@ const (
 	keyLastApplied, keyLastAttempt, keyAttempted      = "lastApplied", "lastAttempt", "attemptedRevision"
 	keyResult, keyMessage, keyViolations              = "result", "message", "violations"
 	keyManaged, keyApplied, keyPruned, keyReverts     = "objectsManaged", "objectsApplied", "objectsPruned", "driftReverts"
-	keyBreakGlass                                     = "breakGlass"
+	keyBreakGlass, keyLastChange, keyLastChangeTime   = "breakGlass", "lastChange", "lastChangeTime"
 )
 
 // encodeStatus returns the ConfigMap data of s.
@@ -126,6 +131,7 @@ func encodeStatus(s Status) (map[string]string, error) {
 		keyRevision: s.Revision, keyAuthor: s.Author, keyCommitTime: tm(s.CommitTime), keySubject: s.Subject,
 		keyLastApplied: tm(s.LastApplied), keyLastAttempt: tm(s.LastAttempt), keyAttempted: s.AttemptedRevision,
 		keyResult: string(s.Result), keyMessage: s.Message,
+		keyLastChange: s.LastChange, keyLastChangeTime: tm(s.LastChangeTime),
 		keyManaged: strconv.Itoa(s.ObjectsManaged), keyApplied: strconv.Itoa(s.ObjectsApplied),
 		keyPruned: strconv.Itoa(s.ObjectsPruned), keyReverts: strconv.FormatInt(s.DriftReverts, 10),
 	}
@@ -157,11 +163,12 @@ func decodeStatus(d map[string]string) (Status, error) {
 		Source: d[keySource], URL: d[keyURL], Ref: d[keyRef], Path: d[keyPath],
 		Revision: d[keyRevision], Author: d[keyAuthor], Subject: d[keySubject],
 		AttemptedRevision: d[keyAttempted], Result: SyncResult(d[keyResult]), Message: d[keyMessage],
+		LastChange: d[keyLastChange],
 	}
 	for _, f := range []struct {
 		key string
 		dst *time.Time
-	}{{keyCommitTime, &s.CommitTime}, {keyLastApplied, &s.LastApplied}, {keyLastAttempt, &s.LastAttempt}} {
+	}{{keyCommitTime, &s.CommitTime}, {keyLastApplied, &s.LastApplied}, {keyLastAttempt, &s.LastAttempt}, {keyLastChangeTime, &s.LastChangeTime}} {
 		if v := d[f.key]; v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {

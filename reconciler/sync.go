@@ -328,7 +328,8 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 			return err
 		}
 		it.dry = dry
-		it.changed = live == nil || r.takeover.hasForeign(live) || !sameState(dry, live)
+		// A break-glass session still open ends with an apply, which records it.
+		it.changed = live == nil || r.takeover.hasForeign(live) || r.sessions[it.o.ref.key()] != nil || !sameState(dry, live)
 		if !it.changed {
 			r.verify(it.o, live.GetResourceVersion())
 		}
@@ -425,7 +426,7 @@ func (r *Reconciler) applyItems(ctx context.Context, items []*planItem, commit s
 	for _, it := range items {
 		switch {
 		case it.bg.State == v1alpha1.BreakGlassActive:
-			r.noteBreakGlass(ctx, it.o, it.live, it.dry, it.bg)
+			r.noteBreakGlass(ctx, it.o, it.live, it.dry, it.bg, commit)
 		case it.changed:
 			setRevision(it.o.obj, commit)
 			todo = append(todo, it)
@@ -446,11 +447,11 @@ func (r *Reconciler) applyItems(ctx context.Context, items []*planItem, commit s
 		k := it.o.ref.key()
 		prev := r.desired[k]
 		switch {
-		case it.bg.State == v1alpha1.BreakGlassExpired || it.bg.State == v1alpha1.BreakGlassInvalid:
-			r.reverted(ctx, it.o, it.live, it.res, it.bg)
+		case it.bg.State == v1alpha1.BreakGlassExpired || it.bg.State == v1alpha1.BreakGlassInvalid || r.sessions[k] != nil:
+			r.reverted(ctx, it.o, it.live, it.res, it.bg, commit)
 		case prev != nil && sameDesired(prev.obj, it.o.obj):
 			// Git did not change the object, so the change was made out of band.
-			r.reverted(ctx, it.o, it.live, it.res, it.bg)
+			r.reverted(ctx, it.o, it.live, it.res, it.bg, commit)
 		}
 		r.dropBreakGlass(k)
 	}

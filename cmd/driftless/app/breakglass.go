@@ -46,6 +46,8 @@ type breakGlassOptions struct {
 	noPreflight bool
 	list        bool
 	end         bool
+	history     bool
+	output      string
 	clock       clock.PassiveClock
 }
 
@@ -83,6 +85,8 @@ who, reason and expiry.`,
 			switch {
 			case o.list && o.end:
 				return &ExitError{Code: 2, Err: errors.New("--list and --end exclude each other")}
+			case o.history:
+				return o.runHistory(cmd.Context(), cmd.OutOrStdout(), args)
 			case o.list:
 				if len(args) > 0 {
 					return &ExitError{Code: 2, Err: errors.New("--list takes no object")}
@@ -105,6 +109,8 @@ who, reason and expiry.`,
 	f.BoolVar(&o.noPreflight, "no-preflight", false, "do not read the installed configuration; let the guard decide")
 	f.BoolVar(&o.list, "list", false, "list active break-glass objects")
 	f.BoolVar(&o.end, "end", false, "end the break-glass on the object now")
+	f.BoolVar(&o.history, "history", false, "show the record of break-glass sessions: who, why, how they ended, the patch to commit and conflicts")
+	f.StringVarP(&o.output, "output", "o", "text", "output of --history: text or json")
 	return cmd
 }
 

@@ -24,9 +24,13 @@ func newStatusCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show each source's revision, last sync, violations, drift reverts and active break-glass",
+		Short: "Show each source's revision, last sync, last change, violations, drift reverts and break-glass",
 		Long: `status reads the status the reconciler keeps in the driftless-status-<source> ConfigMaps
-(kubectl get configmap -n driftless-system -l ... shows the same data) and prints it.`,
+(kubectl get configmap -n driftless-system -l ... shows the same data) and prints it: per source
+the revision, the last sync, the last sync or revert that changed something, the objects held
+back under an active break-glass (who, why, until when, the patch to commit) and the latest
+break-glass sessions from the record (driftless break-glass --history shows all of them).
+-o json prints the statuses only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := dynamicClient(flags)
@@ -37,13 +41,22 @@ func newStatusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The break-glass record is shown in the text only; a caller who may not read it
+			// still sees the rest.
+			sessions, historyErr := reconciler.ReadBreakGlassHistory(cmd.Context(), client, namespace)
 			switch output {
 			case "json":
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(statuses)
 			case "text":
-				return printStatus(cmd.OutOrStdout(), statuses, time.Now())
+				if err := printStatus(cmd.OutOrStdout(), statuses, sessions, time.Now()); err != nil {
+					return err
+				}
+				if historyErr != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "\nbreak-glass record not shown: %v\n", historyErr)
+				}
+				return nil
 			default:
 				return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text or json", output)}
 			}
@@ -64,7 +77,10 @@ func dynamicClient(flags *genericclioptions.ConfigFlags) (dynamic.Interface, err
 	return dynamic.NewForConfig(restConfig)
 }
 
-func printStatus(out io.Writer, statuses []reconciler.Status, now time.Time) error {
+// recentSessions is how many ended break-glass sessions status shows per source.
+const recentSessions = 3
+
+func printStatus(out io.Writer, statuses []reconciler.Status, sessions []reconciler.BreakGlassSession, now time.Time) error {
 	if len(statuses) == 0 {
 		_, err := fmt.Fprintln(out, "no source has synced yet")
 		return err
@@ -84,20 +100,43 @@ func printStatus(out io.Writer, statuses []reconciler.Status, now time.Time) err
 			fmt.Fprintf(out, "  applied %s %q by %s\n", short(s.Revision), s.Subject, s.Author)
 		}
 		if s.Message != "" {
-			fmt.Fprintf(out, "  last sync: %s\n", s.Message)
+			fmt.Fprintf(out, "  last sync (%s): %s\n", ago(s.LastAttempt, now), s.Message)
+		}
+		if s.LastChange != "" {
+			fmt.Fprintf(out, "  last change (%s): %s\n", ago(s.LastChangeTime, now), s.LastChange)
 		}
 		for _, v := range s.Violations {
 			fmt.Fprintf(out, "  violation: %s\n", v.String())
 		}
 		for _, bg := range s.BreakGlass {
-			by := bg.By
-			if by == "" {
-				by = "(not recorded)"
+			by := orUnknown(bg.By)
+			if bg.Group != "" {
+				by += " (group " + bg.Group + ")"
 			}
-			fmt.Fprintf(out, "  break-glass: %s by %s until %s (%s left), reason %q\n", bg.Object, by, bg.Until.UTC().Format(time.RFC3339), bg.Until.Sub(now).Truncate(time.Second), bg.Reason)
-			if bg.Patch != "" {
-				fmt.Fprintf(out, "    diff from Git (commit it to keep it):\n%s\n", indent(bg.Patch, "      "))
+			fmt.Fprintf(out, "  held back under break-glass: %s by %s until %s (%s left), reason %q; reverted to Git then\n",
+				bg.Object, by, bg.Until.UTC().Format(time.RFC3339), bg.Until.Sub(now).Truncate(time.Second), bg.Reason)
+			printPatch(out, bg.Patch, bg.Conflicts, true, "")
+		}
+		shown := 0
+		for _, bs := range sessions {
+			if bs.Source != s.Source || bs.Active() {
+				continue
 			}
+			if shown == 0 {
+				fmt.Fprintln(out, "  recent break-glass (driftless break-glass --history shows the patches):")
+			}
+			if shown++; shown > recentSessions {
+				fmt.Fprintln(out, "    ...")
+				break
+			}
+			what := "nothing to commit"
+			if bs.Patch != "" {
+				what = "a patch to commit"
+			}
+			if n := len(bs.Conflicts); n > 0 {
+				what += fmt.Sprintf(", conflicts: %d", n)
+			}
+			fmt.Fprintf(out, "    %s by %s, reason %q: %s %s; %s\n", bs.Object, orUnknown(bs.By), bs.Reason, bs.Ending, ago(bs.End, now), what)
 		}
 	}
 	return nil
@@ -114,7 +153,12 @@ func ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return now.Sub(t).Truncate(time.Second).String() + " ago"
+	d := now.Sub(t).Truncate(time.Second)
+	if d < 0 {
+		// Another clock than this machine's, such as a test's.
+		return "at " + t.UTC().Format(time.RFC3339)
+	}
+	return d.String() + " ago"
 }
 
 func indent(s, prefix string) string {
