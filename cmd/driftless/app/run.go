@@ -30,7 +30,7 @@ import (
 )
 
 // RunOptions configure `driftless run`. The fields below the flags are for embedding the run
-// loop in tests and in `driftless dev`.
+// loop in tests and in the playground (test/playground).
 type RunOptions struct {
 	// ConfigPath is the DriftlessConfig file.
 	ConfigPath string

@@ -1,4 +1,4 @@
-package app
+package playground
 
 import (
 	"context"
@@ -15,111 +15,111 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/spf13/cobra"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/harness"
-	"github.com/driftless-dev/driftless/webhook"
+	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
-// devSource is the source name of the local playground.
-const devSource = "payments"
+const (
+	// source is the source name of the playground.
+	source = "payments"
+	// configMapName and configMapKey locate the in-cluster copy of the configuration, where
+	// `driftless break-glass` reads the groups and the maximum duration (see config/default).
+	configMapName = "driftless-config"
+	configMapKey  = "config.yaml"
+)
 
-type devOptions struct {
-	dir  string
-	keep bool
-	demo bool
-	// breakGlassFor is how long the demo's break-glass lasts.
-	breakGlassFor time.Duration
+// Options say how Run sets the playground up and what it does on it.
+type Options struct {
+	// Out receives the narration and the guide; required.
+	Out io.Writer
+	// Driftless is the path of the driftless binary: the story runs its commands and the
+	// guide prints them; required.
+	Driftless string
+	// Dir holds the playground's files; empty makes a new temporary directory.
+	Dir string
+	// Keep keeps a temporary Dir after Run returns.
+	Keep bool
+	// Demo runs the incident story and returns instead of printing the guide and waiting for
+	// the context to end.
+	Demo bool
+	// BreakGlassFor is how long the story's break-glass lasts.
+	BreakGlassFor time.Duration
 }
 
-func newDevCommand() *cobra.Command {
-	o := &devOptions{}
-	cmd := &cobra.Command{
-		Use:   "dev",
-		Short: "Run a local playground: a real control plane, a Git repo, the guard and the reconciler",
-		Long: `dev starts a real kube-apiserver and etcd (built once by hack/control-plane.sh and cached),
-seeds a local Git repository from config/samples/config-repo, and runs the guard (with a
-self-signed CA) and the reconciler against it, with one kubeconfig per persona: admin,
-alice (group oncall) and bob (group developers). It prints the commands for each step of the
-story and runs until Ctrl-C, then cleans up.
-
-With --demo it runs the story itself, narrating each step and what it observed, and exits
-non-zero if any step does not behave as narrated. make demo runs that.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), cmd.OutOrStdout(), o)
-		},
+// Run starts the playground, then tells the story (Demo) or prints the guide and runs until
+// ctx ends; it stops everything it started before it returns.
+func Run(ctx context.Context, o Options) (err error) {
+	if o.Out == nil || o.Driftless == "" {
+		return errors.New("playground: Out and Driftless are required")
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.dir, "dir", "", "directory for the playground's files (default: a new temporary directory)")
-	f.BoolVar(&o.keep, "keep", false, "keep the directory after exit")
-	f.BoolVar(&o.demo, "demo", false, "run the incident story non-interactively and exit")
-	f.DurationVar(&o.breakGlassFor, "break-glass-for", 20*time.Second, "how long the demo's break-glass lasts")
-	return cmd
-}
-
-// devEnv is a running playground.
-type devEnv struct {
-	out        io.Writer
-	dir        string
-	repoDir    string
-	configPath string
-	cp         *harness.ControlPlane
-	// admin and dynamic are admin's clients, made once.
-	admin   kubernetes.Interface
-	dynamic dynamic.Interface
-	repo    *git.Repository
-	stopRun context.CancelFunc
-	runDone chan error
-	logPath string
-}
-
-func runDev(ctx context.Context, out io.Writer, o *devOptions) (err error) {
-	dir := o.dir
+	driftlessBin, err := filepath.Abs(o.Driftless)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(driftlessBin); err != nil {
+		return fmt.Errorf("the playground runs the driftless binary %s (build it with make build): %w", o.Driftless, err)
+	}
+	dir := o.Dir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "driftless-dev-"); err != nil {
 			return err
 		}
+		if !o.Keep {
+			defer os.RemoveAll(dir)
+		}
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if !o.keep && o.dir == "" {
-		defer os.RemoveAll(dir)
-	}
-	env := &devEnv{out: out, dir: dir}
-	defer func() { err = errors.Join(err, env.close()) }()
-	if err := env.start(ctx); err != nil {
+	e := &env{out: o.Out, dir: dir, driftlessBin: driftlessBin}
+	defer func() { err = errors.Join(err, e.close()) }()
+	if err := e.start(ctx); err != nil {
 		return err
 	}
-	if o.demo {
-		return env.demo(ctx, o.breakGlassFor)
+	if o.Demo {
+		return e.demo(ctx, o.BreakGlassFor)
 	}
-	env.printGuide()
+	e.printGuide()
 	<-ctx.Done()
-	fmt.Fprintln(out, "\nstopping: guard, reconciler and control plane")
+	fmt.Fprintln(o.Out, "\nstopping: guard, reconciler and control plane")
 	return nil
 }
 
-func (e *devEnv) say(format string, args ...any) {
+// env is a running playground.
+type env struct {
+	out          io.Writer
+	dir          string
+	driftlessBin string
+	repoDir      string
+	cp           *harness.ControlPlane
+	server       *inprocess.Server
+	serverUp     bool
+	// admin and dynamic are admin's clients, made once.
+	admin   kubernetes.Interface
+	dynamic dynamic.Interface
+	repo    *git.Repository
+	logPath string
+	logFile *os.File
+}
+
+func (e *env) say(format string, args ...any) {
 	fmt.Fprintf(e.out, "==> "+format+"\n", args...)
 }
 
-func (e *devEnv) start(ctx context.Context) error {
+func (e *env) start(ctx context.Context) error {
 	root, err := harness.ModuleRoot()
 	if err != nil {
-		return fmt.Errorf("driftless dev runs from a Driftless checkout (it needs hack/ and config/samples/): %w", err)
+		return fmt.Errorf("the playground runs from a Driftless checkout (it needs hack/ and config/samples/): %w", err)
 	}
 	sample := filepath.Join(root, "config", "samples", "config-repo")
 	if _, err := os.Stat(sample); err != nil {
-		return fmt.Errorf("driftless dev runs from a Driftless checkout: %w", err)
+		return fmt.Errorf("the playground runs from a Driftless checkout: %w", err)
 	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		e.say("control plane binaries (built once, then cached)")
@@ -145,9 +145,8 @@ func (e *devEnv) start(ctx context.Context) error {
 	if e.dynamic, err = dynamic.NewForConfig(e.cp.Admin.Config); err != nil {
 		return err
 	}
-	admin := e.admin
 	for _, ns := range []string{v1alpha1.DefaultNamespace, "production", "staging"} {
-		if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		if _, err := e.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
 	}
@@ -164,7 +163,6 @@ func (e *devEnv) start(ctx context.Context) error {
 		return err
 	}
 
-	e.configPath = filepath.Join(e.dir, "driftless.yaml")
 	config := fmt.Sprintf(`apiVersion: driftless.dev/v1alpha1
 kind: DriftlessConfig
 sources:
@@ -185,87 +183,47 @@ policySets:
     paths: [%s]
     parameters:
       allowed_registries: [registry.example.com]
-`, devSource, e.repoDir, harness.OncallGroup, filepath.Join(e.repoDir, "policies"))
-	if err := os.WriteFile(e.configPath, []byte(config), 0o644); err != nil {
-		return err
-	}
-	// The in-cluster copy of the configuration, where driftless break-glass reads the groups
-	// and the maximum duration.
-	if _, err := admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Create(ctx, &corev1.ConfigMap{
+`, source, e.repoDir, harness.OncallGroup, filepath.Join(e.repoDir, "policies"))
+	if _, err := e.admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: configMapName},
 		Data:       map[string]string{configMapKey: config},
 	}, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create the driftless-config ConfigMap: %w", err)
+		return fmt.Errorf("create the %s ConfigMap: %w", configMapName, err)
 	}
 
 	e.say("starting driftless run: the guard (self-signed CA) and the reconciler")
-	ca, err := harness.NewCA()
-	if err != nil {
-		return err
-	}
-	certDir := filepath.Join(e.dir, "certs")
-	if err := ca.WriteServingCert(certDir, 1, "127.0.0.1"); err != nil {
-		return err
-	}
-	addrs := make([]string, 3)
-	for i := range addrs {
-		if addrs[i], err = harness.FreeAddr(); err != nil {
-			return err
-		}
-	}
 	e.logPath = filepath.Join(e.dir, "driftless.log")
-	logFile, err := os.Create(e.logPath)
-	if err != nil {
+	if e.logFile, err = os.Create(e.logPath); err != nil {
 		return err
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.stopRun, e.runDone = cancel, make(chan error, 1)
-	go func() {
-		defer logFile.Close()
-		e.runDone <- Run(runCtx, RunOptions{
-			ConfigPath: e.configPath, CertDir: certDir,
-			WebhookAddr: addrs[0], MetricsAddr: addrs[1], ProbeAddr: addrs[2],
-			ConfigReloadInterval: time.Second, CacheDir: filepath.Join(e.dir, "cache"),
-			RESTConfig: e.cp.Reconciler.Config,
-			Logger:     zap.New(zap.WriteTo(logFile)),
-		})
-	}()
-	if err := e.waitReady(ctx, "http://"+addrs[2]+"/readyz"); err != nil {
+	if e.server, err = inprocess.NewWithOptions(e.cp, config, inprocess.Options{
+		Dir:       filepath.Join(e.dir, "driftless"),
+		RealClock: true,
+		Logger:    zap.New(zap.WriteTo(e.logFile)),
+	}); err != nil {
 		return err
 	}
-	cfg, err := v1alpha1.Load(e.configPath)
-	if err != nil {
-		return err
+	if err := e.server.Start(); err != nil {
+		return fmt.Errorf("%w (see %s)", err, e.logPath)
 	}
-	vwc := webhook.WebhookConfiguration(cfg, admissionregistrationv1.WebhookClientConfig{
-		URL: ptr.To("https://" + addrs[0] + webhook.GuardPath), CABundle: ca.PEM,
-	})
-	if _, err := admin.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, vwc, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("install the webhook configuration: %w", err)
+	e.serverUp = true
+	if err := e.server.Install(ctx); err != nil {
+		return fmt.Errorf("install the webhook configuration: %w (see %s)", err, e.logPath)
 	}
 	e.say("ready: logs in %s", e.logPath)
 	return nil
 }
 
-func (e *devEnv) waitReady(ctx context.Context, url string) error {
-	return harness.WaitReady(ctx, url, func() error {
-		select {
-		case err := <-e.runDone:
-			e.runDone <- err
-			return fmt.Errorf("driftless run exited: %w (see %s)", err, e.logPath)
-		default:
-			return nil
-		}
-	})
-}
-
-func (e *devEnv) close() error {
+func (e *env) close() error {
 	var errs []error
-	if e.stopRun != nil {
-		e.stopRun()
-		if err := <-e.runDone; err != nil {
+	if e.server != nil {
+		// Stop on a server whose Start failed returns the error Start already reported.
+		if err := e.server.Stop(); err != nil && e.serverUp {
 			errs = append(errs, err)
 		}
+	}
+	if e.logFile != nil {
+		errs = append(errs, e.logFile.Close())
 	}
 	if e.cp != nil {
 		errs = append(errs, e.cp.Stop())
@@ -274,7 +232,7 @@ func (e *devEnv) close() error {
 }
 
 // commit commits every change in the playground repository.
-func (e *devEnv) commit(message, author string) (string, error) {
+func (e *env) commit(message, author string) (string, error) {
 	wt, err := e.repo.Worktree()
 	if err != nil {
 		return "", err
@@ -291,9 +249,9 @@ func (e *devEnv) commit(message, author string) (string, error) {
 	return sha.String(), nil
 }
 
-func (e *devEnv) printGuide() {
+func (e *env) printGuide() {
 	k := func(u *harness.User) string { return e.cp.KubectlPath + " --kubeconfig " + u.Kubeconfig }
-	self, _ := os.Executable()
+	d := e.driftlessBin
 	fmt.Fprintf(e.out, `
 The playground is running. Protected namespaces: production, staging. Source %q follows
 %s (path overlays/production); commit there and the reconciler applies it within 5s.
@@ -316,8 +274,8 @@ The playground is running. Protected namespaces: production, staging. Source %q 
   cd %s && $EDITOR overlays/production/configmap-patch.yaml && git commit -am "Raise pool size"
 
 Logs: %s. Ctrl-C stops everything and cleans up.
-`, devSource, e.repoDir, k(e.cp.Bob), self, e.cp.Bob.Kubeconfig, self, e.cp.Alice.Kubeconfig, k(e.cp.Alice), self, e.cp.Alice.Kubeconfig,
-		self, e.cp.Admin.Kubeconfig, e.repoDir, e.logPath)
+`, source, e.repoDir, k(e.cp.Bob), d, e.cp.Bob.Kubeconfig, d, e.cp.Alice.Kubeconfig, k(e.cp.Alice), d, e.cp.Alice.Kubeconfig,
+		d, e.cp.Admin.Kubeconfig, e.repoDir, e.logPath)
 }
 
 // copyTree copies the regular files under src to dst.
