@@ -1,10 +1,11 @@
 package webhook
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftless-dev/driftless/internal/metricsutil"
 )
 
 // Metrics are the guard's Prometheus metrics.
@@ -34,28 +35,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"user", "group"}),
 	}
 	var err error
-	if m.decisions, err = register(reg, m.decisions); err != nil {
+	if m.decisions, err = metricsutil.Register(reg, m.decisions); err != nil {
 		return nil, err
 	}
-	if m.latency, err = register(reg, m.latency); err != nil {
+	if m.latency, err = metricsutil.Register(reg, m.latency); err != nil {
 		return nil, err
 	}
-	if m.breakGlass, err = register(reg, m.breakGlass); err != nil {
+	if m.breakGlass, err = metricsutil.Register(reg, m.breakGlass); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *Metrics) observe(result Result, reason Reason, took time.Duration) {
