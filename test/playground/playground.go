@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -135,6 +136,15 @@ func (e *env) start(ctx context.Context) error {
 		}
 	}
 
+	// Everything controller-runtime logs, from envtest's start to the reconciler, goes to one
+	// file; the terminal shows the narration only.
+	e.logPath = filepath.Join(e.dir, "driftless.log")
+	if e.logFile, err = os.Create(e.logPath); err != nil {
+		return err
+	}
+	logger := zap.New(zap.WriteTo(e.logFile))
+	ctrllog.SetLogger(logger)
+
 	e.say("starting kube-apiserver and etcd")
 	if e.cp, err = harness.Start(ctx); err != nil {
 		return err
@@ -192,14 +202,10 @@ policySets:
 	}
 
 	e.say("starting driftless run: the guard (self-signed CA) and the reconciler")
-	e.logPath = filepath.Join(e.dir, "driftless.log")
-	if e.logFile, err = os.Create(e.logPath); err != nil {
-		return err
-	}
 	if e.server, err = inprocess.NewWithOptions(e.cp, config, inprocess.Options{
 		Dir:       filepath.Join(e.dir, "driftless"),
 		RealClock: true,
-		Logger:    zap.New(zap.WriteTo(e.logFile)),
+		Logger:    logger,
 	}); err != nil {
 		return err
 	}
