@@ -228,11 +228,12 @@ func (e *env) close() error {
 			errs = append(errs, err)
 		}
 	}
-	if e.logFile != nil {
-		errs = append(errs, e.logFile.Close())
-	}
 	if e.cp != nil {
 		errs = append(errs, e.cp.Stop())
+	}
+	// Last: stopping the control plane still logs.
+	if e.logFile != nil {
+		errs = append(errs, e.logFile.Close())
 	}
 	return errors.Join(errs...)
 }
