@@ -4,6 +4,7 @@ SHELL := /usr/bin/env bash
 
 GO        ?= go
 BIN       ?= bin/driftless
+DEV_BIN   ?= bin/driftless-dev
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 # The commit time: every file in the image and the image itself carry it, so that the same
@@ -68,6 +69,14 @@ manifests: build ## Regenerate config/webhook/manifests.yaml and config/default/
 run: build ## Run driftless run against the current kubeconfig (CONFIG, CERT_DIR).
 	$(BIN) run --config $${CONFIG:-config/default/driftless.yaml} --cert-dir $${CERT_DIR:-/tmp/driftless-certs} --log-development
 
+.PHONY: build-dev
+build-dev: ## Build bin/driftless-dev, the local playground (test/playground; not shipped).
+	$(GO) build -o $(DEV_BIN) ./test/playground/cmd/driftless-dev
+
+.PHONY: dev
+dev: build build-dev envtest ## A local playground left running: control plane, Git repo, guard, reconciler, personas.
+	$(DEV_BIN) --driftless $(BIN)
+
 .PHONY: demo
-demo: build envtest ## The incident story end to end on a local control plane (driftless dev --demo).
-	$(BIN) dev --demo
+demo: build build-dev envtest ## The incident story end to end on a local control plane (bin/driftless-dev --demo).
+	$(DEV_BIN) --driftless $(BIN) --demo

@@ -19,8 +19,10 @@
 // succeeded, Evaluate and EvaluateAll return ErrNoPolicy, so callers can fail
 // closed.
 //
-// Policies cannot reach the network or the process environment: http.send,
-// net.lookup_ip_addr and opa.runtime are rejected at compile time, so a
+// Policies run in a sandbox (sandbox.go): an allow-list of OPA's built-ins
+// without the non-deterministic ones (time.now_ns, rand.intn, uuid.rfc4122,
+// http.send, net.lookup_ip_addr, opa.runtime, ...). A call of a refused
+// built-in fails the load with its file:line:col and the built-in's name, so a
 // policy decides the same way in CI, in the reconciler and at admission.
 //
 // # Conventions (compatible with conftest)

@@ -342,6 +342,7 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 	pq, err := rego.New(
 		rego.ParsedQuery(query),
 		rego.Compiler(compiler),
+		rego.Capabilities(compiler.Capabilities()),
 		rego.Store(store),
 		rego.SetRegoVersion(ast.RegoV1),
 		contextFunction(),

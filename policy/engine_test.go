@@ -278,13 +278,34 @@ func TestLoadErrors(t *testing.T) {
 			name:         "network access is refused",
 			files:        map[string]string{"p.rego": "package main\n\ndeny contains x if {\n\tr := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1\"})\n\tx := r.body\n}\n"},
 			wantProblems: []string{"p.rego:4:"},
-			wantErr:      "http.send",
+			wantErr:      "http.send is not allowed in policies",
 		},
 		{
 			name:         "environment access is refused",
 			files:        map[string]string{"p.rego": "package main\n\ndeny contains x if {\n\tx := opa.runtime().env.HOME\n}\n"},
 			wantProblems: []string{"p.rego:4:"},
-			wantErr:      "opa.runtime",
+			wantErr:      "opa.runtime is not allowed in policies",
+		},
+		{
+			name:         "the clock is refused",
+			files:        map[string]string{"p.rego": "package main\n\ndeny contains \"late\" if {\n\ttime.now_ns() > 0\n}\n"},
+			wantProblems: []string{"p.rego:4:2"},
+			wantErr:      "time.now_ns is not allowed in policies",
+		},
+		{
+			name: "randomness is refused, every call reported",
+			files: map[string]string{
+				"a.rego": "package main\n\ndeny contains x if {\n\tx := uuid.rfc4122(\"k\")\n}\n",
+				"b.rego": "package main\n\ndeny contains \"x\" if {\n\trand.intn(\"k\", 10, n)\n\tn > 5\n}\n",
+			},
+			wantProblems: []string{"a.rego:4:7", "b.rego:4:2"},
+			wantErr:      "uuid.rfc4122 is not allowed in policies",
+		},
+		{
+			name:         "DNS is refused",
+			files:        map[string]string{"p.rego": "package main\n\ndeny contains \"x\" if {\n\tcount(net.lookup_ip_addr(\"example.com\")) > 0\n}\n"},
+			wantProblems: []string{"p.rego:4:8"},
+			wantErr:      "net.lookup_ip_addr is not allowed in policies",
 		},
 		{
 			name:         "reserved package",

@@ -193,34 +193,22 @@ func reservedPackage(path ast.Ref) bool {
 	return len(path) >= 2 && path[1].Equal(ast.StringTerm("driftless"))
 }
 
-// unsafeBuiltins are rejected at compile time: policies must decide the same
-// way everywhere and must not reach the network or the environment.
-func unsafeBuiltins() map[string]struct{} {
-	return map[string]struct{}{
-		ast.HTTPSend.Name:        {},
-		ast.NetLookupIPAddr.Name: {},
-		ast.OPARuntime.Name:      {},
-	}
-}
-
-// newCompiler returns a compiler with Driftless' restrictions.
-func newCompiler() *ast.Compiler {
+// newCompiler returns a compiler with Driftless' restrictions: Rego v1 and the sandbox's
+// built-ins (see capabilities) plus extra.
+func newCompiler(extra ...*ast.Builtin) *ast.Compiler {
 	return ast.NewCompiler().
 		WithDefaultRegoVersion(ast.RegoV1).
-		WithUnsafeBuiltins(unsafeBuiltins())
+		WithCapabilities(capabilities(extra...))
 }
 
 // compileModules compiles modules, knowing the extra builtins, and reports
-// problems as a *CompileError.
+// problems as a *CompileError. A call of a built-in the sandbox refuses is
+// reported as such, at its file:line:col.
 func compileModules(modules map[string]*ast.Module, builtins ...*ast.Builtin) (*ast.Compiler, error) {
-	c := newCompiler()
-	if len(builtins) > 0 {
-		m := make(map[string]*ast.Builtin, len(builtins))
-		for _, b := range builtins {
-			m[b.Name] = b
-		}
-		c = c.WithBuiltins(m)
+	if problems := refusedCalls(modules); len(problems) > 0 {
+		return nil, newCompileError(problems)
 	}
+	c := newCompiler(builtins...)
 	c.Compile(modules)
 	if c.Failed() {
 		return nil, newCompileError(problemsFrom(c.Errors))

@@ -147,6 +147,9 @@ func RunTests(ctx context.Context, opts TestOptions) (TestReport, error) {
 	}
 	defer store.Abort(ctx, txn)
 
+	if problems := refusedCalls(modules); len(problems) > 0 {
+		return TestReport{}, newCompileError(problems)
+	}
 	runner := tester.NewRunner().
 		SetCompiler(newCompiler().WithEnablePrintStatements(true)).
 		SetStore(store).

@@ -102,6 +102,12 @@ func TestRunTestsErrors(t *testing.T) {
 			wantLoc: "p_test.rego:4:2",
 		},
 		{
+			name:    "test calling the clock",
+			files:   map[string]string{"p_test.rego": "package p_test\n\ntest_x if {\n\ttime.now_ns() > 0\n}\n"},
+			want:    "time.now_ns is not allowed in policies",
+			wantLoc: "p_test.rego:4:2",
+		},
+		{
 			name:  "cancelled",
 			files: map[string]string{"p_test.rego": "package p_test\n\ntest_x if true\n"},
 			ctx: func(t *testing.T) context.Context {

@@ -1,10 +1,11 @@
 package reconciler
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftless-dev/driftless/internal/metricsutil"
 )
 
 // Metrics are the reconciler's Prometheus metrics, labelled by source.
@@ -49,37 +50,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"source"}),
 	}
 	var err error
-	if m.syncDuration, err = register(reg, m.syncDuration); err != nil {
+	if m.syncDuration, err = metricsutil.Register(reg, m.syncDuration); err != nil {
 		return nil, err
 	}
-	if m.syncs, err = register(reg, m.syncs); err != nil {
+	if m.syncs, err = metricsutil.Register(reg, m.syncs); err != nil {
 		return nil, err
 	}
-	if m.applied, err = register(reg, m.applied); err != nil {
+	if m.applied, err = metricsutil.Register(reg, m.applied); err != nil {
 		return nil, err
 	}
-	if m.pruned, err = register(reg, m.pruned); err != nil {
+	if m.pruned, err = metricsutil.Register(reg, m.pruned); err != nil {
 		return nil, err
 	}
-	if m.driftReverts, err = register(reg, m.driftReverts); err != nil {
+	if m.driftReverts, err = metricsutil.Register(reg, m.driftReverts); err != nil {
 		return nil, err
 	}
-	if m.breakGlass, err = register(reg, m.breakGlass); err != nil {
+	if m.breakGlass, err = metricsutil.Register(reg, m.breakGlass); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // The methods below do nothing on a nil *Metrics.

@@ -84,6 +84,9 @@ func (s *Set) SetConfig(cfg *v1alpha1.DriftlessConfig) error {
 	defer s.mu.Unlock()
 	s.sources = append([]v1alpha1.Source(nil), cfg.Sources...)
 	s.opts.BreakGlassMaxDuration = maxBG
+	// A new retention applies to the sources started from now on, and to the others when
+	// they restart.
+	s.opts.BreakGlassRetention = cfg.Guard.BreakGlass.Retention.Duration
 	for _, rs := range s.running {
 		rs.r.SetBreakGlassMaxDuration(maxBG)
 	}

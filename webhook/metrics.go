@@ -1,10 +1,11 @@
 package webhook
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftless-dev/driftless/internal/metricsutil"
 )
 
 // Metrics are the guard's Prometheus metrics. Every label takes its values from a fixed set
@@ -58,34 +59,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"reason"}),
 	}
 	var err error
-	if m.decisions, err = register(reg, m.decisions); err != nil {
+	if m.decisions, err = metricsutil.Register(reg, m.decisions); err != nil {
 		return nil, err
 	}
-	if m.latency, err = register(reg, m.latency); err != nil {
+	if m.latency, err = metricsutil.Register(reg, m.latency); err != nil {
 		return nil, err
 	}
-	if m.breakGlass, err = register(reg, m.breakGlass); err != nil {
+	if m.breakGlass, err = metricsutil.Register(reg, m.breakGlass); err != nil {
 		return nil, err
 	}
-	if m.events, err = register(reg, m.events); err != nil {
+	if m.events, err = metricsutil.Register(reg, m.events); err != nil {
 		return nil, err
 	}
-	if m.refusals, err = register(reg, m.refusals); err != nil {
+	if m.refusals, err = metricsutil.Register(reg, m.refusals); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *Metrics) observe(result Result, reason Reason, took time.Duration) {

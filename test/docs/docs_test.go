@@ -12,8 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/driftless-dev/driftless/cmd/driftless/app"
 	"github.com/driftless-dev/driftless/test/harness"
@@ -127,6 +130,9 @@ func TestReadmeTourRuns(t *testing.T) {
 	}
 }
 
+// TestReadmeCommandTableMatchesTheBinary checks the README's command table against the
+// command tree both ways: every row is a command of the binary, and every command of
+// the binary has a row (a group such as `manifests` is covered by its subcommands' rows).
 func TestReadmeCommandTableMatchesTheBinary(t *testing.T) {
 	root, err := harness.ModuleRoot()
 	if err != nil {
@@ -136,21 +142,35 @@ func TestReadmeCommandTableMatchesTheBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := 0
+	listed := map[string]bool{}
 	for _, line := range strings.Split(string(data), "\n") {
 		if !strings.HasPrefix(line, "| `driftless ") {
 			continue
 		}
-		rows++
 		name := strings.Fields(strings.Trim(strings.SplitN(line, "`", 3)[1], "`"))[1:]
+		listed[strings.Join(name, " ")] = true
 		cmd, _, err := app.NewCommand().Find(name)
 		if err != nil || cmd.Name() != name[len(name)-1] {
 			t.Errorf("README lists `driftless %s`, which the binary does not have", strings.Join(name, " "))
 		}
 	}
-	if rows < 5 {
-		t.Fatalf("found %d command rows in the README's table; the test reads rows starting with \"| `driftless \"", rows)
+	if len(listed) < 5 {
+		t.Fatalf("found %d command rows in the README's table; the test reads rows starting with \"| `driftless \"", len(listed))
 	}
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() || sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			name := append(slices.Clone(path), sub.Name())
+			if !sub.HasAvailableSubCommands() && !listed[strings.Join(name, " ")] {
+				t.Errorf("the binary has `driftless %s`, which the README's command table does not list", strings.Join(name, " "))
+			}
+			walk(sub, name)
+		}
+	}
+	walk(app.NewCommand(), nil)
 }
 
 func TestRunbookCommandsRun(t *testing.T) {

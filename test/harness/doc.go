@@ -3,5 +3,6 @@
 // and kubeconfigs for the real kubectl, and serving certificates for webhooks.
 //
 // Start the control plane once per test package, in TestMain. The harness is for tests and
-// `driftless dev`; product code must not depend on it.
+// the playground (test/playground); product code must not depend on it, and
+// cmd/driftless's TestShippedBinaryHoldsNoTestCode checks that the binary does not link it.
 package harness

@@ -45,25 +45,56 @@ type Server struct {
 	WebhookAddr  string
 	MetricsAddr  string
 	ProbeAddr    string
-	Clock        *clocktesting.FakeClock
-	CA           *harness.CA
-	cancel       context.CancelFunc
-	done         chan error
+	// Clock is the fake clock break-glass expiry runs on; nil with Options.RealClock.
+	Clock  *clocktesting.FakeClock
+	CA     *harness.CA
+	logger logr.Logger
+	cancel context.CancelFunc
+	done   chan error
 }
 
-// New prepares a guard for cp with the given configuration: free addresses, a serving
-// certificate for 127.0.0.1 and the client CA of cp's API server. Start runs it.
+// Options change how New sets the server up; the zero value is what the end-to-end suites use.
+type Options struct {
+	// Dir holds the configuration file, the serving certificates and the Git caches; empty
+	// makes a new temporary directory.
+	Dir string
+	// RealClock runs break-glass expiry and syncs on the real clock; otherwise Clock is a fake
+	// clock the test advances.
+	RealClock bool
+	// Logger receives the server's log. When it has no sink, the log goes to stderr if
+	// DRIFTLESS_E2E_LOGS is set and is discarded otherwise.
+	Logger logr.Logger
+}
+
+// New prepares `driftless run` for cp with the configuration config, a fake clock and a
+// temporary directory: free addresses, a serving certificate for 127.0.0.1 and the client CA
+// of cp's API server. Start runs it.
 func New(cp *harness.ControlPlane, config string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "driftless-guard-")
-	if err != nil {
+	return NewWithOptions(cp, config, Options{})
+}
+
+// NewWithOptions prepares `driftless run` with the configuration config as o says; Start runs
+// it.
+func NewWithOptions(cp *harness.ControlPlane, config string, o Options) (*Server, error) {
+	dir := o.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "driftless-guard-"); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	g := &Server{
 		cp: cp, Dir: dir,
 		ConfigPath: filepath.Join(dir, "config.yaml"),
 		CertDir:    filepath.Join(dir, "certs"),
-		Clock:      clocktesting.NewFakeClock(time.Now().Truncate(time.Second)),
+		logger:     o.Logger,
 	}
+	if !o.RealClock {
+		g.Clock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
+	}
+	var err error
 	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr} {
 		if *a, err = harness.FreeAddr(); err != nil {
 			return nil, err
@@ -89,28 +120,34 @@ func New(cp *harness.ControlPlane, config string) (*Server, error) {
 func (g *Server) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel, g.done = cancel, make(chan error, 1)
-	logger := zap.New(zap.WriteTo(os.Stderr))
-	if os.Getenv("DRIFTLESS_E2E_LOGS") == "" {
+	logger := g.logger
+	if logger.GetSink() == nil {
 		logger = logr.Discard()
+		if os.Getenv("DRIFTLESS_E2E_LOGS") != "" {
+			logger = zap.New(zap.WriteTo(os.Stderr))
+		}
 	}
-	go func() {
-		g.done <- app.Run(ctx, app.RunOptions{
-			ConfigPath:           g.ConfigPath,
-			CertDir:              g.CertDir,
-			ClientCAFile:         g.ClientCAFile,
-			WebhookAddr:          g.WebhookAddr,
-			MetricsAddr:          g.MetricsAddr,
-			ProbeAddr:            g.ProbeAddr,
-			ConfigReloadInterval: 100 * time.Millisecond,
-			CacheDir:             filepath.Join(g.Dir, "cache"),
-			RESTConfig:           g.cp.Reconciler.Config,
-			Clock:                g.Clock,
-			Logger:               logger,
-		})
-	}()
+	opts := app.RunOptions{
+		ConfigPath:           g.ConfigPath,
+		CertDir:              g.CertDir,
+		ClientCAFile:         g.ClientCAFile,
+		WebhookAddr:          g.WebhookAddr,
+		MetricsAddr:          g.MetricsAddr,
+		ProbeAddr:            g.ProbeAddr,
+		ConfigReloadInterval: 100 * time.Millisecond,
+		CacheDir:             filepath.Join(g.Dir, "cache"),
+		RESTConfig:           g.cp.Reconciler.Config,
+		Logger:               logger,
+	}
+	// A nil *FakeClock in the interface would not be the real clock.
+	if g.Clock != nil {
+		opts.Clock = g.Clock
+	}
+	go func() { g.done <- app.Run(ctx, opts) }()
 	return harness.WaitReady(ctx, "http://"+g.ProbeAddr+"/readyz", func() error {
 		select {
 		case err := <-g.done:
+			g.done <- err
 			return fmt.Errorf("driftless run exited: %w", err)
 		default:
 			return nil
@@ -118,8 +155,11 @@ func (g *Server) Start() error {
 	})
 }
 
-// Stop stops the guard and waits for it to exit.
+// Stop stops the guard and waits for it to exit; it does nothing before Start.
 func (g *Server) Stop() error {
+	if g.cancel == nil {
+		return nil
+	}
 	g.cancel()
 	return <-g.done
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,10 @@ func TestBinaryExitCodes(t *testing.T) {
 		wantCode   int
 		wantStdout string
 		wantStderr string
+		// env replaces these variables of the test's environment ("" unsets).
+		env map[string]string
+		// stderrLines, when set, is how many lines stderr must have.
+		stderrLines int
 	}{
 		{
 			name:       "check passes",
@@ -72,12 +77,32 @@ func TestBinaryExitCodes(t *testing.T) {
 			wantCode:   2,
 			wantStderr: "driftless: compile policies: testdata/policytest/broken/owner_test.rego:4:17: ",
 		},
+		{
+			name:        "run outside a cluster is one plain error",
+			args:        []string{"run", "--config", filepath.Join("..", "..", "..", "config", "default", "driftless.yaml"), "--cert-dir", t.TempDir()},
+			env:         map[string]string{"HOME": t.TempDir(), "KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": "", "KUBERNETES_SERVICE_PORT": ""},
+			wantCode:    1,
+			wantStderr:  "driftless: connect to the API server: not in a cluster (KUBERNETES_SERVICE_HOST is not set) and no kubeconfig",
+			stderrLines: 1,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			cmd := exec.CommandContext(t.Context(), bin, tt.args...)
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if tt.env != nil {
+				for _, kv := range os.Environ() {
+					if _, replaced := tt.env[strings.SplitN(kv, "=", 2)[0]]; !replaced {
+						cmd.Env = append(cmd.Env, kv)
+					}
+				}
+				for k, v := range tt.env {
+					if v != "" {
+						cmd.Env = append(cmd.Env, k+"="+v)
+					}
+				}
+			}
 			err := cmd.Run()
 			code := 0
 			if exitErr, ok := errors.AsType[*exec.ExitError](err); ok {
@@ -93,6 +118,9 @@ func TestBinaryExitCodes(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Errorf("stderr does not contain %q:\n%s", tt.wantStderr, stderr.String())
+			}
+			if lines := strings.Count(strings.TrimSuffix(stderr.String(), "\n"), "\n") + 1; tt.stderrLines > 0 && lines != tt.stderrLines {
+				t.Errorf("stderr has %d lines, want %d:\n%s", lines, tt.stderrLines, stderr.String())
 			}
 		})
 	}

@@ -54,7 +54,7 @@ type breakGlassOptions struct {
 func newBreakGlassCommand() *cobra.Command {
 	o := &breakGlassOptions{flags: genericclioptions.NewConfigFlags(true), clock: clock.RealClock{}}
 	cmd := &cobra.Command{
-		Use:   "break-glass [-n NAMESPACE] KIND/NAME --reason REASON --for DURATION | --end KIND/NAME | --list",
+		Use:   "break-glass [-n NAMESPACE] KIND/NAME --reason REASON --for DURATION | --end KIND/NAME | --list | --history [-o json]",
 		Short: "Open a time-boxed, audited exception to the guard on one object, as yourself",
 		Long: `break-glass annotates one object, with your own kubeconfig identity, so that members of the
 break-glass groups may change it until the expiry:
@@ -76,7 +76,9 @@ reverts the object to Git and records the change you would have to commit to kee
 the current Git. Extending is running break-glass again, within the maximum again.
 
 --end ends a break-glass early (as its requester or another break-glass group member): the
-reconciler reverts the object to Git at once. --list shows every active break-glass: object,
+reconciler reverts the object to Git at once. --history shows the record of past and current
+sessions (who, group, reason, how it ended, the patch to commit and its conflicts), kept for
+guard.breakGlass.retention. --list shows every active break-glass: object,
 who, reason and expiry.`,
 		Example: `  driftless break-glass -n production configmap/payment-gateway-config --reason "INC-123: raise pool size" --for 1h
   driftless break-glass -n production configmap/payment-gateway-config --end

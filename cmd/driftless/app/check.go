@@ -60,6 +60,9 @@ type CheckOptions struct {
 	DisabledRules []string
 	// FailOnWarn makes warnings fail the check like denials.
 	FailOnWarn bool
+	// AllowEmpty lets a path that renders no objects pass; otherwise Check fails on it, so
+	// that a wrong path does not pass CI by checking nothing.
+	AllowEmpty bool
 }
 
 func newCheckCommand() *cobra.Command {
@@ -90,8 +93,11 @@ Output (--output): text (one line per violation and a summary), json (a CheckRep
 apiVersion driftless.dev/v1alpha1), junit (one testsuite per PATH, one testcase per object) or
 sarif (SARIF 2.1.0, for GitHub code scanning).
 
+A PATH that renders no objects is an error (exit 2), unless --allow-empty.
+
 Exit status: 0 when nothing is denied, 1 when a policy denies an object (or warns, with
---fail-on-warn), 2 on usage, render, configuration or policy compile errors.`,
+--fail-on-warn), 2 on usage, render, configuration or policy compile errors and on a PATH
+that renders no objects (without --allow-empty).`,
 		Example: `  driftless check --param 'allowed_registries=["registry.example.com"]' --environment production overlays/production
   driftless check --config driftless.yaml --policy-set production --output sarif overlays/production > driftless.sarif`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -142,6 +148,7 @@ Exit status: 0 when nothing is denied, 1 when a policy denies an object (or warn
 	f.StringArrayVar(&o.DisabledRules, "disable-rule", nil, "built-in rule to leave out, e.g. readiness_probe (repeatable)")
 	f.StringVarP(&output, "output", "o", string(formatText), "output format: text, json, junit or sarif")
 	f.BoolVar(&o.FailOnWarn, "fail-on-warn", false, "exit 1 on warnings too")
+	f.BoolVar(&o.AllowEmpty, "allow-empty", false, "pass a PATH that renders no objects (with a warning) instead of failing with exit 2")
 	f.StringVar(&o.Root, "root", "", "directory rendering is confined to (default: the enclosing Git repository, else PATH)")
 	return cmd
 }
@@ -197,12 +204,19 @@ func Check(ctx context.Context, o CheckOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var empty []string
 	for _, p := range o.Paths {
 		target, err := checkPath(ctx, engine, ec, p, o.Root)
 		if err != nil {
 			return nil, err
 		}
+		if len(target.Objects) == 0 && !o.AllowEmpty {
+			empty = append(empty, p)
+		}
 		report.Targets = append(report.Targets, target)
+	}
+	if len(empty) > 0 {
+		return nil, fmt.Errorf("%s rendered no objects: nothing to check (pass --allow-empty if that is expected)", strings.Join(empty, ", "))
 	}
 	report.finish()
 	return report, nil

@@ -257,13 +257,31 @@ func TestCheck(t *testing.T) {
 			wantCode:   2,
 		},
 		{
-			name: "an empty render passes with a warning",
+			name: "an empty render fails, naming the path",
 			setup: func(t *testing.T) string {
 				return t.TempDir()
 			},
 			args:       []string{"$DIR"},
+			wantStderr: []string{"driftless: $DIR rendered no objects: nothing to check (pass --allow-empty if that is expected)\n"},
+			wantCode:   2,
+		},
+		{
+			name: "an empty render among others fails",
+			setup: func(t *testing.T) string {
+				return t.TempDir()
+			},
+			args:       []string{production, "$DIR"},
+			wantStderr: []string{"driftless: $DIR rendered no objects"},
+			wantCode:   2,
+		},
+		{
+			name: "--allow-empty passes an empty render with a warning",
+			setup: func(t *testing.T) string {
+				return t.TempDir()
+			},
+			args:       []string{"--allow-empty", "$DIR"},
 			wantStdout: []string{"0 denials, 0 warnings in 0 objects\n"},
-			wantStderr: []string{"rendered no objects"},
+			wantStderr: []string{"driftless: warning: $DIR rendered no objects"},
 		},
 		{
 			name:       "warnings alone pass",
@@ -328,16 +346,20 @@ func TestCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := tt.args
+			args, wantStderr := tt.args, tt.wantStderr
 			if tt.setup != nil {
 				dir := tt.setup(t)
-				args = make([]string, len(tt.args))
-				for i, a := range tt.args {
-					args[i] = strings.ReplaceAll(a, "$DIR", dir)
+				expand := func(in []string) []string {
+					out := make([]string, len(in))
+					for i, a := range in {
+						out[i] = strings.ReplaceAll(a, "$DIR", dir)
+					}
+					return out
 				}
+				args, wantStderr = expand(tt.args), expand(tt.wantStderr)
 			}
 			got := runDriftless(t, append([]string{"check"}, args...)...)
-			got.expect(t, tt.wantCode, tt.wantStdout, tt.notStdout, tt.wantStderr)
+			got.expect(t, tt.wantCode, tt.wantStdout, tt.notStdout, wantStderr)
 			if tt.wantCode == 2 && got.stdout != "" {
 				t.Errorf("stdout = %q, want nothing when the check cannot decide", got.stdout)
 			}

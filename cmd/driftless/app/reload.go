@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/metricsutil"
 )
 
 // configReloader re-reads the configuration file, and the policy files it names, and hands
@@ -37,13 +37,7 @@ func newReloadsMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error)
 		Name: "driftless_config_reloads_total",
 		Help: "Changes of the configuration file or its policy files seen by driftless run, by result: applied, or failed (the last good configuration stays).",
 	}, []string{"result"})
-	if err := reg.Register(c); err != nil {
-		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-			return are.ExistingCollector.(*prometheus.CounterVec), nil
-		}
-		return nil, err
-	}
-	return c, nil
+	return metricsutil.Register(reg, c)
 }
 
 // Start polls until ctx is done.

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -29,7 +30,7 @@ import (
 )
 
 // RunOptions configure `driftless run`. The fields below the flags are for embedding the run
-// loop in tests and in `driftless dev`.
+// loop in tests and in the playground (test/playground).
 type RunOptions struct {
 	// ConfigPath is the DriftlessConfig file.
 	ConfigPath string
@@ -102,7 +103,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	ctrl.SetLogger(log)
 	restConfig := o.RESTConfig
 	if restConfig == nil {
-		if restConfig, err = ctrl.GetConfig(); err != nil {
+		if restConfig, err = defaultRESTConfig(); err != nil {
 			return fmt.Errorf("connect to the API server: %w", err)
 		}
 	}
@@ -248,4 +249,17 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, errors.New("port must be a number from 1 to 65535")
 	}
 	return host, port, nil
+}
+
+// defaultRESTConfig returns the configuration `driftless run` connects with when none is
+// given: KUBECONFIG or ~/.kube/config when there is one, else the pod's service account. It
+// logs nothing, unlike controller-runtime's GetConfig, which logs a failed in-cluster attempt
+// as an error with a stack trace before returning the error.
+func defaultRESTConfig() (*rest.Config, error) {
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	cfg, err := loader.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, errors.New("not in a cluster (KUBERNETES_SERVICE_HOST is not set) and no kubeconfig (KUBECONFIG, ~/.kube/config)")
+	}
+	return cfg, err
 }

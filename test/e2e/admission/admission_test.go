@@ -39,7 +39,7 @@ const ownerPolicy = `package main
 warn contains msg if {
 	input.kind == "ConfigMap"
 	not input.metadata.labels.owner
-	msg := sprintf("ConfigMap %%s has no owner label", [input.metadata.name])
+	msg := sprintf("ConfigMap %s has no owner label", [input.metadata.name])
 }
 `
 
@@ -64,7 +64,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(policyDir)
-	if err := os.WriteFile(filepath.Join(policyDir, "owner.rego"), []byte(fmt.Sprintf(ownerPolicy)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(policyDir, "owner.rego"), []byte(ownerPolicy), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -161,7 +161,7 @@ func TestBrokenPolicyKeepsTheLastGoodSet(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(policyDir, "owner.rego")
 	t.Cleanup(func() {
-		if err := os.WriteFile(path, []byte(fmt.Sprintf(ownerPolicy)), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(ownerPolicy), 0o644); err != nil {
 			t.Error(err)
 		}
 	})
@@ -205,7 +205,7 @@ func TestBrokenPolicyKeepsTheLastGoodSet(t *testing.T) {
 		t.Errorf("the built-in library stopped serving with a broken team policy: %s", r.Combined())
 	}
 
-	fixed := strings.Replace(fmt.Sprintf(ownerPolicy), "has no owner label", "needs an owner label", 1)
+	fixed := strings.Replace(ownerPolicy, "has no owner label", "needs an owner label", 1)
 	if err := os.WriteFile(path, []byte(fixed), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,30 @@
 // Package demo runs the story `make demo` tells, as a test: the ConfigMap incident from the
-// first sync to the fix committed in Git, on a real control plane, guard and reconciler.
+// first sync to the fix committed in Git, on a real control plane, guard and reconciler, with
+// the real driftless binary.
 package demo
 
 import (
 	"bytes"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/driftless-dev/driftless/cmd/driftless/app"
+	"github.com/driftless-dev/driftless/test/playground"
 )
 
 func TestIncidentStory(t *testing.T) {
-	cmd := app.NewCommand()
+	bin := filepath.Join(t.TempDir(), "driftless")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/driftless-dev/driftless/cmd/driftless").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	// A short break-glass keeps the test quick; the story is the same.
-	cmd.SetArgs([]string{"dev", "--demo", "--break-glass-for", "8s", "--dir", t.TempDir()})
-	err := cmd.ExecuteContext(t.Context())
+	err := playground.Run(t.Context(), playground.Options{
+		Out: &out, Driftless: bin, Dir: t.TempDir(), Demo: true,
+		// A short break-glass keeps the test quick; the story is the same.
+		BreakGlassFor: 8 * time.Second,
+	})
 	t.Log(out.String())
 	if err != nil {
 		t.Fatalf("the story did not hold: %v", err)

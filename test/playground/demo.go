@@ -1,15 +1,14 @@
-package app
+package playground
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -20,10 +19,14 @@ import (
 const (
 	demoNamespace = "production"
 	demoConfigMap = "payment-gateway-config"
+	// settle bounds how long a step waits for an effect it caused or a sync to show.
+	settle = 2 * time.Minute
 )
 
-// demo runs the incident story on the playground and checks every step.
-func (e *devEnv) demo(ctx context.Context, breakGlassFor time.Duration) error {
+// demo runs the incident story on the playground and checks every step. Every step waits for
+// the state it expects (the reconciler, the status and Events are asynchronous); it never
+// reads once after a change.
+func (e *env) demo(ctx context.Context, breakGlassFor time.Duration) error {
 	steps := []struct {
 		title string
 		run   func(context.Context) error
@@ -43,25 +46,34 @@ func (e *devEnv) demo(ctx context.Context, breakGlassFor time.Duration) error {
 	for i, s := range steps {
 		fmt.Fprintf(e.out, "\n--> step %d/%d: %s\n", i+1, len(steps), s.title)
 		if err := s.run(ctx); err != nil {
-			return &ExitError{Code: 1, Err: fmt.Errorf("demo step %d (%s) did not behave as narrated: %w", i+1, s.title, err)}
+			return fmt.Errorf("demo step %d (%s) did not behave as narrated: %w", i+1, s.title, err)
 		}
 	}
 	fmt.Fprintf(e.out, "\nThe story held at every step. The reconciler's log is in %s.\n", e.logPath)
 	return nil
 }
 
-func (e *devEnv) observed(format string, args ...any) {
+// waitFor polls f until it returns nil; the error names what it waited for and f's last
+// complaint.
+func (e *env) waitFor(ctx context.Context, what string, timeout time.Duration, f func() error) error {
+	if err := harness.Poll(ctx, timeout, f); err != nil {
+		return fmt.Errorf("waiting for %s: %w", what, err)
+	}
+	return nil
+}
+
+func (e *env) observed(format string, args ...any) {
 	fmt.Fprintf(e.out, "    observed: "+format+"\n", args...)
 }
 
-func (e *devEnv) quote(text string) {
+func (e *env) quote(text string) {
 	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 		fmt.Fprintf(e.out, "    | %s\n", line)
 	}
 }
 
 // configMap returns the live ConfigMap's data and annotations.
-func (e *devEnv) configMap(ctx context.Context) (map[string]string, map[string]string, error) {
+func (e *env) configMap(ctx context.Context) (map[string]string, map[string]string, error) {
 	cm, err := e.admin.CoreV1().ConfigMaps(demoNamespace).Get(ctx, demoConfigMap, metav1.GetOptions{})
 	if err != nil {
 		return nil, nil, err
@@ -69,37 +81,76 @@ func (e *devEnv) configMap(ctx context.Context) (map[string]string, map[string]s
 	return cm.Data, cm.Annotations, nil
 }
 
-func (e *devEnv) status(ctx context.Context) (reconciler.Status, error) {
-	s, found, err := reconciler.ReadSourceStatus(ctx, e.dynamic, v1alpha1.DefaultNamespace, devSource)
-	if err == nil && !found {
-		err = fmt.Errorf("no status for source %s yet", devSource)
-	}
-	return s, err
+// waitData waits until the live ConfigMap's data has the values in want ("" for a key that
+// must be absent) and returns its data and annotations.
+func (e *env) waitData(ctx context.Context, what string, timeout time.Duration, want map[string]string) (map[string]string, map[string]string, error) {
+	var data, annotations map[string]string
+	err := e.waitFor(ctx, what, timeout, func() error {
+		var err error
+		if data, annotations, err = e.configMap(ctx); err != nil {
+			return err
+		}
+		for k, v := range want {
+			if data[k] != v {
+				return fmt.Errorf("%s/%s has %s=%q, want %q", demoNamespace, demoConfigMap, k, data[k], v)
+			}
+		}
+		return nil
+	})
+	return data, annotations, err
 }
 
-func (e *devEnv) stepInitialSync(ctx context.Context) error {
-	err := harness.Poll(ctx, 2*time.Minute, func() error {
-		data, _, err := e.configMap(ctx)
+// status waits until the source's status satisfies ok and returns it.
+func (e *env) status(ctx context.Context, what string, ok func(reconciler.Status) error) (reconciler.Status, error) {
+	var s reconciler.Status
+	err := e.waitFor(ctx, what, settle, func() error {
+		var (
+			found bool
+			err   error
+		)
+		s, found, err = reconciler.ReadSourceStatus(ctx, e.dynamic, v1alpha1.DefaultNamespace, source)
 		if err != nil {
 			return err
 		}
-		if data["POOL_SIZE"] != "50" {
-			return fmt.Errorf("POOL_SIZE is %q", data["POOL_SIZE"])
+		if !found {
+			return fmt.Errorf("no status for source %s yet", source)
+		}
+		return ok(s)
+	})
+	return s, err
+}
+
+// driftless runs the driftless binary as u and returns its output; a failure's error is the
+// message the command printed.
+func (e *env) driftless(ctx context.Context, u *harness.User, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, e.driftlessBin, append(args, "--kubeconfig", u.Kubeconfig)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		msg := strings.TrimPrefix(lines[len(lines)-1], "driftless: ")
+		return string(out), fmt.Errorf("%s (%w)", msg, err)
+	}
+	return string(out), nil
+}
+
+func (e *env) stepInitialSync(ctx context.Context) error {
+	if _, _, err := e.waitData(ctx, "the first sync to set POOL_SIZE=50", settle, map[string]string{"POOL_SIZE": "50"}); err != nil {
+		return err
+	}
+	s, err := e.status(ctx, "the status of the first sync", func(s reconciler.Status) error {
+		if s.Revision == "" || s.ObjectsManaged == 0 {
+			return fmt.Errorf("status has revision %q and %d objects managed", s.Revision, s.ObjectsManaged)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s, err := e.status(ctx)
-	if err != nil {
-		return err
-	}
-	e.observed("source %s applied %s (%q); %d objects managed; %s/%s has POOL_SIZE=50", devSource, short(s.Revision), s.Subject, s.ObjectsManaged, demoNamespace, demoConfigMap)
+	e.observed("source %s applied %s (%q); %d objects managed; %s/%s has POOL_SIZE=50", source, short(s.Revision), s.Subject, s.ObjectsManaged, demoNamespace, demoConfigMap)
 	return nil
 }
 
-func (e *devEnv) stepBobEdits(ctx context.Context) error {
+func (e *env) stepBobEdits(ctx context.Context) error {
 	editor := filepath.Join(e.dir, "raise-pool-size.sh")
 	script := "#!/bin/sh\nsed -i -e 's/POOL_SIZE: \"50\"/POOL_SIZE: \"80\"/' \"$1\"\n"
 	if err := os.WriteFile(editor, []byte(script), 0o755); err != nil {
@@ -123,6 +174,7 @@ func (e *devEnv) stepBobEdits(ctx context.Context) error {
 		}
 	}
 	e.quote(msg)
+	// The denial was synchronous: nothing was written, so the live object still has Git's value.
 	data, _, err := e.configMap(ctx)
 	if err != nil {
 		return err
@@ -134,17 +186,7 @@ func (e *devEnv) stepBobEdits(ctx context.Context) error {
 	return nil
 }
 
-func (e *devEnv) driftless(ctx context.Context, u *harness.User, args ...string) (string, error) {
-	cmd := NewCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append(args, "--kubeconfig", u.Kubeconfig))
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
-}
-
-func (e *devEnv) stepBobSelfGrants(ctx context.Context) error {
+func (e *env) stepBobSelfGrants(ctx context.Context) error {
 	out, err := e.driftless(ctx, e.cp.Bob, "break-glass", "-n", demoNamespace, "configmap/"+demoConfigMap, "--reason", "INC-123: raise pool size", "--for", "10m")
 	if err == nil {
 		return fmt.Errorf("driftless break-glass by bob succeeded:\n%s", out)
@@ -160,7 +202,7 @@ func (e *devEnv) stepBobSelfGrants(ctx context.Context) error {
 	return nil
 }
 
-func (e *devEnv) stepAliceBreaksGlass(ctx context.Context, d time.Duration) error {
+func (e *env) stepAliceBreaksGlass(ctx context.Context, d time.Duration) error {
 	out, err := e.driftless(ctx, e.cp.Alice, "break-glass", "-n", demoNamespace, "configmap/"+demoConfigMap, "--reason", "INC-123: raise pool size", "--for", d.String())
 	if err != nil {
 		return fmt.Errorf("alice's break-glass failed: %w\n%s", err, out)
@@ -170,24 +212,16 @@ func (e *devEnv) stepAliceBreaksGlass(ctx context.Context, d time.Duration) erro
 	if r.Err != nil {
 		return fmt.Errorf("alice's change under break-glass was denied:\n%s", r.Combined())
 	}
-	data, _, err := e.configMap(ctx)
-	if err != nil {
+	if _, _, err := e.waitData(ctx, "alice's patch to show", settle, map[string]string{"POOL_SIZE": "80", "BURST_MODE": "on"}); err != nil {
 		return err
-	}
-	if data["POOL_SIZE"] != "80" || data["BURST_MODE"] != "on" {
-		return fmt.Errorf("live data is %v", data)
 	}
 	e.observed("alice's kubectl patch was allowed: POOL_SIZE=80, BURST_MODE=on")
 	return nil
 }
 
-func (e *devEnv) stepDiffRecorded(ctx context.Context) error {
+func (e *env) stepDiffRecorded(ctx context.Context) error {
 	var entry reconciler.BreakGlassObject
-	err := harness.Poll(ctx, time.Minute, func() error {
-		s, err := e.status(ctx)
-		if err != nil {
-			return err
-		}
+	_, err := e.status(ctx, "the status to list the break-glass diff of "+demoConfigMap, func(s reconciler.Status) error {
 		for _, bg := range s.BreakGlass {
 			if strings.Contains(bg.Object, demoConfigMap) && strings.Contains(bg.Patch, "80") {
 				entry = bg
@@ -199,6 +233,8 @@ func (e *devEnv) stepDiffRecorded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The status was written after a sync that saw the break-glass: the object must still be
+	// as alice set it.
 	data, _, err := e.configMap(ctx)
 	if err != nil {
 		return err
@@ -213,20 +249,26 @@ func (e *devEnv) stepDiffRecorded(ctx context.Context) error {
 	}
 	e.observed("driftless break-glass --list:")
 	e.quote(out)
-	out, err = e.driftless(ctx, e.cp.Admin, "status")
+	want := "break-glass: ConfigMap production/" + demoConfigMap + " by alice"
+	err = e.waitFor(ctx, "driftless status to show the break-glass", settle, func() error {
+		if out, err = e.driftless(ctx, e.cp.Admin, "status"); err != nil {
+			return fmt.Errorf("driftless status: %w\n%s", err, out)
+		}
+		if !strings.Contains(out, want) {
+			return fmt.Errorf("driftless status does not show %q:\n%s", want, out)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("driftless status: %w\n%s", err, out)
-	}
-	if !strings.Contains(out, "break-glass: ConfigMap production/"+demoConfigMap+" by alice") {
-		return fmt.Errorf("driftless status does not show the break-glass:\n%s", out)
+		return err
 	}
 	e.observed("driftless status:")
 	e.quote(out)
 	return nil
 }
 
-func (e *devEnv) stepExpiry(ctx context.Context, d time.Duration) error {
-	err := harness.Poll(ctx, d+time.Minute, func() error {
+func (e *env) stepExpiry(ctx context.Context, d time.Duration) error {
+	err := e.waitFor(ctx, "the reconciler to revert the object to Git at expiry", d+settle, func() error {
 		data, annotations, err := e.configMap(ctx)
 		if err != nil {
 			return err
@@ -241,7 +283,7 @@ func (e *devEnv) stepExpiry(ctx context.Context, d time.Duration) error {
 	}
 	e.observed("reverted to Git: POOL_SIZE=50, BURST_MODE removed, break-glass annotations removed")
 	var note string
-	err = harness.Poll(ctx, 30*time.Second, func() error {
+	err = e.waitFor(ctx, "the BreakGlassExpired Event on "+demoConfigMap, settle, func() error {
 		events, err := e.admin.EventsV1().Events(demoNamespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=BreakGlassExpired,regarding.name=" + demoConfigMap})
 		if err != nil {
 			return err
@@ -260,7 +302,7 @@ func (e *devEnv) stepExpiry(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-func (e *devEnv) stepCommit(ctx context.Context) error {
+func (e *env) stepCommit(ctx context.Context) error {
 	patch := filepath.Join(e.repoDir, "overlays", "production", "configmap-patch.yaml")
 	data, err := os.ReadFile(patch)
 	if err != nil {
@@ -278,16 +320,13 @@ func (e *devEnv) stepCommit(ctx context.Context) error {
 		return err
 	}
 	e.observed("committed %s to the local repository", short(sha))
-	err = harness.Poll(ctx, time.Minute, func() error {
-		cm, err := e.admin.CoreV1().ConfigMaps(demoNamespace).Get(ctx, demoConfigMap, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return err
-		}
+	err = e.waitFor(ctx, "the reconciler to apply commit "+short(sha), settle, func() error {
+		data, annotations, err := e.configMap(ctx)
 		if err != nil {
 			return err
 		}
-		if cm.Data["POOL_SIZE"] != "80" || cm.Annotations[v1alpha1.AnnotationRevision] != sha {
-			return fmt.Errorf("POOL_SIZE=%q at revision %q", cm.Data["POOL_SIZE"], cm.Annotations[v1alpha1.AnnotationRevision])
+		if data["POOL_SIZE"] != "80" || annotations[v1alpha1.AnnotationRevision] != sha {
+			return fmt.Errorf("POOL_SIZE=%q at revision %q", data["POOL_SIZE"], annotations[v1alpha1.AnnotationRevision])
 		}
 		return nil
 	})
@@ -296,4 +335,12 @@ func (e *devEnv) stepCommit(ctx context.Context) error {
 	}
 	e.observed("the reconciler applied it: POOL_SIZE=80, driftless.dev/revision=%s", short(sha))
 	return nil
+}
+
+// short abbreviates a commit id.
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
 }
