@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/driftless-dev/driftless/cmd/driftless/app"
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/harness"
 )
 
@@ -188,9 +189,14 @@ func TestRunbookCommandsRun(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	// Installed as config/default installs it: the configuration under a hashed name, found by
+	// its label, which driftless break-glass reads.
 	for _, args := range [][]string{
 		{"create", "namespace", "production"},
 		{"create", "configmap", "-n", "production", "payment-gateway-config", "--from-literal=POOL_SIZE=50"},
+		{"create", "namespace", v1alpha1.DefaultNamespace},
+		{"create", "configmap", "-n", v1alpha1.DefaultNamespace, v1alpha1.ConfigMapName + "-docs", "--from-file=" + v1alpha1.ConfigMapKey + "=" + filepath.Join(root, "config", "default", "driftless.yaml")},
+		{"label", "configmap", "-n", v1alpha1.DefaultNamespace, v1alpha1.ConfigMapName + "-docs", v1alpha1.LabelComponent + "=" + v1alpha1.ComponentConfig},
 	} {
 		if r := cp.Admin.Kubectl(ctx, args...); r.Err != nil {
 			t.Fatal(r.Combined())
