@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
 // ErrOutsideRoot is returned, wrapped, when a path, symlink or
@@ -56,9 +58,9 @@ type Object struct {
 	Origin Origin
 }
 
-// ErrLimitExceeded is returned, wrapped in a [*LimitError], when a render is
-// over one of its [Limits].
-var ErrLimitExceeded = errors.New("limit exceeded")
+// ErrLimitExceeded is returned, wrapped in a [*LimitError], when a render is over one of its
+// [Limits]. It is the configuration's one error for every limit of a source.
+var ErrLimitExceeded = v1alpha1.ErrLimitExceeded
 
 // Limits bound a render. Zero leaves a bound off.
 type Limits struct {
@@ -69,35 +71,11 @@ type Limits struct {
 	MaxBytes int64
 }
 
-// LimitError says which limit a render is over. Limit is the name of the
-// source's setting (limits.maxObjects or limits.maxRenderedSize).
-type LimitError struct {
-	// Limit names the setting, such as "limits.maxObjects".
-	Limit string
-	// Msg says what is over it.
-	Msg string
-}
-
-func (e *LimitError) Error() string { return e.Msg }
-
-// Unwrap makes the error match [ErrLimitExceeded].
-func (e *LimitError) Unwrap() error { return ErrLimitExceeded }
+// LimitError says which limit a render is over.
+type LimitError = v1alpha1.LimitError
 
 // FormatBytes formats n bytes for messages, such as "300 MiB" or "512 B".
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, suffix := float64(n), ""
-	for _, s := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		v, suffix = v/unit, s
-		if v < unit {
-			break
-		}
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + suffix
-}
+func FormatBytes(n int64) string { return v1alpha1.FormatBytes(n) }
 
 // budget counts a render against its limits.
 type budget struct {

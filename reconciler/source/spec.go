@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
 // Fetcher fetches a Git source and checks out the commit its ref resolves
@@ -51,39 +53,14 @@ type Limits struct {
 	MaxFiles int64
 }
 
-// ErrLimitExceeded is returned, wrapped in a [*LimitError], when a fetch
-// is over one of its [Limits].
-var ErrLimitExceeded = errors.New("limit exceeded")
+// ErrLimitExceeded is returned, wrapped in a [*LimitError], when a fetch is over one of its
+// [Limits]. It is the configuration's one error for every limit of a source.
+var ErrLimitExceeded = v1alpha1.ErrLimitExceeded
 
 // LimitError says which limit a fetch is over.
-type LimitError struct {
-	// Limit names the source's setting, such as "limits.maxFileSize".
-	Limit string
-	// Msg says what is over it.
-	Msg string
-}
+type LimitError = v1alpha1.LimitError
 
-func (e *LimitError) Error() string { return e.Msg }
-
-// Unwrap makes the error match [ErrLimitExceeded].
-func (e *LimitError) Unwrap() error { return ErrLimitExceeded }
-
-// formatBytes formats n bytes for messages, such as "300 MiB" or "512 B",
-// as render.FormatBytes does.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, suffix := float64(n), ""
-	for _, s := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		v, suffix = v/unit, s
-		if v < unit {
-			break
-		}
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + " " + suffix
-}
+func formatBytes(n int64) string { return v1alpha1.FormatBytes(n) }
 
 // Ref names the commit to check out. Exactly one field must be set.
 type Ref struct {
