@@ -51,16 +51,6 @@ func (inv *inventory) setOrigin(k objKey, o origin) {
 	inv.origins[k] = o
 }
 
-// has reports whether the inventory holds k.
-func (inv *inventory) has(k objKey) bool {
-	for _, r := range inv.refs {
-		if r.key() == k {
-			return true
-		}
-	}
-	return false
-}
-
 // keys returns the set of keys in the inventory.
 func (inv *inventory) keys() map[objKey]bool {
 	m := make(map[objKey]bool, len(inv.refs))

@@ -257,9 +257,9 @@ func setRevision(u *unstructured.Unstructured, commit string) {
 	u.SetAnnotations(ann)
 }
 
-// comparable returns a copy of u without what changes on every write or dry-run without the
+// comparableState returns a copy of u without what changes on every write or dry-run without the
 // object changing: the resource version, the generation and the managed fields' times.
-func comparable(u *unstructured.Unstructured) map[string]any {
+func comparableState(u *unstructured.Unstructured) map[string]any {
 	c := u.DeepCopy().Object
 	if md, ok := c["metadata"].(map[string]any); ok {
 		delete(md, "resourceVersion")
@@ -278,7 +278,7 @@ func comparable(u *unstructured.Unstructured) map[string]any {
 // sameState reports whether two versions of an object hold the same state, including who
 // owns which field.
 func sameState(a, b *unstructured.Unstructured) bool {
-	return reflect.DeepEqual(comparable(a), comparable(b))
+	return reflect.DeepEqual(comparableState(a), comparableState(b))
 }
 
 // sameDesired reports whether two desired objects differ only in their revision annotation.

@@ -152,7 +152,7 @@ func sameDesiredState(a, b any) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
-	ca, cb := comparable(ua), comparable(ub)
+	ca, cb := comparableState(ua), comparableState(ub)
 	delete(ca, "status")
 	delete(cb, "status")
 	stripStatusManagers(ca)
