@@ -84,9 +84,15 @@ who, reason and expiry.`,
   driftless break-glass -n production configmap/payment-gateway-config --end
   driftless break-glass --list`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			modes := 0
+			for _, on := range []bool{o.list, o.end, o.history} {
+				if on {
+					modes++
+				}
+			}
 			switch {
-			case o.list && o.end:
-				return &ExitError{Code: 2, Err: errors.New("--list and --end exclude each other")}
+			case modes > 1:
+				return &ExitError{Code: 2, Err: errors.New("--list, --end and --history exclude each other")}
 			case o.history:
 				return o.runHistory(cmd.Context(), cmd.OutOrStdout(), args)
 			case o.list:
