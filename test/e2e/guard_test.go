@@ -435,7 +435,7 @@ func TestWarnAndDryRunModes(t *testing.T) {
 func TestInvalidConfigReloadKeepsTheLastGoodOne(t *testing.T) {
 	ctx := t.Context()
 	t.Cleanup(func() {
-		if err := os.WriteFile(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "enforce")), 0o600); err != nil {
+		if err := harness.WriteFileAtomic(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "enforce")), 0o600); err != nil {
 			t.Error(err)
 		}
 	})
@@ -444,7 +444,7 @@ func TestInvalidConfigReloadKeepsTheLastGoodOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	// "off" is not a mode: a typo must not switch the guard off.
-	if err := os.WriteFile(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "off")), 0o600); err != nil {
+	if err := harness.WriteFileAtomic(guard.ConfigPath, []byte(fmt.Sprintf(guardConfig, "off")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err = harness.Poll(ctx, 30*time.Second, func() error {

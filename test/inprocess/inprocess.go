@@ -204,7 +204,7 @@ func (g *Server) WaitEnforcing(ctx context.Context) error {
 // SetConfig rewrites the configuration file and waits until the running guard applies it,
 // observed through check.
 func (g *Server) SetConfig(ctx context.Context, config string, check func() error) error {
-	if err := os.WriteFile(g.ConfigPath, []byte(config), 0o600); err != nil {
+	if err := harness.WriteFileAtomic(g.ConfigPath, []byte(config), 0o600); err != nil {
 		return err
 	}
 	return harness.Poll(ctx, 30*time.Second, check)

@@ -20,12 +20,16 @@ import (
 // configReloader re-reads the configuration file, and the policy files it names, and hands
 // every changed valid version to apply. What does not load is logged, counted and ignored: the
 // last good configuration and policies stay in force. Polling, rather than file notifications,
-// also sees the symlink swap a mounted ConfigMap makes.
+// also sees the symlink swap a mounted ConfigMap makes. A change is taken only once two polls in
+// a row read the same content, so that a file caught half-written (an editor or a copy that
+// truncates, then writes) is never applied or reported as broken.
 type configReloader struct {
 	path     string
 	interval time.Duration
-	// last is the fingerprint of what was last tried.
+	// last is the fingerprint of what was last tried; seen is the fingerprint the previous
+	// poll read, which a change must match before it is tried.
 	last  []byte
+	seen  []byte
 	apply func(context.Context, *v1alpha1.DriftlessConfig) error
 	log   logr.Logger
 	// reloads counts reload attempts by result: applied or failed.
@@ -60,6 +64,12 @@ func (r *configReloader) NeedLeaderElection() bool { return false }
 func (r *configReloader) reload(ctx context.Context) {
 	c, fingerprint, err := readConfig(r.path)
 	if bytes.Equal(fingerprint, r.last) {
+		r.seen = fingerprint
+		return
+	}
+	if !bytes.Equal(fingerprint, r.seen) {
+		// Changed since the previous poll: it may still be being written.
+		r.seen = fingerprint
 		return
 	}
 	// A bad version is reported once, not on every poll, until something changes again.

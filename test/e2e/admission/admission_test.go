@@ -161,7 +161,7 @@ func TestBrokenPolicyKeepsTheLastGoodSet(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(policyDir, "owner.rego")
 	t.Cleanup(func() {
-		if err := os.WriteFile(path, []byte(ownerPolicy), 0o644); err != nil {
+		if err := harness.WriteFileAtomic(path, []byte(ownerPolicy), 0o644); err != nil {
 			t.Error(err)
 		}
 	})
@@ -193,7 +193,7 @@ func TestBrokenPolicyKeepsTheLastGoodSet(t *testing.T) {
 	}
 
 	before := reloads()
-	if err := os.WriteFile(path, []byte("package main\n\nwarn contains msg if {\n\tmsg := \n}\n"), 0o644); err != nil {
+	if err := harness.WriteFileAtomic(path, []byte("package main\n\nwarn contains msg if {\n\tmsg := \n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("failed", before["failed"]+1)
@@ -206,7 +206,7 @@ func TestBrokenPolicyKeepsTheLastGoodSet(t *testing.T) {
 	}
 
 	fixed := strings.Replace(ownerPolicy, "has no owner label", "needs an owner label", 1)
-	if err := os.WriteFile(path, []byte(fixed), 0o644); err != nil {
+	if err := harness.WriteFileAtomic(path, []byte(fixed), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("applied", before["applied"]+1)
