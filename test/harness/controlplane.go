@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,16 @@ type ControlPlane struct {
 	WebhookClientCA *CA
 	// WebhookClientCert and WebhookClientKey are that client certificate and its key, PEM.
 	WebhookClientCert, WebhookClientKey []byte
+	// ownRBAC is Options.OwnRBAC: AddUser binds nobody to cluster-admin.
+	ownRBAC bool
+}
+
+// Options change how StartWithOptions sets a control plane up; the zero value is Start's.
+type Options struct {
+	// OwnRBAC leaves every persona but admin without rights: the caller grants them, as a real
+	// installation and its RBAC would. Otherwise they are bound to cluster-admin, so that only
+	// admission stands between them and a change.
+	OwnRBAC bool
 }
 
 // WebhookClientTLS returns the API server's webhook client certificate, for tests that talk
@@ -107,6 +118,11 @@ func ModuleRoot() (string, error) {
 // to cluster-admin, so that only admission, never RBAC, stands between them and a change. The
 // API server presents WebhookClientCert to every admission webhook it calls.
 func Start(ctx context.Context) (*ControlPlane, error) {
+	return StartWithOptions(ctx, Options{})
+}
+
+// StartWithOptions starts a control plane and provisions the personas as o says.
+func StartWithOptions(ctx context.Context, o Options) (*ControlPlane, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
@@ -120,7 +136,7 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
-	cp := &ControlPlane{env: env, Dir: dir, KubectlPath: filepath.Join(assets, "kubectl")}
+	cp := &ControlPlane{env: env, Dir: dir, KubectlPath: filepath.Join(assets, "kubectl"), ownRBAC: o.OwnRBAC}
 	admission, err := cp.writeWebhookClientConfig()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -201,7 +217,8 @@ func (cp *ControlPlane) Stop() error {
 }
 
 // AddUser provisions a user with a client certificate for name and groups, writes its
-// kubeconfig and binds it to cluster-admin (unless it is in system:masters already).
+// kubeconfig and binds it to cluster-admin (unless it is in system:masters already, or the
+// control plane was started with Options.OwnRBAC).
 func (cp *ControlPlane) AddUser(ctx context.Context, name string, groups ...string) (*User, error) {
 	au, err := cp.env.AddUser(envtest.User{Name: name, Groups: groups}, &rest.Config{QPS: 200, Burst: 400})
 	if err != nil {
@@ -216,10 +233,8 @@ func (cp *ControlPlane) AddUser(ctx context.Context, name string, groups ...stri
 		return nil, err
 	}
 	u := &User{Name: name, Groups: groups, Config: au.Config(), Kubeconfig: path, kubectl: cp.KubectlPath}
-	for _, g := range groups {
-		if g == "system:masters" {
-			return u, nil
-		}
+	if cp.ownRBAC || slices.Contains(groups, "system:masters") {
+		return u, nil
 	}
 	cs, err := kubernetes.NewForConfig(cp.env.Config)
 	if err != nil {
@@ -267,4 +282,24 @@ func (u *User) KubectlWith(ctx context.Context, stdin []byte, env []string, args
 // Clientset returns a typed client acting as the user.
 func (u *User) Clientset() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(u.Config)
+}
+
+// CertManagerCRDs returns the CustomResourceDefinition files that the cert-manager module in
+// go.mod ships under deploy/crds; root is the Driftless module root.
+func CertManagerCRDs(root string) ([]string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("find the cert-manager module: %w", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no CustomResourceDefinitions in %s", dir)
+	}
+	return files, nil
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/driftless-dev/driftless/test/harness"
@@ -38,7 +35,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 1
 	}
-	crds, err := certManagerCRDs()
+	crds, err := harness.CertManagerCRDs(root)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		return 1
@@ -66,24 +63,4 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// certManagerCRDs returns the CustomResourceDefinition files that the cert-manager module in
-// go.mod ships under deploy/crds.
-func certManagerCRDs() ([]string, error) {
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("find the cert-manager module: %w", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no CustomResourceDefinitions in %s", dir)
-	}
-	return files, nil
 }

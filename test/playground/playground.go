@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -22,19 +23,15 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/harness"
 	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
-const (
-	// source is the source name of the playground.
-	source = "payments"
-	// configMapName and configMapKey locate the in-cluster copy of the configuration, where
-	// `driftless break-glass` reads the groups and the maximum duration (see config/default).
-	configMapName = "driftless-config"
-	configMapKey  = "config.yaml"
-)
+// source is the source name of the playground.
+const source = "payments"
+
+// appNamespaces are the playground's application namespaces, both protected.
+var appNamespaces = []string{"production", "staging"}
 
 // Options say how Run sets the playground up and what it does on it.
 type Options struct {
@@ -57,39 +54,69 @@ type Options struct {
 // Run starts the playground, then tells the story (Demo) or prints the guide and runs until
 // ctx ends; it stops everything it started before it returns.
 func Run(ctx context.Context, o Options) (err error) {
-	if o.Out == nil || o.Driftless == "" {
-		return errors.New("playground: Out and Driftless are required")
-	}
-	driftlessBin, err := filepath.Abs(o.Driftless)
+	p, err := Start(ctx, o)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(driftlessBin); err != nil {
-		return fmt.Errorf("the playground runs the driftless binary %s (build it with make build): %w", o.Driftless, err)
-	}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "driftless-dev-"); err != nil {
-			return err
-		}
-		if !o.Keep {
-			defer os.RemoveAll(dir)
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	e := &env{out: o.Out, dir: dir, driftlessBin: driftlessBin}
-	defer func() { err = errors.Join(err, e.close()) }()
-	if err := e.start(ctx); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, p.Stop()) }()
 	if o.Demo {
-		return e.demo(ctx, o.BreakGlassFor)
+		return p.e.demo(ctx, o.BreakGlassFor)
 	}
-	e.printGuide()
+	p.e.printGuide()
 	<-ctx.Done()
 	fmt.Fprintln(o.Out, "\nstopping: guard, reconciler and control plane")
 	return nil
+}
+
+// Playground is a running playground, for a test that drives it itself.
+type Playground struct {
+	e      *env
+	remove bool
+}
+
+// Start starts the playground as Run does and returns once it is ready; Stop ends it.
+func Start(ctx context.Context, o Options) (*Playground, error) {
+	if o.Out == nil || o.Driftless == "" {
+		return nil, errors.New("playground: Out and Driftless are required")
+	}
+	driftlessBin, err := filepath.Abs(o.Driftless)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(driftlessBin); err != nil {
+		return nil, fmt.Errorf("the playground runs the driftless binary %s (build it with make build): %w", o.Driftless, err)
+	}
+	p := &Playground{}
+	dir := o.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "driftless-dev-"); err != nil {
+			return nil, err
+		}
+		p.remove = !o.Keep
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p.e = &env{out: o.Out, dir: dir, driftlessBin: driftlessBin}
+	if err := p.e.start(ctx); err != nil {
+		return nil, errors.Join(err, p.Stop())
+	}
+	return p, nil
+}
+
+// ControlPlane returns the playground's control plane and its personas.
+func (p *Playground) ControlPlane() *harness.ControlPlane { return p.e.cp }
+
+// EnvFile returns the shell file that gives the personas short commands.
+func (p *Playground) EnvFile() string { return p.e.envPath }
+
+// Stop stops the guard, the reconciler and the control plane, and removes a temporary
+// directory unless Options.Keep.
+func (p *Playground) Stop() error {
+	err := p.e.close()
+	if p.remove {
+		err = errors.Join(err, os.RemoveAll(p.e.dir))
+	}
+	return err
 }
 
 // env is a running playground.
@@ -107,6 +134,9 @@ type env struct {
 	repo    *git.Repository
 	logPath string
 	logFile *os.File
+	logger  logr.Logger
+	// envPath is a shell file that gives the personas short commands.
+	envPath string
 }
 
 func (e *env) say(format string, args ...any) {
@@ -142,11 +172,11 @@ func (e *env) start(ctx context.Context) error {
 	if e.logFile, err = os.Create(e.logPath); err != nil {
 		return err
 	}
-	logger := zap.New(zap.WriteTo(e.logFile))
-	ctrllog.SetLogger(logger)
+	e.logger = zap.New(zap.WriteTo(e.logFile))
+	ctrllog.SetLogger(e.logger)
 
 	e.say("starting kube-apiserver and etcd")
-	if e.cp, err = harness.Start(ctx); err != nil {
+	if e.cp, err = harness.StartWithOptions(ctx, harness.Options{OwnRBAC: true}); err != nil {
 		return err
 	}
 	if e.admin, err = e.cp.Admin.Clientset(); err != nil {
@@ -155,7 +185,7 @@ func (e *env) start(ctx context.Context) error {
 	if e.dynamic, err = dynamic.NewForConfig(e.cp.Admin.Config); err != nil {
 		return err
 	}
-	for _, ns := range []string{v1alpha1.DefaultNamespace, "production", "staging"} {
+	for _, ns := range appNamespaces {
 		if _, err := e.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
@@ -175,6 +205,8 @@ func (e *env) start(ctx context.Context) error {
 
 	config := fmt.Sprintf(`apiVersion: driftless.dev/v1alpha1
 kind: DriftlessConfig
+reconciler:
+  serviceAccount: {namespace: driftless-system, name: driftless}
 sources:
   - name: %s
     url: %s
@@ -182,7 +214,9 @@ sources:
     interval: 5s
     policySet: production
 guard:
-  protectedNamespaces: [production, staging]
+  protectedNamespaces: [%s]
+  controllerIdentities:
+    usernames: [%s]
   breakGlass:
     groups: [%s]
     maxDuration: 1h
@@ -193,28 +227,12 @@ policySets:
     paths: [%s]
     parameters:
       allowed_registries: [registry.example.com]
-`, source, e.repoDir, harness.OncallGroup, filepath.Join(e.repoDir, "policies"))
-	if _, err := e.admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: configMapName},
-		Data:       map[string]string{configMapKey: config},
-	}, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create the %s ConfigMap: %w", configMapName, err)
-	}
-
-	e.say("starting driftless run: the guard (self-signed CA) and the reconciler")
-	if e.server, err = inprocess.NewWithOptions(e.cp, config, inprocess.Options{
-		Dir:       filepath.Join(e.dir, "driftless"),
-		RealClock: true,
-		Logger:    logger,
-	}); err != nil {
+`, source, e.repoDir, strings.Join(appNamespaces, ", "), certManagerUser, harness.OncallGroup, filepath.Join(e.repoDir, "policies"))
+	if err := e.install(ctx, root, config, appNamespaces); err != nil {
 		return err
 	}
-	if err := e.server.Start(); err != nil {
-		return fmt.Errorf("%w (see %s)", err, e.logPath)
-	}
-	e.serverUp = true
-	if err := e.server.Install(ctx); err != nil {
-		return fmt.Errorf("install the webhook configuration: %w (see %s)", err, e.logPath)
+	if err := e.writeEnv(); err != nil {
+		return err
 	}
 	e.say("ready: logs in %s", e.logPath)
 	return nil
@@ -256,33 +274,61 @@ func (e *env) commit(message, author string) (string, error) {
 	return sha.String(), nil
 }
 
+// writeEnv writes env.sh: sourced in a shell, it puts driftless and the control plane's kubectl
+// first on PATH, makes admin, alice and bob run a command as that persona, and gives Git an
+// identity for commits in the playground repository.
+func (e *env) writeEnv() error {
+	e.envPath = filepath.Join(e.dir, "env.sh")
+	var b strings.Builder
+	fmt.Fprintf(&b, "# The Driftless playground. Source this file: . %s\n", e.envPath)
+	fmt.Fprintf(&b, "# then run any command as a persona, e.g.: bob kubectl -n production get configmaps\n")
+	fmt.Fprintf(&b, "export PATH=%s:%s:\"$PATH\"\n", shellQuote(filepath.Dir(e.driftlessBin)), shellQuote(filepath.Dir(e.cp.KubectlPath)))
+	fmt.Fprintf(&b, "export DRIFTLESS_REPO=%s\n", shellQuote(e.repoDir))
+	for _, u := range []*harness.User{e.cp.Admin, e.cp.Alice, e.cp.Bob} {
+		fmt.Fprintf(&b, "%s() { KUBECONFIG=%s \"$@\"; }\n", u.Name, shellQuote(u.Kubeconfig))
+	}
+	b.WriteString("export GIT_AUTHOR_NAME=\"${GIT_AUTHOR_NAME:-Playground User}\" GIT_AUTHOR_EMAIL=\"${GIT_AUTHOR_EMAIL:-playground@example.com}\"\n")
+	b.WriteString("export GIT_COMMITTER_NAME=\"${GIT_COMMITTER_NAME:-Playground User}\" GIT_COMMITTER_EMAIL=\"${GIT_COMMITTER_EMAIL:-playground@example.com}\"\n")
+	return os.WriteFile(e.envPath, []byte(b.String()), 0o644)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 func (e *env) printGuide() {
-	k := func(u *harness.User) string { return e.cp.KubectlPath + " --kubeconfig " + u.Kubeconfig }
-	d := e.driftlessBin
 	fmt.Fprintf(e.out, `
-The playground is running. Protected namespaces: production, staging. Source %q follows
-%s (path overlays/production); commit there and the reconciler applies it within 5s.
+The playground is running: Driftless installed from config/default, minus the pods (the guard
+and the reconciler run in this process as its service account), with self-protection on.
+Protected namespaces: production, staging. Source %q follows the Git repository in
+$DRIFTLESS_REPO (path overlays/production); commit there and it is applied within 5s.
+
+  . %s        # then: bob, alice, admin <command> runs it as that person
 
   # bob (developers) tweaks production by hand: denied, with the way forward
-  %s -n production edit configmap/payment-gateway-config
+  bob kubectl -n production edit configmap/payment-gateway-config
 
   # bob tries to grant himself break-glass: refused
-  %s break-glass --kubeconfig %s -n production configmap/payment-gateway-config --reason "INC-123" --for 10m
+  bob driftless break-glass -n production configmap/payment-gateway-config --reason INC-123 --for 10m
 
   # alice (oncall) breaks glass and raises the pool size
-  %s break-glass --kubeconfig %s -n production configmap/payment-gateway-config --reason "INC-123: raise pool size" --for 2m
-  %s -n production patch configmap/payment-gateway-config --type merge -p '{"data":{"POOL_SIZE":"80"}}'
-  %s break-glass --kubeconfig %s --list
+  alice driftless break-glass -n production configmap/payment-gateway-config --reason "INC-123: raise pool size" --for 2m
+  alice kubectl -n production patch configmap/payment-gateway-config --type merge -p '{"data":{"POOL_SIZE":"80"}}'
+  alice driftless break-glass --list
 
   # what the reconciler sees, and the diff to commit; at expiry it reverts to Git
-  %s status --kubeconfig %s
+  alice driftless status
 
   # keep the change the Git way
-  cd %s && $EDITOR overlays/production/configmap-patch.yaml && git commit -am "Raise pool size"
+  cd "$DRIFTLESS_REPO" && sed -i 's/POOL_SIZE: "50"/POOL_SIZE: "80"/' overlays/production/configmap-patch.yaml && git commit -qam "Raise pool size"
+
+  # the installation protects itself, from admin too; doctor checks it
+  admin kubectl delete validatingwebhookconfiguration driftless-guard
+  admin driftless doctor
 
 Logs: %s. Ctrl-C stops everything and cleans up.
-`, source, e.repoDir, k(e.cp.Bob), d, e.cp.Bob.Kubeconfig, d, e.cp.Alice.Kubeconfig, k(e.cp.Alice), d, e.cp.Alice.Kubeconfig,
-		d, e.cp.Admin.Kubeconfig, e.repoDir, e.logPath)
+`, source, e.envPath, e.logPath)
 }
 
 // copyTree copies the regular files under src to dst.

@@ -5,8 +5,6 @@ package demo
 
 import (
 	"bytes"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +13,7 @@ import (
 )
 
 func TestIncidentStory(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "driftless")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/driftless-dev/driftless/cmd/driftless").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildDriftless(t)
 	var out bytes.Buffer
 	err := playground.Run(t.Context(), playground.Options{
 		Out: &out, Driftless: bin, Dir: t.TempDir(), Demo: true,
