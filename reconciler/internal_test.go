@@ -337,10 +337,10 @@ data:
 }
 
 func TestBackoff(t *testing.T) {
-	r := &Reconciler{src: v1alpha1.Source{Interval: metav1.Duration{Duration: 10 * time.Second}}}
+	w := &statusWriter{env: &env{src: v1alpha1.Source{Interval: metav1.Duration{Duration: 10 * time.Second}}}, st: &state{}}
 	var got []time.Duration
-	for r.failures = 1; r.failures <= 6; r.failures++ {
-		got = append(got, r.backoff())
+	for w.st.failures = 1; w.st.failures <= 6; w.st.failures++ {
+		got = append(got, w.backoff())
 	}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 	if !reflect.DeepEqual(got, want) {
