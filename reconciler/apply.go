@@ -94,6 +94,7 @@ func (a *applier) applyObject(ctx context.Context, o *object, live *unstructured
 	return res, nil
 }
 
+// apply applies o with server-side apply, forcing conflicts, and notes the write.
 func (a *applier) apply(ctx context.Context, o *object) (*unstructured.Unstructured, error) {
 	res, err := a.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil {

@@ -211,7 +211,8 @@ func (h *healer) reverted(ctx context.Context, o *object, before, after *unstruc
 
 // noteBreakGlass records an object left alone under an active break-glass, with its change
 // against Git at revision rev, and schedules its revert at expiry. The first time it sees the
-// break-glass it opens a session whose base is Git's version of the object then.
+// break-glass it opens a session whose base is Git's version of the object then. The caller
+// holds h.st.mu.
 func (h *healer) noteBreakGlass(ctx context.Context, o *object, live, dry *unstructured.Unstructured, bg breakGlass, rev string) {
 	k := o.ref.key()
 	var git *unstructured.Unstructured
@@ -274,7 +275,7 @@ func whoBrokeGlass(b BreakGlassObject) string {
 }
 
 // dropBreakGlass forgets an object's break-glass and its expiry timer. A session still open
-// ends: its object left Git.
+// ends: its object left Git. The caller holds h.st.mu.
 func (h *healer) dropBreakGlass(k objKey) {
 	h.closeSession(k, EndingLeftGit, "", "", "", nil)
 	delete(h.st.bg, k)
@@ -285,7 +286,7 @@ func (h *healer) dropBreakGlass(k objKey) {
 }
 
 // scheduleExpiry queues the object for a drift check when its break-glass expires, by the
-// reconciler's clock.
+// reconciler's clock. The caller holds h.st.mu.
 func (h *healer) scheduleExpiry(k objKey, until time.Time) {
 	w := h.st.watch
 	if w == nil {

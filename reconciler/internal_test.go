@@ -347,3 +347,15 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("backoffs = %v, want %v", got, want)
 	}
 }
+
+func TestShort(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"4f2e0c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d", "4f2e0c1d9a8b"},
+		{"sha256:4f2e0c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d", "sha256:4f2e0c1d9a8b"},
+		{"abc", "abc"},
+	} {
+		if got := short(tc.in); got != tc.want {
+			t.Errorf("short(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

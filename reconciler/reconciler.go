@@ -166,11 +166,11 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 	if fetcher == nil {
 		fetcher = source.NewGitFetcher()
 	}
-	src2, err := newSource(src, filepath.Join(opts.CacheDir, src.Name), fetcher, e.clock)
+	s, err := newSource(src, filepath.Join(opts.CacheDir, src.Name), fetcher, e.clock)
 	if err != nil {
 		return nil, fmt.Errorf("reconciler for source %q: %w", src.Name, err)
 	}
-	r := newReconciler(e, src2, opts.Gate)
+	r := newReconciler(e, s, opts.Gate)
 	r.SetBreakGlassMaxDuration(opts.BreakGlassMaxDuration)
 	return r, nil
 }

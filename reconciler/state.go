@@ -41,9 +41,8 @@ type state struct {
 }
 
 // load reads the inventory, the status and the break-glass record of the source from the
-// cluster, once; the caller holds st.mu. Until the
-// inventory is read, nothing is applied: a reconciler that forgot what it applied could
-// never prune it.
+// cluster, once; the caller holds st.mu. Until the inventory is read, nothing is applied: a
+// reconciler that forgot what it applied could never prune it.
 func (st *state) load(ctx context.Context, e *env) error {
 	if st.loaded {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -217,10 +218,17 @@ func resourcesOf(objs []*object) map[schema.GroupVersionResource]bool {
 // isNoMatch reports whether err says the API server does not serve a kind.
 func isNoMatch(err error) bool { return meta.IsNoMatchError(err) }
 
-// short abbreviates a commit SHA.
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
+// short abbreviates a revision: a commit SHA to 12 digits, a digest such as sha256:… to
+// its algorithm and 12 digits.
+func short(revision string) string {
+	alg, hash, ok := strings.Cut(revision, ":")
+	if !ok {
+		alg, hash = "", revision
+	} else {
+		alg += ":"
 	}
-	return commit
+	if len(hash) > 12 {
+		hash = hash[:12]
+	}
+	return alg + hash
 }
