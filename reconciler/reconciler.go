@@ -59,7 +59,7 @@ type Options struct {
 // or [NewForConfig]; run it with [Reconciler.Start], or drive it with [Reconciler.Sync]. Its
 // methods are safe for concurrent use.
 //
-// It is made of parts with one job each, which share the source's [state] explicitly:
+// It is made of parts with one job each, which share the source's state explicitly:
 //   - fetch: the source yields an artifact (no state);
 //   - plan: render, gate, prepare (no state), then the dry-run against the live objects;
 //   - apply: writes desired objects, in stages, and remembers its own writes;
