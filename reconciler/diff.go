@@ -7,9 +7,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/driftless-dev/driftless/reconciler/render"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -67,34 +64,29 @@ type DiffReport struct {
 // permission to dry-run. Fields that a sync would remove because they were set out of band
 // are shown removed when they sit in maps (such as a ConfigMap's data or annotations).
 func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
-	rev, err := r.fetcher.Fetch(ctx, r.spec)
+	art, _, err := r.fetch.fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rep := &DiffReport{Source: r.src.Name, Revision: rev.Commit, Author: rev.Author, Subject: rev.Subject}
-	rendered, err := render.RenderLimited(ctx, rev.Dir, r.src.Path, r.renderLimits())
+	md := art.Metadata
+	rep := &DiffReport{Source: r.env.src.Name, Revision: art.Revision, Author: md.Author, Subject: md.Subject}
+	rendered, res, err := r.plan.render(ctx, art)
+	if res == ResultPruneRefused {
+		return nil, fmt.Errorf("render %s at %s: no objects; a sync would refuse it", r.env.src.Path, short(art.Revision))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("render %s at %s: %w", r.src.Path, short(rev.Commit), err)
+		return nil, err
 	}
-	if len(rendered) == 0 {
-		return nil, fmt.Errorf("render %s at %s: no objects; a sync would refuse it", r.src.Path, short(rev.Commit))
+	if rep.Violations, err = r.plan.check(ctx, art, rendered); err != nil {
+		return nil, err
 	}
-	if r.gate != nil && r.src.PolicySet != "" {
-		copies := make([]*unstructured.Unstructured, len(rendered))
-		for i, u := range rendered {
-			copies[i] = u.DeepCopy()
-		}
-		if rep.Violations, err = r.gate.Check(ctx, r.src.PolicySet, copies); err != nil {
-			return nil, fmt.Errorf("check %s at %s against policy set %s: %w", r.src.Path, short(rev.Commit), r.src.PolicySet, err)
-		}
-	}
-	objs, err := prepare(rendered, r.mapper, &r.src, rev.Commit)
+	objs, err := r.plan.prepare(rendered, art.Revision)
 	if err != nil {
-		return nil, fmt.Errorf("prepare %s at %s: %w", r.src.Path, short(rev.Commit), err)
+		return nil, err
 	}
 	changes := make([]*ObjectDiff, len(objs))
-	errs := parallel(ctx, r.concurrency, indexes(len(objs)), func(ctx context.Context, i int) error {
-		c, err := r.diffObject(ctx, objs[i], short(rev.Commit))
+	errs := parallel(ctx, r.env.concurrency, indexes(len(objs)), func(ctx context.Context, i int) error {
+		c, err := r.diffObject(ctx, objs[i], short(art.Revision))
 		changes[i] = c
 		return err
 	})
@@ -111,33 +103,33 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 		}
 	}
 
-	d, found, err := readConfigMap(ctx, r.client, r.namespace, InventoryConfigMapName(r.src.Name))
+	d, found, err := readConfigMap(ctx, r.env.client, r.env.namespace, InventoryConfigMapName(r.env.src.Name))
 	if err != nil {
 		return nil, err
 	}
-	if !found || !r.src.PruneEnabled() {
+	if !found || !r.env.src.PruneEnabled() {
 		return rep, nil
 	}
 	inv, err := decodeInventory(d[inventoryKey])
 	if err != nil {
-		return nil, fmt.Errorf("configmap %s/%s: %w", r.namespace, InventoryConfigMapName(r.src.Name), err)
+		return nil, fmt.Errorf("configmap %s/%s: %w", r.env.namespace, InventoryConfigMapName(r.env.src.Name), err)
 	}
 	for _, ref := range pruneCandidates(inv, desired) {
-		m, err := r.mapper.RESTMapping(ref.GroupVersionKind().GroupKind(), ref.Version)
+		m, err := r.env.mapper.RESTMapping(ref.GroupVersionKind().GroupKind(), ref.Version)
 		if meta.IsNoMatchError(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("diff %s: %w", ref, err)
 		}
-		live, err := r.resource(m.Resource, ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		live, err := r.env.resource(m.Resource, ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("diff %s: %w", ref, err)
 		}
-		if decision, _ := r.decidePrune(ref, live, inv.origin(ref.key())); decision == pruneDelete {
+		if decision, _ := r.prune.decidePrune(ref, live, inv.origin(ref.key())); decision == pruneDelete {
 			rep.Changes = append(rep.Changes, ObjectDiff{Object: ref.String(), Action: ActionPrune})
 		}
 	}
@@ -146,13 +138,13 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 
 // diffObject compares one desired object with the cluster; nil means unchanged.
 func (r *Reconciler) diffObject(ctx context.Context, o *object, commit string) (*ObjectDiff, error) {
-	live, err := r.resource(o.gvr, o.ref.Namespace).Get(ctx, o.ref.Name, metav1.GetOptions{})
+	live, err := r.env.resource(o.gvr, o.ref.Namespace).Get(ctx, o.ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		live = nil
 	} else if err != nil {
 		return nil, fmt.Errorf("get %s: %w", o.ref, err)
 	}
-	dry, err := r.dryRun(ctx, o)
+	dry, err := r.env.dryRun(ctx, o)
 	if err != nil {
 		if live == nil && (apierrors.IsNotFound(err) || meta.IsNoMatchError(err)) {
 			// Its namespace or kind is created by the same revision.
@@ -165,13 +157,13 @@ func (r *Reconciler) diffObject(ctx context.Context, o *object, commit string) (
 		diff, err := unifiedDiff(nil, dry, "cluster", "git@"+commit)
 		return &ObjectDiff{Object: o.ref.String(), Action: ActionCreate, Diff: diff}, err
 	}
-	want := withoutForeignFields(dry, r.takeover)
+	want := withoutForeignFields(dry, r.env.takeover)
 	diff, err := unifiedDiff(live, want, "cluster", "git@"+commit)
 	if err != nil || diff == "" {
 		return nil, err
 	}
 	action := ActionUpdate
-	if readBreakGlass(live, r.clock.Now(), r.maxBreakGlass()).State == v1alpha1.BreakGlassActive {
+	if readBreakGlass(live, r.env.clock.Now(), r.env.maxBreakGlass()).State == v1alpha1.BreakGlassActive {
 		action = ActionBreakGlass
 	}
 	return &ObjectDiff{Object: o.ref.String(), Action: action, Diff: diff}, nil

@@ -1,15 +1,15 @@
 // Package reconciler keeps a cluster as Git declares it: for each configured source, a
-// [Reconciler] pulls the approved commit, renders it, gates it on policy, applies it with
+// [Reconciler] pulls the approved revision, renders it, gates it on policy, applies it with
 // server-side apply, prunes what left Git and reverts drift.
 //
 // One [Reconciler.Sync]:
 //
-//  1. fetches the source's ref with a [source.Fetcher] (which verifies the commit's
-//     signature when the source asks for it) within the source's limits; on failure the
-//     cluster keeps the last good revision and the next attempt backs off exponentially,
-//     capped at the interval;
-//  2. renders the source's path with [render.RenderLimited]; an empty render is refused and
-//     prunes nothing;
+//  1. fetches the source's artifact with a [source.Source] (for Git, the commit its ref
+//     resolves to, its signature verified when the source asks for it) within the source's
+//     limits; on failure the cluster keeps the last good revision and the next attempt backs
+//     off exponentially, capped at the interval;
+//  2. renders the source's path in the artifact with [render.RenderLimited]; an empty render
+//     is refused and prunes nothing;
 //  3. checks the rendered objects against the source's policy set with a [Gate]; any
 //     violation stops the revision;
 //  4. labels every object driftless.dev/source=<source>, annotates it
@@ -51,6 +51,13 @@
 // an Event and a log line carry the change as a patch to commit to the overlay.
 //
 // [Reconciler.Diff] reports what a sync would change without changing anything.
+//
+// Inside, a Reconciler is parts with one job each — fetch, plan, apply, prune, heal and
+// status — sharing one small state (inventory, desired objects, status, break-glass holds)
+// behind its own lock. Fetching, rendering and the policy gate never take that lock, so a
+// heal never waits for a slow source. Only the status writer writes the status; only the
+// healer's reverted records a revert. The one place that knows the kinds of source builds a
+// [source.Source] from the configuration; everything after it works on the artifact.
 //
 // This package must not shell out (git, kubectl, kustomize), must not keep state outside
 // the cluster apart from the Git cache, and must not write status anywhere but the status

@@ -10,18 +10,40 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/clock"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
+// healer keeps the applied objects as the last applied revision declares them: it watches
+// them, checks every object that changed for drift and reverts it, leaves objects alone
+// under an active break-glass, schedules their revert at expiry, and keeps the record of
+// break-glass sessions. [healer.reverted] is the one place a revert is recorded. A heal
+// holds the state's lock only to check and revert one object.
+type healer struct {
+	*env
+	st     *state
+	writes *writeLog
+	apply  *applier
+	status *statusWriter
+	// timers fire when a break-glass expires; guarded by st.mu.
+	timers map[objKey]expiryTimer
+}
+
+// expiryTimer fires when a break-glass expires.
+type expiryTimer struct {
+	until time.Time
+	timer clock.Timer
+}
+
 // runHealWorker checks queued objects for drift until the queue shuts down.
-func (r *Reconciler) runHealWorker(ctx context.Context, w *watcher) {
+func (h *healer) runHealWorker(ctx context.Context, w *watcher) {
 	for {
 		k, shutdown := w.queue.Get()
 		if shutdown {
 			return
 		}
-		if err := r.heal(ctx, k); err != nil {
+		if err := h.heal(ctx, k); err != nil {
 			logr.FromContextOrDiscard(ctx).Error(err, "cannot revert drift", "object", k.String())
 			w.queue.AddRateLimited(k)
 		} else {
@@ -32,25 +54,25 @@ func (r *Reconciler) runHealWorker(ctx context.Context, w *watcher) {
 }
 
 // heal checks one managed object against the last applied revision and reverts any change
-// made out of band, unless the object is under an active break-glass.
-func (r *Reconciler) heal(ctx context.Context, k objKey) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	o := r.desired[k]
+// made out of band, unless the object is under an active break-glass. It takes h.st.mu.
+func (h *healer) heal(ctx context.Context, k objKey) error {
+	h.st.mu.Lock()
+	defer h.st.mu.Unlock()
+	o := h.st.desired[k]
 	if o == nil || ctx.Err() != nil {
 		return nil
 	}
-	live, err := r.getLive(ctx, o)
+	live, err := h.apply.getLive(ctx, o)
 	if err != nil {
 		return err
 	}
-	if live != nil && (r.ownWrite(k, live.GetResourceVersion()) || r.verifiedAt(o, live.GetResourceVersion())) {
+	if live != nil && (h.writes.ownWrite(k, live.GetResourceVersion()) || h.writes.verifiedAt(o, live.GetResourceVersion())) {
 		return nil
 	}
 	if live != nil {
 		// Another source took the object over: the conflict is for a sync to report, not
 		// for two watchers to fight over.
-		owner, err := (&claims{r: r}).claimedByOther(ctx, live)
+		owner, err := (&claims{e: h.env}).claimedByOther(ctx, live)
 		if err != nil {
 			return err
 		}
@@ -61,37 +83,37 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 	}
 	var bg breakGlass
 	if live != nil {
-		bg = readBreakGlass(live, r.clock.Now(), r.maxBreakGlass())
+		bg = readBreakGlass(live, h.clock.Now(), h.maxBreakGlass())
 		if bg.State == v1alpha1.BreakGlassActive {
-			dry, err := r.dryRun(ctx, o)
+			dry, err := h.dryRun(ctx, o)
 			if err != nil {
 				return err
 			}
-			r.noteBreakGlass(ctx, o, live, dry, bg, r.status.Revision)
+			h.noteBreakGlass(ctx, o, live, dry, bg, h.st.status.Revision)
 			return nil
 		}
 	}
 	// A break-glass session still open ends with an apply, which records it.
-	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || r.sessions[k] != nil || r.takeover.hasForeign(live)
+	drift := live == nil || bg.State != v1alpha1.BreakGlassNone || h.st.sessions[k] != nil || h.takeover.hasForeign(live)
 	if !drift {
-		dry, err := r.dryRun(ctx, o)
+		dry, err := h.dryRun(ctx, o)
 		if err != nil {
 			return err
 		}
 		drift = !sameState(dry, live)
 	}
 	if !drift {
-		r.verify(o, live.GetResourceVersion())
+		h.writes.verify(o, live.GetResourceVersion())
 		return nil
 	}
-	res, err := r.applyObject(ctx, o, live)
+	res, err := h.apply.applyObject(ctx, o, live)
 	if err != nil {
 		return err
 	}
-	r.verify(o, res.GetResourceVersion())
-	r.reverted(ctx, o, live, res, bg, r.status.Revision)
-	r.dropBreakGlass(k)
-	r.writeStatus(ctx)
+	h.writes.verify(o, res.GetResourceVersion())
+	h.reverted(ctx, o, live, res, bg, h.st.status.Revision)
+	h.dropBreakGlass(k)
+	h.status.write(ctx)
 	return nil
 }
 
@@ -99,29 +121,30 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 // was reverted to after, Git at revision rev: a drift revert in the status and metrics, an
 // Event on the object and a log line, both carrying the patch that would make the change in
 // Git. The revert of a break-glass ends its session: the record keeps the patch, rebased on
-// Git now, and the conflicts.
-func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *unstructured.Unstructured, bg breakGlass, rev string) {
-	r.status.DriftReverts++
-	r.metrics.driftReverted(r.src.Name)
+// Git now, and the conflicts. It is the one place a revert is recorded; the caller holds
+// h.st.mu.
+func (h *healer) reverted(ctx context.Context, o *object, before, after *unstructured.Unstructured, bg breakGlass, rev string) {
+	h.st.status.DriftReverts++
+	h.metrics.driftReverted(h.src.Name)
 	k := o.ref.key()
 	log := logr.FromContextOrDiscard(ctx).WithValues("object", o.ref.String())
-	now := r.clock.Now()
+	now := h.clock.Now()
 	if before == nil {
 		log.Info("recreated object deleted out of band")
-		r.closeSession(k, endingOf(bg), "", rev, "", nil)
-		r.noteChange(now, "recreated "+o.ref.String()+", deleted out of band")
-		r.event(after, corev1.EventTypeWarning, "DriftReverted", "Revert", "recreated: the object was deleted out of band; delete it in Git instead")
+		h.closeSession(k, endingOf(bg), "", rev, "", nil)
+		h.status.noteChange(now, "recreated "+o.ref.String()+", deleted out of band")
+		h.event(after, corev1.EventTypeWarning, "DriftReverted", "Revert", "recreated: the object was deleted out of band; delete it in Git instead")
 		return
 	}
-	by := strings.Join(r.takeover.foreignManagers(before), ", ")
+	by := strings.Join(h.takeover.foreignManagers(before), ", ")
 	if by == "" {
 		by = "an unknown field manager"
 	}
-	s := r.sessions[k]
+	s := h.st.sessions[k]
 	if s == nil && bg.State != v1alpha1.BreakGlassNone {
 		// A break-glass the reconciler never saw active: reverted at once when invalid, or
 		// expired before the reconciler looked.
-		s = r.openSession(ctx, o, before, nil, bg, rev)
+		s = h.openSession(ctx, o, before, nil, bg, rev)
 	}
 	var (
 		patch     string
@@ -154,17 +177,17 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 			reason = "BreakGlassEnded"
 			what = fmt.Sprintf("break-glass %q ended early; reverted to Git the change made by %s", s.Reason, by)
 		}
-		if managers := strings.Join(r.takeover.foreignManagers(before), ", "); managers != "" {
+		if managers := strings.Join(h.takeover.foreignManagers(before), ", "); managers != "" {
 			s.Managers = managers
 		}
 		problem := ""
 		if ending == EndingInvalid {
 			problem = bg.Problem
 		}
-		r.closeSession(k, ending, problem, rev, patch, conflicts)
+		h.closeSession(k, ending, problem, rev, patch, conflicts)
 	}
 	log.Info("reverted drift", "reason", reason, "by", by, "revision", rev, "patch", patch, "conflicts", conflicts)
-	r.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))
+	h.status.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))
 	note := what
 	switch {
 	case patch != "" && rebased:
@@ -183,25 +206,20 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	if s != nil {
 		more = "see driftless break-glass --history"
 	}
-	r.eventWithMore(after, corev1.EventTypeWarning, reason, "Revert", note, more)
-}
-
-// noteChange keeps what the latest change to the cluster was, so that later syncs that change
-// nothing do not hide it.
-func (r *Reconciler) noteChange(at time.Time, what string) {
-	r.status.LastChange, r.status.LastChangeTime = what, at
+	h.eventWithMore(after, corev1.EventTypeWarning, reason, "Revert", note, more)
 }
 
 // noteBreakGlass records an object left alone under an active break-glass, with its change
 // against Git at revision rev, and schedules its revert at expiry. The first time it sees the
-// break-glass it opens a session whose base is Git's version of the object then.
-func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *unstructured.Unstructured, bg breakGlass, rev string) {
+// break-glass it opens a session whose base is Git's version of the object then. The caller
+// holds h.st.mu.
+func (h *healer) noteBreakGlass(ctx context.Context, o *object, live, dry *unstructured.Unstructured, bg breakGlass, rev string) {
 	k := o.ref.key()
 	var git *unstructured.Unstructured
 	if dry != nil {
-		git = withoutForeignFields(dry, r.takeover)
+		git = withoutForeignFields(dry, h.takeover)
 	}
-	s := r.openSession(ctx, o, live, git, bg, rev)
+	s := h.openSession(ctx, o, live, git, bg, rev)
 	var (
 		patch     string
 		conflicts []BreakGlassConflict
@@ -216,7 +234,7 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 		Object:    o.ref.String(),
 		By:        bg.By,
 		Group:     bg.Group,
-		Managers:  strings.Join(r.takeover.foreignManagers(live), ", "),
+		Managers:  strings.Join(h.takeover.foreignManagers(live), ", "),
 		Reason:    bg.Reason,
 		Since:     s.Start,
 		Until:     bg.Until,
@@ -224,10 +242,10 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 		Conflicts: conflicts,
 	}
 	s.Managers = entry.Managers
-	prev, seen := r.bg[k]
-	r.bg[k] = entry
-	r.scheduleExpiry(k, bg.Until)
-	if seen && reflect.DeepEqual(prev, entry) && !r.sessionsDirty {
+	prev, seen := h.st.bg[k]
+	h.st.bg[k] = entry
+	h.scheduleExpiry(k, bg.Until)
+	if seen && reflect.DeepEqual(prev, entry) && !h.st.sessionsDirty {
 		return
 	}
 	logr.FromContextOrDiscard(ctx).Info("leaving object alone under break-glass", "object", o.ref.String(),
@@ -238,9 +256,9 @@ func (r *Reconciler) noteBreakGlass(ctx context.Context, o *object, live, dry *u
 		if len(conflicts) > 0 {
 			note += "conflicts with Git:\n" + formatConflicts(conflicts)
 		}
-		r.eventWithMore(live, corev1.EventTypeNormal, "BreakGlassActive", "Skip", note, "see driftless status")
+		h.eventWithMore(live, corev1.EventTypeNormal, "BreakGlassActive", "Skip", note, "see driftless status")
 	}
-	r.writeStatus(ctx)
+	h.status.write(ctx)
 }
 
 // whoBrokeGlass names the person, or failing that the field managers, behind a break-glass.
@@ -257,28 +275,28 @@ func whoBrokeGlass(b BreakGlassObject) string {
 }
 
 // dropBreakGlass forgets an object's break-glass and its expiry timer. A session still open
-// ends: its object left Git.
-func (r *Reconciler) dropBreakGlass(k objKey) {
-	r.closeSession(k, EndingLeftGit, "", "", "", nil)
-	delete(r.bg, k)
-	if t, ok := r.timers[k]; ok {
+// ends: its object left Git. The caller holds h.st.mu.
+func (h *healer) dropBreakGlass(k objKey) {
+	h.closeSession(k, EndingLeftGit, "", "", "", nil)
+	delete(h.st.bg, k)
+	if t, ok := h.timers[k]; ok {
 		t.timer.Stop()
-		delete(r.timers, k)
+		delete(h.timers, k)
 	}
 }
 
 // scheduleExpiry queues the object for a drift check when its break-glass expires, by the
-// reconciler's clock.
-func (r *Reconciler) scheduleExpiry(k objKey, until time.Time) {
-	w := r.watch
+// reconciler's clock. The caller holds h.st.mu.
+func (h *healer) scheduleExpiry(k objKey, until time.Time) {
+	w := h.st.watch
 	if w == nil {
 		return
 	}
-	if t, ok := r.timers[k]; ok {
+	if t, ok := h.timers[k]; ok {
 		if t.until.Equal(until) {
 			return
 		}
 		t.timer.Stop()
 	}
-	r.timers[k] = expiryTimer{until: until, timer: r.clock.AfterFunc(until.Sub(r.clock.Now()), func() { w.queue.Add(k) })}
+	h.timers[k] = expiryTimer{until: until, timer: h.clock.AfterFunc(until.Sub(h.clock.Now()), func() { w.queue.Add(k) })}
 }

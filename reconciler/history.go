@@ -251,10 +251,10 @@ func truncatePatch(p string) string {
 	return p[:cut] + truncatedPatch
 }
 
-// loadSessions reads the source's break-glass record into the reconciler. An unreadable
-// record is logged and replaced, as an unreadable status is.
-func (r *Reconciler) loadSessions(ctx context.Context) error {
-	d, found, err := readConfigMap(ctx, r.client, r.namespace, BreakGlassConfigMapName(r.src.Name))
+// loadSessions reads the source's break-glass record into the state. An unreadable record is
+// logged and replaced, as an unreadable status is. The caller holds st.mu.
+func (st *state) loadSessions(ctx context.Context, e *env) error {
+	d, found, err := readConfigMap(ctx, e.client, e.namespace, BreakGlassConfigMapName(e.src.Name))
 	if err != nil {
 		return fmt.Errorf("read break-glass record: %w", err)
 	}
@@ -263,48 +263,49 @@ func (r *Reconciler) loadSessions(ctx context.Context) error {
 	}
 	stored, err := decodeSessions(d[keySessions])
 	if err != nil {
-		logr.FromContextOrDiscard(ctx).Error(err, "replacing unreadable break-glass record", "configmap", BreakGlassConfigMapName(r.src.Name))
+		logr.FromContextOrDiscard(ctx).Error(err, "replacing unreadable break-glass record", "configmap", BreakGlassConfigMapName(e.src.Name))
 		return nil
 	}
 	for _, s := range stored {
 		if !s.Active() {
-			r.history = append(r.history, s)
+			st.history = append(st.history, s)
 			continue
 		}
 		k := s.Ref.key()
-		if _, dup := r.sessions[k]; dup {
+		if _, dup := st.sessions[k]; dup {
 			continue
 		}
-		r.sessions[k] = &s
-		r.takeover.sessions.set(k, s.Start)
+		st.sessions[k] = &s
+		e.takeover.sessions.set(k, s.Start)
 	}
 	return nil
 }
 
 // saveSessions writes the source's break-glass record when it changed since the last
-// write. A failure is logged and retried with the next write of the status.
-func (r *Reconciler) saveSessions(ctx context.Context) {
-	if !r.sessionsDirty {
+// write. A failure is logged and retried with the next write of the status. The caller
+// holds w.st.mu.
+func (w *statusWriter) saveSessions(ctx context.Context) {
+	if !w.st.sessionsDirty {
 		return
 	}
-	all := append([]storedSession(nil), r.history...)
-	for _, s := range r.sessions {
+	all := append([]storedSession(nil), w.st.history...)
+	for _, s := range w.st.sessions {
 		all = append(all, *s)
 	}
-	kept, enc, err := boundSessions(all, r.clock.Now(), r.retention)
+	kept, enc, err := boundSessions(all, w.clock.Now(), w.retention)
 	if err == nil {
-		r.history = r.history[:0]
+		w.st.history = w.st.history[:0]
 		for _, s := range kept {
 			if !s.Active() {
-				r.history = append(r.history, s)
-			} else if p := r.sessions[s.Ref.key()]; p != nil {
+				w.st.history = append(w.st.history, s)
+			} else if p := w.st.sessions[s.Ref.key()]; p != nil {
 				p.Base, p.Note = s.Base, s.Note
 			}
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_, err = applyConfigMap(wctx, r.client, r.namespace, BreakGlassConfigMapName(r.src.Name), componentBreakGlass, map[string]string{
-			"source":    r.src.Name,
+		_, err = applyConfigMap(wctx, w.client, w.namespace, BreakGlassConfigMapName(w.src.Name), componentBreakGlass, map[string]string{
+			"source":    w.src.Name,
 			keySessions: enc,
 		})
 	}
@@ -312,22 +313,22 @@ func (r *Reconciler) saveSessions(ctx context.Context) {
 		logr.FromContextOrDiscard(ctx).Error(err, "cannot write the break-glass record")
 		return
 	}
-	r.sessionsDirty = false
+	w.st.sessionsDirty = false
 }
 
 // openSession returns the active session on o, starting one when there is none: Git's
 // version of the object now (git, the dry-run without the fields only foreign managers own)
-// is its base.
-func (r *Reconciler) openSession(ctx context.Context, o *object, live, git *unstructured.Unstructured, bg breakGlass, rev string) *storedSession {
+// is its base. The caller holds h.st.mu.
+func (h *healer) openSession(ctx context.Context, o *object, live, git *unstructured.Unstructured, bg breakGlass, rev string) *storedSession {
 	k := o.ref.key()
-	s := r.sessions[k]
+	s := h.st.sessions[k]
 	if s == nil {
 		start := breakGlassWritten(live)
 		if start.IsZero() {
-			start = r.clock.Now()
+			start = h.clock.Now()
 		}
 		s = &storedSession{BreakGlassSession: BreakGlassSession{
-			Source: r.src.Name, Object: o.ref.String(), Ref: o.ref, Start: start.UTC(), StartRevision: rev,
+			Source: h.src.Name, Object: o.ref.String(), Ref: o.ref, Start: start.UTC(), StartRevision: rev,
 		}}
 		if git != nil {
 			b, err := json.Marshal(displayObject(git))
@@ -340,9 +341,9 @@ func (r *Reconciler) openSession(ctx context.Context, o *object, live, git *unst
 		if s.Base == "" {
 			s.Note = "Git's version at the start is unknown; the patch is the difference from the current Git"
 		}
-		r.sessions[k] = s
-		r.takeover.sessions.set(k, s.Start)
-		r.sessionsDirty = true
+		h.st.sessions[k] = s
+		h.takeover.sessions.set(k, s.Start)
+		h.st.sessionsDirty = true
 		logr.FromContextOrDiscard(ctx).Info("break-glass session began", "object", o.ref.String(), "by", bg.By, "reason", bg.Reason, "start", s.Start, "revision", rev)
 	}
 	if s.Until != bg.Until || s.Reason != bg.Reason || s.By != bg.By || s.Group != bg.Group {
@@ -358,26 +359,26 @@ func (r *Reconciler) openSession(ctx context.Context, o *object, live, git *unst
 		if bg.Group != "" {
 			s.Group = bg.Group
 		}
-		r.sessionsDirty = true
+		h.st.sessionsDirty = true
 	}
 	return s
 }
 
 // closeSession ends k's active session as ending at the reconciler's clock, with its patch
-// and conflicts, and moves it to the history.
-func (r *Reconciler) closeSession(k objKey, ending BreakGlassEnding, problem, rev, patch string, conflicts []BreakGlassConflict) *BreakGlassSession {
-	s := r.sessions[k]
+// and conflicts, and moves it to the history. The caller holds h.st.mu.
+func (h *healer) closeSession(k objKey, ending BreakGlassEnding, problem, rev, patch string, conflicts []BreakGlassConflict) *BreakGlassSession {
+	s := h.st.sessions[k]
 	if s == nil {
 		return nil
 	}
-	delete(r.sessions, k)
-	r.takeover.sessions.set(k, time.Time{})
-	s.End = r.clock.Now().UTC()
+	delete(h.st.sessions, k)
+	h.takeover.sessions.set(k, time.Time{})
+	s.End = h.clock.Now().UTC()
 	s.Ending, s.Problem, s.EndRevision = ending, problem, rev
 	s.Patch, s.Conflicts = truncatePatch(patch), conflicts
 	s.Base = ""
-	r.history = append(r.history, *s)
-	r.sessionsDirty = true
+	h.st.history = append(h.st.history, *s)
+	h.st.sessionsDirty = true
 	return &s.BreakGlassSession
 }
 

@@ -337,13 +337,25 @@ data:
 }
 
 func TestBackoff(t *testing.T) {
-	r := &Reconciler{src: v1alpha1.Source{Interval: metav1.Duration{Duration: 10 * time.Second}}}
+	w := &statusWriter{env: &env{src: v1alpha1.Source{Interval: metav1.Duration{Duration: 10 * time.Second}}}, st: &state{}}
 	var got []time.Duration
-	for r.failures = 1; r.failures <= 6; r.failures++ {
-		got = append(got, r.backoff())
+	for w.st.failures = 1; w.st.failures <= 6; w.st.failures++ {
+		got = append(got, w.backoff())
 	}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("backoffs = %v, want %v", got, want)
+	}
+}
+
+func TestShort(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"4f2e0c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d", "4f2e0c1d9a8b"},
+		{"sha256:4f2e0c1d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d", "sha256:4f2e0c1d9a8b"},
+		{"abc", "abc"},
+	} {
+		if got := short(tc.in); got != tc.want {
+			t.Errorf("short(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -84,21 +84,22 @@ const (
 	refused
 )
 
-// ownershipOf decides whether the source may apply over live, the existing object k.
-func (r *Reconciler) ownershipOf(k objKey, live *unstructured.Unstructured) ownership {
+// ownershipOf decides whether the source may apply over live, the existing object k. The
+// caller holds p.st.mu.
+func (p *planner) ownershipOf(k objKey, live *unstructured.Unstructured) ownership {
 	switch {
-	case live.GetLabels()[v1alpha1.LabelSource] == r.src.Name, r.inv.origin(k) != originUnknown:
+	case live.GetLabels()[v1alpha1.LabelSource] == p.src.Name, p.st.inv.origin(k) != originUnknown:
 		return owned
-	case live.GetAnnotations()[v1alpha1.AnnotationAdopt] == v1alpha1.AdoptAllowed, r.src.Adopt:
+	case live.GetAnnotations()[v1alpha1.AnnotationAdopt] == v1alpha1.AdoptAllowed, p.src.Adopt:
 		return adoptable
 	}
 	return refused
 }
 
 // originFor returns the origin to record for a desired object: the one the inventory knows,
-// else adopted or created.
-func (r *Reconciler) originFor(it *planItem) origin {
-	if o := r.inv.origin(it.o.ref.key()); o != originUnknown {
+// else adopted or created. The caller holds p.st.mu.
+func (p *planner) originFor(it *planItem) origin {
+	if o := p.st.inv.origin(it.o.ref.key()); o != originUnknown {
 		return o
 	}
 	if it.adopt {
@@ -134,19 +135,19 @@ func pruneConfirmed(live *unstructured.Unstructured) bool {
 // orphan releases an object that left Git but may not be deleted: it drops the source label,
 // so that the guard no longer treats it as the source's and another source may adopt it,
 // and reports it in an Event and the log. The caller drops it from the inventory.
-func (r *Reconciler) orphan(ctx context.Context, ref ObjectRef, gvr schema.GroupVersionResource, live *unstructured.Unstructured, why string) error {
+func (p *pruner) orphan(ctx context.Context, ref ObjectRef, gvr schema.GroupVersionResource, live *unstructured.Unstructured, why string) error {
 	// The uid makes the patch fail if the object was replaced since it was read.
 	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q,"labels":{%q:null}}}`, live.GetUID(), v1alpha1.LabelSource)
-	if _, err := r.resource(gvr, ref.Namespace).Patch(ctx, ref.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+	if _, err := p.resource(gvr, ref.Namespace).Patch(ctx, ref.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
 		return fmt.Errorf("orphan %s: remove its %s label: %w", ref, v1alpha1.LabelSource, err)
 	}
 	logr.FromContextOrDiscard(ctx).Info("orphaned object", "object", ref.String(), "why", why)
-	r.event(live, corev1.EventTypeWarning, "Orphaned", "Prune",
-		fmt.Sprintf("left Git but not deleted: %s; source %s no longer manages it and removed its %s label", why, r.src.Name, v1alpha1.LabelSource))
+	p.event(live, corev1.EventTypeWarning, "Orphaned", "Prune",
+		fmt.Sprintf("left Git but not deleted: %s; source %s no longer manages it and removed its %s label", why, p.src.Name, v1alpha1.LabelSource))
 	return nil
 }
 
 // renderLimits are the source's limits on a render.
-func (r *Reconciler) renderLimits() render.Limits {
-	return render.Limits{MaxObjects: r.src.Limits.MaxObjects, MaxBytes: r.src.Limits.MaxRenderedSize.Value()}
+func (p *planner) renderLimits() render.Limits {
+	return render.Limits{MaxObjects: p.src.Limits.MaxObjects, MaxBytes: p.src.Limits.MaxRenderedSize.Value()}
 }

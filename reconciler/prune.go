@@ -16,6 +16,12 @@ import (
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
+// pruner deletes the objects of an inventory that left Git, within the ownership rules. It
+// reads no state: the sync hands it the inventory and the desired objects.
+type pruner struct {
+	*env
+}
+
 // pruneCandidates returns the inventory's objects that are not desired, in reverse apply
 // order (kinds applied last are deleted first), except that PersistentVolumeClaims, then
 // CRDs, then Namespaces come last.
@@ -55,18 +61,18 @@ const (
 
 // decidePrune decides what to do with the live object of ref, which left Git; o is how it
 // came to the inventory.
-func (r *Reconciler) decidePrune(ref ObjectRef, live *unstructured.Unstructured, o origin) (pruneDecision, string) {
+func (p *pruner) decidePrune(ref ObjectRef, live *unstructured.Unstructured, o origin) (pruneDecision, string) {
 	switch {
 	case live == nil:
 		return pruneForget, "already deleted"
-	case live.GetLabels()[v1alpha1.LabelSource] != r.src.Name:
+	case live.GetLabels()[v1alpha1.LabelSource] != p.src.Name:
 		return pruneForget, fmt.Sprintf("its %s label is %q", v1alpha1.LabelSource, live.GetLabels()[v1alpha1.LabelSource])
 	case live.GetAnnotations()[v1alpha1.AnnotationPrune] == v1alpha1.PruneDisabled:
 		return pruneForget, fmt.Sprintf("annotated %s: %s", v1alpha1.AnnotationPrune, v1alpha1.PruneDisabled)
 	case live.GetDeletionTimestamp() != nil:
 		return pruneForget, "already being deleted"
 	}
-	if bg := readBreakGlass(live, r.clock.Now(), r.maxBreakGlass()); bg.State == v1alpha1.BreakGlassActive {
+	if bg := readBreakGlass(live, p.clock.Now(), p.maxBreakGlass()); bg.State == v1alpha1.BreakGlassActive {
 		return pruneKeep, fmt.Sprintf("under break-glass %q until %s", bg.Reason, bg.Until)
 	}
 	if pruneConfirmed(live) {
@@ -89,7 +95,7 @@ func (r *Reconciler) decidePrune(ref ObjectRef, live *unstructured.Unstructured,
 // annotated driftless.dev/prune: confirm, else they are orphaned. It returns how many were
 // deleted, the objects that stay in the inventory (break-glass and failures) and the
 // orphaned objects with the reason.
-func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objKey]*object) (int, []ObjectRef, []string, error) {
+func (p *pruner) prune(ctx context.Context, inv *inventory, desired map[objKey]*object) (int, []ObjectRef, []string, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	cands := pruneCandidates(inv, desired)
 	var (
@@ -110,8 +116,8 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 		for n < len(cands) && cands[n].GroupVersionKind().GroupKind() == gk {
 			n++
 		}
-		errs = append(errs, parallel(ctx, r.concurrency, cands[:n], func(ctx context.Context, ref ObjectRef) error {
-			m, err := r.mapper.RESTMapping(gk, ref.Version)
+		errs = append(errs, parallel(ctx, p.concurrency, cands[:n], func(ctx context.Context, ref ObjectRef) error {
+			m, err := p.mapper.RESTMapping(gk, ref.Version)
 			if meta.IsNoMatchError(err) {
 				log.Info("not pruning object whose kind is no longer served", "object", ref.String())
 				return nil
@@ -120,7 +126,7 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 				keep(ref)
 				return fmt.Errorf("prune %s: %w", ref, err)
 			}
-			ri := r.resource(m.Resource, ref.Namespace)
+			ri := p.resource(m.Resource, ref.Namespace)
 			live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				live, err = nil, nil
@@ -129,7 +135,7 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 				keep(ref)
 				return fmt.Errorf("prune %s: %w", ref, err)
 			}
-			decision, why := r.decidePrune(ref, live, inv.origin(ref.key()))
+			decision, why := p.decidePrune(ref, live, inv.origin(ref.key()))
 			switch decision {
 			case pruneForget:
 				log.Info("not pruning object", "object", ref.String(), "why", why)
@@ -139,7 +145,7 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 				keep(ref)
 				return nil
 			case pruneOrphan:
-				if err := r.orphan(ctx, ref, m.Resource, live, why); err != nil {
+				if err := p.orphan(ctx, ref, m.Resource, live, why); err != nil {
 					keep(ref)
 					return err
 				}
@@ -159,7 +165,7 @@ func (r *Reconciler) prune(ctx context.Context, inv *inventory, desired map[objK
 				return fmt.Errorf("prune %s: %w", ref, err)
 			}
 			log.Info("pruned object", "object", ref.String())
-			r.event(live, corev1.EventTypeNormal, "Pruned", "Prune", fmt.Sprintf("deleted: the object left Git (source %s)", r.src.Name))
+			p.event(live, corev1.EventTypeNormal, "Pruned", "Prune", fmt.Sprintf("deleted: the object left Git (source %s)", p.src.Name))
 			mu.Lock()
 			pruned++
 			mu.Unlock()

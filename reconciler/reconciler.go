@@ -24,10 +24,11 @@ type Options struct {
 	// Mapper maps kinds to resources. It must discover kinds added by CRDs after it was made,
 	// as controller-runtime's dynamic RESTMapper does. Required.
 	Mapper meta.RESTMapper
-	// Fetcher fetches Git sources. Required.
+	// Fetcher fetches the sources that are Git repositories. Nil uses a go-git fetcher of
+	// the reconciler's own.
 	Fetcher source.Fetcher
-	// CacheDir is an absolute directory for Git caches; each source uses a subdirectory named
-	// after it. Required.
+	// CacheDir is an absolute directory for the sources' caches; each source uses a
+	// subdirectory named after it. Required.
 	CacheDir string
 	// Recorder records Events about syncs, drift reverts and break-glass. Nil records none.
 	Recorder events.EventRecorder
@@ -54,17 +55,42 @@ type Options struct {
 	Concurrency int
 }
 
-// Reconciler keeps the objects of one source as its Git ref declares them. Make one with
-// [New] or [NewForConfig]; run it with [Reconciler.Start], or drive it with
-// [Reconciler.Sync]. Its methods are safe for concurrent use.
+// Reconciler keeps the objects of one source as its ref declares them. Make one with [New]
+// or [NewForConfig]; run it with [Reconciler.Start], or drive it with [Reconciler.Sync]. Its
+// methods are safe for concurrent use.
+//
+// It is made of parts with one job each, which share the source's state explicitly:
+//   - fetch: the source yields an artifact (no state);
+//   - plan: render, gate, prepare (no state), then the dry-run against the live objects;
+//   - apply: writes desired objects, in stages, and remembers its own writes;
+//   - prune: deletes what left Git, within the ownership rules (no state);
+//   - heal: watches the applied objects, reverts drift, holds break-glass and records it;
+//   - status: the one place the status (and the break-glass record) is written.
+//
+// Fetch, render and gate take no lock, so healing never waits behind a slow source.
 type Reconciler struct {
+	env    *env
+	st     *state
+	writes *writeLog
+	fetch  *fetcher
+	plan   *planner
+	apply  *applier
+	prune  *pruner
+	heal   *healer
+	status *statusWriter
+
+	// syncMu serializes syncs: one fetch and render at a time in the source's cache.
+	syncMu sync.Mutex
+}
+
+// env is what every part of one source's reconciler reads: the source's configuration and
+// the injected dependencies. Nothing in it changes after [New] but the break-glass maximum,
+// which is atomic.
+type env struct {
 	src       v1alpha1.Source
-	spec      source.Spec
 	client    dynamic.Interface
 	mapper    meta.RESTMapper
-	fetcher   source.Fetcher
 	recorder  events.EventRecorder
-	gate      Gate
 	clock     clock.WithDelayedExecution
 	metrics   *Metrics
 	namespace string
@@ -75,41 +101,6 @@ type Reconciler struct {
 	concurrency int
 	// retention is how long an ended break-glass session stays in the record.
 	retention time.Duration
-
-	// syncMu serializes syncs: one fetch and render at a time in the source's cache.
-	syncMu sync.Mutex
-	// mu guards the fields below. A sync holds it only to plan, apply and prune, so that a
-	// heal never waits behind a fetch or a render.
-	mu sync.Mutex
-	// loaded is true once the inventory and status were read from the cluster.
-	loaded bool
-	inv    *inventory
-	// desired holds the objects of the last applied revision, for healing.
-	desired  map[objKey]*object
-	failures int
-	status   Status
-	bg       map[objKey]BreakGlassObject
-	timers   map[objKey]expiryTimer
-	// sessions are the open break-glass sessions, history the ended ones still kept; both
-	// are written to the break-glass record when sessionsDirty.
-	sessions      map[objKey]*storedSession
-	history       []storedSession
-	sessionsDirty bool
-	watch         *watcher
-
-	// written holds the resource versions the reconciler's own writes produced, so that the
-	// watch events they cause are not taken for drift, and verified the resource version at
-	// which each object last matched its desired state. They have their own lock because
-	// applies run in parallel.
-	writtenMu sync.Mutex
-	written   map[objKey][]string
-	verified  map[objKey]verification
-}
-
-// expiryTimer fires when a break-glass expires.
-type expiryTimer struct {
-	until time.Time
-	timer clock.Timer
 }
 
 // New returns the reconciler of one source. The source is defaulted as configuration
@@ -124,9 +115,6 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 	}
 	if opts.Mapper == nil {
 		errs = append(errs, errors.New("options: mapper is required"))
-	}
-	if opts.Fetcher == nil {
-		errs = append(errs, errors.New("options: fetcher is required"))
 	}
 	if !filepath.IsAbs(opts.CacheDir) {
 		errs = append(errs, fmt.Errorf("options: cacheDir %q must be an absolute path", opts.CacheDir))
@@ -147,45 +135,43 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		src.Timeout.Duration = v1alpha1.DefaultTimeout
 	}
 	v1alpha1.SetLimitsDefaults(&src.Limits)
-	r := &Reconciler{
+	e := &env{
 		src:         src,
-		spec:        specFor(src, filepath.Join(opts.CacheDir, src.Name)),
 		client:      opts.Client,
 		mapper:      opts.Mapper,
-		fetcher:     opts.Fetcher,
 		recorder:    opts.Recorder,
-		gate:        opts.Gate,
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
 		namespace:   opts.Namespace,
 		takeover:    takeover{prefixes: opts.TakeoverManagers, sessions: &sessionStarts{}},
 		concurrency: opts.Concurrency,
 		retention:   opts.BreakGlassRetention,
-		sessions:    map[objKey]*storedSession{},
-		inv:         &inventory{},
-		desired:     map[objKey]*object{},
-		bg:          map[objKey]BreakGlassObject{},
-		timers:      map[objKey]expiryTimer{},
-		written:     map[objKey][]string{},
-		verified:    map[objKey]verification{},
 	}
-	if r.clock == nil {
-		r.clock = clock.RealClock{}
+	if e.clock == nil {
+		e.clock = clock.RealClock{}
 	}
-	if r.namespace == "" {
-		r.namespace = v1alpha1.DefaultNamespace
+	if e.namespace == "" {
+		e.namespace = v1alpha1.DefaultNamespace
 	}
+	if e.takeover.prefixes == nil {
+		e.takeover.prefixes = DefaultTakeoverManagers
+	}
+	if e.concurrency <= 0 {
+		e.concurrency = 16
+	}
+	if e.retention <= 0 {
+		e.retention = v1alpha1.DefaultBreakGlassRetention
+	}
+	fetcher := opts.Fetcher
+	if fetcher == nil {
+		fetcher = source.NewGitFetcher()
+	}
+	s, err := newSource(src, filepath.Join(opts.CacheDir, src.Name), fetcher, e.clock)
+	if err != nil {
+		return nil, fmt.Errorf("reconciler for source %q: %w", src.Name, err)
+	}
+	r := newReconciler(e, s, opts.Gate)
 	r.SetBreakGlassMaxDuration(opts.BreakGlassMaxDuration)
-	if r.takeover.prefixes == nil {
-		r.takeover.prefixes = DefaultTakeoverManagers
-	}
-	if r.concurrency <= 0 {
-		r.concurrency = 16
-	}
-	if r.retention <= 0 {
-		r.retention = v1alpha1.DefaultBreakGlassRetention
-	}
-	r.status = Status{Source: src.Name, URL: source.RedactURL(src.URL), Ref: r.spec.Ref.String(), Path: src.Path}
 	return r, nil
 }
 
@@ -219,35 +205,33 @@ func (r *Reconciler) SetBreakGlassMaxDuration(d time.Duration) {
 	if d <= 0 {
 		d = v1alpha1.DefaultBreakGlassMaxDuration
 	}
-	r.maxBG.Store(int64(d))
+	r.env.maxBG.Store(int64(d))
 }
 
 // maxBreakGlass returns the longest break-glass the reconciler honours.
-func (r *Reconciler) maxBreakGlass() time.Duration { return time.Duration(r.maxBG.Load()) }
+func (e *env) maxBreakGlass() time.Duration { return time.Duration(e.maxBG.Load()) }
 
 // Name returns the name of the reconciler's source.
-func (r *Reconciler) Name() string { return r.src.Name }
+func (r *Reconciler) Name() string { return r.env.src.Name }
 
-// specFor translates a configured source into what the fetcher needs.
-func specFor(src v1alpha1.Source, cacheDir string) source.Spec {
-	s := source.Spec{
-		URL:      src.URL,
-		Ref:      source.Ref{Branch: src.Ref.Branch, Tag: src.Ref.Tag, Commit: src.Ref.Commit},
-		CacheDir: cacheDir,
-		Limits: source.Limits{
-			MaxRepositorySize: src.Limits.MaxRepositorySize.Value(),
-			MaxFileSize:       src.Limits.MaxFileSize.Value(),
-			MaxFiles:          src.Limits.MaxFiles,
-		},
+// newReconciler wires the parts of the reconciler of e's source around one shared state.
+func newReconciler(e *env, src source.Source, gate Gate) *Reconciler {
+	loc := src.Location()
+	st := &state{
+		inv:      &inventory{},
+		desired:  map[objKey]*object{},
+		bg:       map[objKey]BreakGlassObject{},
+		sessions: map[objKey]*storedSession{},
+		status:   Status{Source: e.src.Name, URL: loc.URL, Ref: loc.Ref, Path: e.src.Path},
 	}
-	if a := src.Auth; a != nil {
-		s.Auth = source.Auth{
-			Username: a.Username, PasswordFile: a.PasswordFile, BearerTokenFile: a.BearerTokenFile,
-			SSHPrivateKeyFile: a.SSHPrivateKeyFile, SSHKnownHostsFile: a.SSHKnownHostsFile, CAFile: a.CAFile,
-		}
-	}
-	if v := src.Verify; v != nil {
-		s.Verify = &source.Verification{KeyringFiles: v.KeyringFiles}
-	}
-	return s
+	w := &writeLog{written: map[objKey][]string{}, verified: map[objKey]verification{}}
+	r := &Reconciler{env: e, st: st, writes: w}
+	r.status = &statusWriter{env: e, st: st}
+	r.fetch = &fetcher{env: e, source: src}
+	r.apply = &applier{env: e, st: st, writes: w}
+	r.plan = &planner{env: e, st: st, writes: w, apply: r.apply, gate: gate}
+	r.prune = &pruner{env: e}
+	r.heal = &healer{env: e, st: st, writes: w, apply: r.apply, status: r.status, timers: map[objKey]expiryTimer{}}
+	r.apply.heal = r.heal
+	return r
 }

@@ -27,43 +27,53 @@ const healWorkers = 1
 // from ctx, or is controller-runtime's (ctrl.SetLogger) when ctx has none, as when a manager
 // starts it. Start returns nil when ctx is done; it must not be called twice.
 func (r *Reconciler) Start(ctx context.Context) error {
-	log := crlog.FromContext(ctx).WithValues("source", r.src.Name)
+	e := r.env
+	log := crlog.FromContext(ctx).WithValues("source", e.src.Name)
 	ctx = logr.NewContext(ctx, log)
-	var workers sync.WaitGroup
-	if r.src.SelfHealEnabled() {
-		w := newWatcher(ctx, r.client, v1alpha1.LabelSource+"="+r.src.Name)
-		r.mu.Lock()
-		r.watch = w
-		r.mu.Unlock()
-		for range healWorkers {
-			workers.Go(func() { r.runHealWorker(ctx, w) })
-		}
-		defer func() {
-			w.stop()
-			workers.Wait()
-			r.mu.Lock()
-			r.watch = nil
-			for k := range r.timers {
-				r.timers[k].timer.Stop()
-				delete(r.timers, k)
-			}
-			r.mu.Unlock()
-		}()
+	if e.src.SelfHealEnabled() {
+		defer r.heal.start(ctx)()
 	}
-	log.Info("starting source", "url", r.status.URL, "ref", r.status.Ref, "path", r.src.Path,
-		"interval", r.src.Interval.Duration, "prune", r.src.PruneEnabled(), "selfHeal", r.src.SelfHealEnabled())
+	r.st.mu.Lock()
+	url, ref := r.st.status.URL, r.st.status.Ref
+	r.st.mu.Unlock()
+	log.Info("starting source", "url", url, "ref", ref, "path", e.src.Path,
+		"interval", e.src.Interval.Duration, "prune", e.src.PruneEnabled(), "selfHeal", e.src.SelfHealEnabled())
 	for {
 		res, _ := r.syncLogged(ctx) // A sync records and logs its own failures.
 		if ctx.Err() != nil {
 			return nil
 		}
-		t := r.clock.NewTimer(res.RequeueAfter)
+		t := e.clock.NewTimer(res.RequeueAfter)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C():
 		}
+	}
+}
+
+// start watches the source's objects and runs the heal workers until ctx is done or the
+// returned stop is called; stop waits for them and cancels the break-glass expiry timers.
+func (h *healer) start(ctx context.Context) (stop func()) {
+	w := newWatcher(ctx, h.client, v1alpha1.LabelSource+"="+h.src.Name)
+	h.st.mu.Lock()
+	h.st.watch = w
+	h.st.mu.Unlock()
+	var workers sync.WaitGroup
+	for range healWorkers {
+		workers.Go(func() { h.runHealWorker(ctx, w) })
+	}
+	return func() {
+		w.stop()
+		workers.Wait()
+		h.st.mu.Lock()
+		h.st.watch = nil
+		for k, t := range h.timers {
+			t.timer.Stop()
+			delete(h.timers, k)
+		}
+		h.st.mu.Unlock()
 	}
 }
 

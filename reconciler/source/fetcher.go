@@ -122,8 +122,9 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 	if err != nil {
 		return Revision{}, secrets, fmt.Errorf("read commit %s: %w", hash, err)
 	}
+	var signedBy string
 	if spec.Verify != nil {
-		if err := verifyCommit(commit, spec.Verify.KeyringFiles); err != nil {
+		if signedBy, err = verifyCommit(commit, spec.Verify.KeyringFiles); err != nil {
 			return Revision{}, secrets, err
 		}
 	}
@@ -136,11 +137,12 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 	}
 	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
 	return Revision{
-		Commit:  hash.String(),
-		Author:  fmt.Sprintf("%s <%s>", commit.Author.Name, commit.Author.Email),
-		Time:    commit.Committer.When,
-		Subject: strings.TrimSpace(subject),
-		Dir:     dir,
+		Commit:   hash.String(),
+		Author:   fmt.Sprintf("%s <%s>", commit.Author.Name, commit.Author.Email),
+		Time:     commit.Committer.When,
+		Subject:  strings.TrimSpace(subject),
+		SignedBy: signedBy,
+		Dir:      dir,
 	}, secrets, nil
 }
 

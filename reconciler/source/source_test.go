@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -327,6 +329,9 @@ func TestFetchVerify(t *testing.T) {
 		if rev.Commit != good {
 			t.Fatalf("Commit = %s, want %s", rev.Commit, good)
 		}
+		if want := trusted.Entity.PrimaryKey.KeyIdString(); rev.SignedBy != want {
+			t.Errorf("SignedBy = %q, want the pinned key %s", rev.SignedBy, want)
+		}
 		if _, err := f.Fetch(t.Context(), spec(otherKeyring, keyring)); err != nil {
 			t.Fatalf("fetch with the pinned key in the second keyring: %v", err)
 		}
@@ -345,8 +350,8 @@ func TestFetchVerify(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				sha := repo.Commit(t, "main", tc.change)
 				_, err := f.Fetch(t.Context(), spec(tc.keyring))
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("fetch = %v, want %v", err, tc.wantErr)
+				if !errors.Is(err, tc.wantErr) || !errors.Is(err, source.ErrVerification) {
+					t.Fatalf("fetch = %v, want %v, an ErrVerification", err, tc.wantErr)
 				}
 				if !strings.Contains(err.Error(), sha) {
 					t.Errorf("error %q does not name commit %s", err, sha)
@@ -369,11 +374,44 @@ func TestFetchVerify(t *testing.T) {
 		t.Run("unreadable keyring", func(t *testing.T) {
 			bad := writeSecret(t, "not a keyring")
 			_, err := f.Fetch(t.Context(), spec(bad))
-			if err == nil || errors.Is(err, source.ErrUntrusted) || !strings.Contains(err.Error(), bad) {
+			if err == nil || errors.Is(err, source.ErrVerification) || !strings.Contains(err.Error(), bad) {
 				t.Fatalf("fetch with a broken keyring = %v, want an error naming %s", err, bad)
 			}
 		})
 	})
+}
+
+// TestGitSource fetches through the Source seam: the artifact carries the commit, its
+// files and its metadata, and the location names no credentials.
+func TestGitSource(t *testing.T) {
+	srv := gitserver.New(t, gitserver.WithBasicAuth("driftless", "s3cret-pass"))
+	repo := srv.CreateRepo(t, "config.git")
+	sha := repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"a": "one"}, Message: "add a\n\nbody"})
+	u, err := url.Parse(srv.RepoURL("config.git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("driftless")
+	fetched := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	spec := source.Spec{URL: u.String(), Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir(),
+		Auth: source.Auth{Username: "driftless", PasswordFile: writeSecret(t, "s3cret-pass")}}
+	var src source.Source = source.NewGit(spec, source.NewGitFetcher(), func() time.Time { return fetched })
+
+	art, err := src.Fetch(t.Context())
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if art.Revision != sha || readFile(t, art.Dir, "a") != "one" {
+		t.Errorf("artifact = %s in %s, want %s holding a", art.Revision, art.Dir, sha)
+	}
+	md := art.Metadata
+	if md.Subject != "add a" || md.Author == "" || md.Created.IsZero() || !md.Fetched.Equal(fetched) || md.SignedBy != "" {
+		t.Errorf("metadata = %+v, want subject %q, an author, a commit time, fetched at %s and no signer", md, "add a", fetched)
+	}
+	loc := src.Location()
+	if strings.Contains(loc.URL, "driftless@") || !strings.HasSuffix(loc.URL, "/config.git") || loc.Ref != "branch main" {
+		t.Errorf("location = %+v, want the URL without credentials and branch main", loc)
+	}
 }
 
 func TestFetchIsShallow(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
-// Fetcher fetches a Git source and checks out the commit its ref resolves
-// to.
+// Fetcher fetches a Git repository and checks out the commit a ref resolves
+// to. [Git] adapts it to [Source].
 type Fetcher interface {
 	// Fetch resolves spec.Ref, verifies the commit when spec.Verify is set,
 	// and returns the commit with a directory holding its files.
@@ -119,6 +119,9 @@ type Revision struct {
 	Time time.Time
 	// Subject is the first line of the commit message.
 	Subject string
+	// SignedBy is the key ID (16 hex digits) of the verified signature;
+	// empty when the spec asks for no verification.
+	SignedBy string
 	// Dir holds the commit's files and nothing else (no .git). It is
 	// never modified, and stays on disk at least until a fetch of a
 	// second, different newer commit succeeds.
@@ -126,12 +129,13 @@ type Revision struct {
 }
 
 // ErrUnsigned is returned, wrapped, when verification is required and the
-// commit carries no signature.
-var ErrUnsigned = errors.New("commit is not signed")
+// commit carries no signature. It is an [ErrVerification].
+var ErrUnsigned error = &verificationError{"commit is not signed"}
 
 // ErrUntrusted is returned, wrapped, when verification is required and the
-// commit's signature is invalid or made by a key that is not pinned.
-var ErrUntrusted = errors.New("commit signature is not trusted")
+// commit's signature is invalid or made by a key that is not pinned. It is an
+// [ErrVerification].
+var ErrUntrusted error = &verificationError{"commit signature is not trusted"}
 
 // Validate reports the first problem with the spec, naming the field.
 func (s Spec) Validate() error {

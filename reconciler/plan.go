@@ -1,0 +1,186 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/reconciler/render"
+	"github.com/driftless-dev/driftless/reconciler/source"
+)
+
+// planner turns an artifact into a plan: it renders the artifact, checks it against the
+// source's policy set and prepares the objects to apply, all without the state's lock; then,
+// under the lock, it dry-runs every object against the live one and decides what changes.
+type planner struct {
+	*env
+	st     *state
+	writes *writeLog
+	apply  *applier
+	gate   Gate
+}
+
+// planItem is one desired object and what the dry-run said about it.
+type planItem struct {
+	o    *object
+	live *unstructured.Unstructured
+	// dry is the object as a dry-run apply returned it; nil when deferred.
+	dry *unstructured.Unstructured
+	// changed is true when applying would change the live object (or create it).
+	changed bool
+	// deferred is true when the object's kind or namespace is created by the same revision,
+	// so it can only be dry-run after the definitions stage.
+	deferred bool
+	bg       breakGlass
+	// adopt is true when the object exists without the source's label and opts in to
+	// adoption (or the source does).
+	adopt bool
+	// res is the object after applying it.
+	res *unstructured.Unstructured
+}
+
+// render renders the artifact's copy of the source's path. An empty render is refused.
+func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructured.Unstructured, SyncResult, error) {
+	rendered, err := render.RenderLimited(ctx, art.Dir, p.src.Path, p.renderLimits())
+	if errors.Is(err, render.ErrLimitExceeded) {
+		return nil, ResultLimitExceeded, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+	}
+	if err != nil {
+		return nil, ResultRenderFailed, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+	}
+	if len(rendered) == 0 {
+		return nil, ResultPruneRefused, fmt.Errorf("render %s at %s: no objects; refusing to apply an empty revision, which would prune every object of the source", p.src.Path, short(art.Revision))
+	}
+	return rendered, "", nil
+}
+
+// check evaluates the source's policy set against the rendered objects of art and returns
+// the violations; none when the source names no policy set or there is no gate.
+func (p *planner) check(ctx context.Context, art source.Artifact, rendered []*unstructured.Unstructured) ([]Violation, error) {
+	if p.gate == nil || p.src.PolicySet == "" {
+		return nil, nil
+	}
+	copies := make([]*unstructured.Unstructured, len(rendered))
+	for i, u := range rendered {
+		copies[i] = u.DeepCopy()
+	}
+	vs, err := p.gate.Check(ctx, p.src.PolicySet, copies)
+	if err != nil {
+		return nil, fmt.Errorf("check %s at %s against policy set %s: %w", p.src.Path, short(art.Revision), p.src.PolicySet, err)
+	}
+	return vs, nil
+}
+
+// prepare turns the rendered objects of revision into objects to apply, in apply order.
+func (p *planner) prepare(rendered []*unstructured.Unstructured, revision string) ([]*object, error) {
+	objs, err := prepare(rendered, p.mapper, &p.src, revision)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s at %s: %w", p.src.Path, short(revision), err)
+	}
+	return objs, nil
+}
+
+// plan dry-runs every object whose kind and namespace exist, and decides what changes. Any
+// failure fails the whole plan, so that nothing of the revision is applied. The caller holds
+// p.st.mu.
+func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error) {
+	newKinds := map[schema.GroupKind]bool{}
+	newNamespaces := map[string]bool{}
+	for _, o := range objs {
+		switch o.ref.key() {
+		case objKey{Group: crdGK.Group, Kind: crdGK.Kind, Name: o.ref.Name}:
+			for gk := range crdScopes([]*unstructured.Unstructured{o.obj}) {
+				newKinds[gk] = true
+			}
+		case objKey{Kind: namespaceGK.Kind, Name: o.ref.Name}:
+			newNamespaces[o.ref.Name] = true
+		}
+	}
+	items := make([]*planItem, len(objs))
+	for i, o := range objs {
+		items[i] = &planItem{o: o}
+	}
+	now := p.clock.Now()
+	others := &claims{e: p.env}
+	var (
+		refusedMu    sync.Mutex
+		refusedItems []*planItem
+	)
+	errs := parallel(ctx, p.concurrency, items, func(ctx context.Context, it *planItem) error {
+		live, err := p.apply.getLive(ctx, it.o)
+		if err != nil && !(apierrors.IsNotFound(err) || isNoMatch(err)) {
+			return err
+		}
+		it.live = live
+		if live != nil {
+			owner, err := others.claimedByOther(ctx, live)
+			if err != nil {
+				return fmt.Errorf("%s: %w", it.o.ref, err)
+			}
+			if owner != "" {
+				return fmt.Errorf("%s is applied by source %s too; declare it in one source only (remove it from one, and the other can take it once the first has pruned it)", it.o.ref, owner)
+			}
+			switch p.ownershipOf(it.o.ref.key(), live) {
+			case refused:
+				refusedMu.Lock()
+				refusedItems = append(refusedItems, it)
+				refusedMu.Unlock()
+				return nil
+			case adoptable:
+				it.adopt = true
+			}
+			it.bg = readBreakGlass(live, now, p.maxBreakGlass())
+			// Keep the revision of an unchanged object, so that a new commit rewrites only
+			// the objects it changes.
+			if rev := live.GetAnnotations()[v1alpha1.AnnotationRevision]; rev != "" {
+				setRevision(it.o.obj, rev)
+			}
+			if it.bg.State == v1alpha1.BreakGlassNone && p.writes.verifiedAt(it.o, live.GetResourceVersion()) {
+				// Unchanged in Git and in the cluster since it last matched: a dry-run
+				// could only agree.
+				return nil
+			}
+		}
+		dry, err := p.dryRun(ctx, it.o)
+		if err != nil {
+			if (apierrors.IsNotFound(err) || isNoMatch(err)) && live == nil &&
+				(newKinds[it.o.ref.GroupVersionKind().GroupKind()] || newNamespaces[it.o.ref.Namespace]) {
+				it.deferred, it.changed = true, true
+				return nil
+			}
+			return err
+		}
+		it.dry = dry
+		// A break-glass session still open ends with an apply, which records it.
+		it.changed = live == nil || p.takeover.hasForeign(live) || p.st.sessions[it.o.ref.key()] != nil || !sameState(dry, live)
+		if !it.changed {
+			p.writes.verify(it.o, live.GetResourceVersion())
+		}
+		return nil
+	})
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("dry-run: nothing applied: %w", joinErrors(errs))
+	}
+	if len(refusedItems) > 0 {
+		sort.Slice(refusedItems, func(i, j int) bool { return refusedItems[i].o.ref.String() < refusedItems[j].o.ref.String() })
+		e := &adoptionError{source: p.src.Name}
+		for _, it := range refusedItems {
+			e.refused = append(e.refused, it.o.ref)
+		}
+		for _, it := range refusedItems {
+			p.event(it.live, corev1.EventTypeWarning, string(ResultAdoptionRefused), "Apply",
+				fmt.Sprintf("source %s declares this object, which exists without its label %s; annotate it %s=%q or set adopt: true on the source to let the source take it over",
+					p.src.Name, v1alpha1.LabelSource, v1alpha1.AnnotationAdopt, v1alpha1.AdoptAllowed))
+		}
+		return nil, e
+	}
+	return items, nil
+}
