@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,5 +79,45 @@ func TestSourceThatIsNotGit(t *testing.T) {
 	st = g.status()
 	if st.Result != reconciler.ResultVerificationFailed || st.Revision != digest {
 		t.Errorf("after a refused artifact: result %s, revision %s; want %s and the last good revision %s", st.Result, st.Revision, reconciler.ResultVerificationFailed, digest)
+	}
+}
+
+// TestRenderIsReusedForTheSameRevision: a revision names its content, so a sync of the revision
+// rendered last reuses that render (a no-op sync renders nothing); a new revision is rendered.
+func TestRenderIsReusedForTheSameRevision(t *testing.T) {
+	g := newRig(t, unique("rerender"), overFile)
+	namespace(t, g.src.Name)
+	dir := t.TempDir()
+	write := func(value string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, "apps"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "apps", "a.yaml"), []byte(configMap(g.src.Name, "a", map[string]string{"x": value}, nil)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("one")
+	ds := &dirSource{art: source.Artifact{Revision: "sha256:" + strings.Repeat("1", 64), Dir: dir}}
+	r, err := reconciler.NewWithSource(g.src, ds, g.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.sync(r)
+	if got := getConfigMap(t, g.src.Name, "a").Data["x"]; got != "one" {
+		t.Fatalf("x = %q after the first sync, want one", got)
+	}
+
+	// The directory changes under the same revision: only a render would see it.
+	write("two")
+	g.sync(r)
+	if got := getConfigMap(t, g.src.Name, "a").Data["x"]; got != "one" {
+		t.Errorf("x = %q after a sync of the same revision: it was rendered again, want the last render (one)", got)
+	}
+
+	ds.set(source.Artifact{Revision: "sha256:" + strings.Repeat("2", 64), Dir: dir}, nil)
+	g.sync(r)
+	if got := getConfigMap(t, g.src.Name, "a").Data["x"]; got != "two" {
+		t.Errorf("x = %q after a new revision, want two: the last render was reused for another revision", got)
 	}
 }

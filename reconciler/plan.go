@@ -26,6 +26,17 @@ type planner struct {
 	writes *writeLog
 	apply  *applier
 	gate   Gate
+	// rendered is the last successful render, reused while the artifact's revision is the
+	// same: a revision names its content, so rendering it again could only give the same
+	// objects. Only a sync touches it, and syncs are serialized.
+	rendered renderedRevision
+}
+
+// renderedRevision is the render of one revision. Its objects are never changed: the gate
+// and prepare work on copies.
+type renderedRevision struct {
+	key  string
+	objs []*unstructured.Unstructured
 }
 
 // planItem is one desired object and what the dry-run said about it.
@@ -47,9 +58,16 @@ type planItem struct {
 	res *unstructured.Unstructured
 }
 
-// render renders the artifact's copy of the source's path. An empty render is refused.
+// render renders the artifact's copy of the source's path, or returns the last render when
+// the artifact is the revision rendered last. An empty render is refused.
 func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructured.Unstructured, SyncResult, error) {
-	rendered, err := render.RenderLimited(ctx, art.Dir, p.src.Path, p.renderLimits())
+	limits := p.renderLimits()
+	key := fmt.Sprintf("%s\x00%s\x00%d\x00%d", art.Revision, p.src.Path, limits.MaxObjects, limits.MaxBytes)
+	if art.Revision != "" && p.rendered.key == key {
+		return p.rendered.objs, "", nil
+	}
+	p.rendered = renderedRevision{}
+	rendered, err := render.RenderLimited(ctx, art.Dir, p.src.Path, limits)
 	if errors.Is(err, render.ErrLimitExceeded) {
 		return nil, ResultLimitExceeded, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
 	}
@@ -59,6 +77,7 @@ func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructu
 	if len(rendered) == 0 {
 		return nil, ResultPruneRefused, fmt.Errorf("render %s at %s: no objects; refusing to apply an empty revision, which would prune every object of the source", p.src.Path, short(art.Revision))
 	}
+	p.rendered = renderedRevision{key: key, objs: rendered}
 	return rendered, "", nil
 }
 
