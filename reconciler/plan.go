@@ -127,6 +127,10 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 	for i, o := range objs {
 		items[i] = &planItem{o: o}
 	}
+	absent, err := p.absentNamespaces(ctx, items, newNamespaces)
+	if err != nil {
+		return nil, err
+	}
 	now := p.clock.Now()
 	others := &claims{e: p.env}
 	var (
@@ -134,6 +138,12 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 		refusedItems []*planItem
 	)
 	errs := parallel(ctx, p.concurrency, items, func(ctx context.Context, it *planItem) error {
+		if absent[it.o.ref.Namespace] {
+			// Its namespace does not exist yet, so neither does it: a read and a dry-run
+			// could only say not found. It is dry-run once the namespace is applied.
+			it.deferred, it.changed = true, true
+			return nil
+		}
 		live, err := p.apply.getLive(ctx, it.o)
 		if err != nil && !(apierrors.IsNotFound(err) || isNoMatch(err)) {
 			return err
@@ -202,4 +212,33 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 		return nil, e
 	}
 	return items, nil
+}
+
+// absentNamespaces reads the Namespaces the revision declares and returns those that do not
+// exist yet.
+func (p *planner) absentNamespaces(ctx context.Context, items []*planItem, declared map[string]bool) (map[string]bool, error) {
+	absent := map[string]bool{}
+	var mu sync.Mutex
+	var nsItems []*planItem
+	for _, it := range items {
+		if it.o.ref.Namespace == "" && it.o.ref.Group == namespaceGK.Group && it.o.ref.Kind == namespaceGK.Kind && declared[it.o.ref.Name] {
+			nsItems = append(nsItems, it)
+		}
+	}
+	errs := parallel(ctx, p.concurrency, nsItems, func(ctx context.Context, it *planItem) error {
+		live, err := p.apply.getLive(ctx, it.o)
+		if err != nil {
+			return err
+		}
+		if live == nil {
+			mu.Lock()
+			absent[it.o.ref.Name] = true
+			mu.Unlock()
+		}
+		return nil
+	})
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("dry-run: nothing applied: %w", joinErrors(errs))
+	}
+	return absent, nil
 }
