@@ -27,7 +27,7 @@ func (r *Reconciler) resource(gvr schema.GroupVersionResource, namespace string)
 // dryRun applies o with server-side apply in dry-run mode and returns the object the API
 // server would store.
 func (r *Reconciler) dryRun(ctx context.Context, o *object) (*unstructured.Unstructured, error) {
-	res, err := r.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.obj, metav1.ApplyOptions{
+	res, err := r.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.applied(), metav1.ApplyOptions{
 		FieldManager: FieldManager, Force: true, DryRun: []string{metav1.DryRunAll},
 	})
 	if err != nil {
@@ -80,7 +80,7 @@ func (r *Reconciler) applyObject(ctx context.Context, o *object, live *unstructu
 }
 
 func (r *Reconciler) apply(ctx context.Context, o *object) (*unstructured.Unstructured, error) {
-	res, err := r.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	res, err := r.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.applied(), metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", o.ref, err)
 	}
@@ -171,7 +171,7 @@ func digest(u *unstructured.Unstructured) [sha256.Size]byte {
 // verify records that the object o, at resource version rv, matches o's desired state: a
 // dry-run apply said so, or the reconciler's own apply produced it.
 func (r *Reconciler) verify(o *object, rv string) {
-	d := digest(o.obj)
+	d := digest(o.applied())
 	r.writtenMu.Lock()
 	r.verified[o.ref.key()] = verification{resourceVersion: rv, digest: d}
 	r.writtenMu.Unlock()
@@ -181,7 +181,7 @@ func (r *Reconciler) verify(o *object, rv string) {
 // desired state, so that neither a dry-run nor an apply could change it. An object changes
 // resource version with every write, so any change since the verification makes this false.
 func (r *Reconciler) verifiedAt(o *object, rv string) bool {
-	d := digest(o.obj)
+	d := digest(o.applied())
 	r.writtenMu.Lock()
 	v, ok := r.verified[o.ref.key()]
 	r.writtenMu.Unlock()

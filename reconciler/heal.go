@@ -44,6 +44,7 @@ func (r *Reconciler) heal(ctx context.Context, k objKey) error {
 	if err != nil {
 		return err
 	}
+	keepLive(o, live, true)
 	if live != nil && (r.ownWrite(k, live.GetResourceVersion()) || r.verifiedAt(o, live.GetResourceVersion())) {
 		return nil
 	}

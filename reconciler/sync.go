@@ -164,6 +164,7 @@ func (r *Reconciler) applyRevision(ctx context.Context, out outcome, rendered []
 	if err != nil {
 		return fail(ResultRenderFailed, fmt.Errorf("prepare %s at %s: %w", r.src.Path, short(rev.Commit), err))
 	}
+	markAutoscaled(objs)
 	if r.watch != nil {
 		// Until the revision is applied, the objects of the last one stay watched too.
 		gvrs := resourcesOf(objs)
@@ -289,6 +290,7 @@ func (r *Reconciler) plan(ctx context.Context, objs []*object) ([]*planItem, err
 			return err
 		}
 		it.live = live
+		keepLive(it.o, live, gitUnchangedSince(r.desired[it.o.ref.key()], it.o))
 		if live != nil {
 			owner, err := others.claimedByOther(ctx, live)
 			if err != nil {
