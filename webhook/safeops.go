@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -282,7 +283,10 @@ func (g *Guard) isJobFromCronJob(ctx context.Context, f *facts) (SafeOperation, 
 		for _, path := range [][]string{{"spec"}, {"metadata", "annotations"}} {
 			want, _, _ := unstructured.NestedFieldNoCopy(cj.Object, append([]string{"spec", "jobTemplate", "spec", "template"}, path...)...)
 			got, _, _ := unstructured.NestedFieldNoCopy(obj, append([]string{"spec", "template"}, path...)...)
-			if !reflect.DeepEqual(want, got) {
+			// Compared as JSON: the client decodes integers as int64, the request as float64.
+			wantJSON, err1 := json.Marshal(want)
+			gotJSON, err2 := json.Marshal(got)
+			if err1 != nil || err2 != nil || !bytes.Equal(wantJSON, gotJSON) {
 				return "", only + "; the Job's pod template " + strings.Join(path, ".") + " differs from the CronJob's"
 			}
 		}
