@@ -276,7 +276,7 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventBreakGlassUsed, eventAction,
 			"break-glass: %s (group %s) may %s until %s, reason %q",
 			f.user, d.breakGlass.group, f.what(), d.breakGlass.until.UTC().Format(time.RFC3339), d.breakGlass.reason)
-	case d.safeOperation != "":
+	case !d.deny && d.safeOperation != "":
 		g.recorder.Eventf(ref, nil, corev1.EventTypeNormal, EventSafeOperation, eventAction,
 			"safe operation: %s may %s: %s", f.user, f.what(), d.safeOperation.describe())
 	case d.deny && d.reason == ReasonPolicy:
@@ -307,7 +307,7 @@ func eventReason(d decision, result Result) string {
 	switch {
 	case d.breakGlass != nil:
 		return EventBreakGlassUsed
-	case d.safeOperation != "":
+	case !d.deny && d.safeOperation != "":
 		return EventSafeOperation
 	case d.deny && d.reason == ReasonPolicy:
 		return EventPolicyDenied
