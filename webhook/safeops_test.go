@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/policy"
 )
 
 // cronJobReader serves CronJobs by name, as the guard's client would read them.
@@ -259,5 +262,40 @@ func TestSafeOperationsFollowTheConfiguration(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestPolicyDeniedSafeOperation shows that the admission policy still applies to a safe
+// operation: a restart of a Deployment the policy rejects is denied and recorded as a policy
+// violation, not as a safe operation.
+func TestPolicyDeniedSafeOperation(t *testing.T) {
+	dir := t.TempDir()
+	rule := "package main\n\ndeny contains msg if {\n\tinput.kind == \"Deployment\"\n\tnot input.metadata.labels.team\n\tmsg := \"Deployment has no team label\"\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "team.rego"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	engine := policy.New()
+	if err := engine.Load(t.Context(), policy.Options{DisableLibrary: true, Paths: []string{dir}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := v1alpha1.Decode([]byte(policyConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &eventRecorder{}
+	g, err := NewGuard(Options{Config: cfg, Clock: clocktesting.NewFakePassiveClock(now), Metrics: m, Policy: engine, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := g.Handle(t.Context(), restart("deployments", deployment(nil), deployment(restarted("2026-11-26T10:00:00Z"))).build())
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "Deployment has no team label") {
+		t.Fatalf("allowed = %v, want a policy denial: %s", resp.Allowed, resp.Result.Message)
+	}
+	if len(rec.events) != 1 || !strings.Contains(rec.events[0], EventPolicyDenied) {
+		t.Errorf("events = %q, want one %s", rec.events, EventPolicyDenied)
 	}
 }
