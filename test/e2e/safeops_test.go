@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -141,8 +142,9 @@ func TestSafeOperations(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = srv.Stop()
-		// The reconciler's identity passes the guard; nothing is left in production.
-		ctx := t.Context()
+		// The reconciler's identity passes the guard; nothing is left in production. The
+		// test's context is done by now.
+		ctx := context.WithoutCancel(t.Context())
 		for _, obj := range []string{"deployment/payment-gateway", "deployment/safeops-scaled", "hpa/safeops-scaled", "cronjob/safeops-report",
 			"cronjob/safeops-handmade", "pod/safeops-static", "pod/safeops-loose", "replicaset/payment-gateway-7c9"} {
 			_ = cp.Reconciler.Kubectl(ctx, "delete", "-n", "production", obj, "--ignore-not-found", "--wait=false")
