@@ -42,7 +42,7 @@ func (e *env) resource(gvr schema.GroupVersionResource, namespace string) dynami
 // dryRun applies o with server-side apply in dry-run mode and returns the object the API
 // server would store.
 func (e *env) dryRun(ctx context.Context, o *object) (*unstructured.Unstructured, error) {
-	res, err := e.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.obj, metav1.ApplyOptions{
+	res, err := e.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.applied(), metav1.ApplyOptions{
 		FieldManager: FieldManager, Force: true, DryRun: []string{metav1.DryRunAll},
 	})
 	if err != nil {
@@ -96,7 +96,7 @@ func (a *applier) applyObject(ctx context.Context, o *object, live *unstructured
 
 // apply applies o with server-side apply, forcing conflicts, and notes the write.
 func (a *applier) apply(ctx context.Context, o *object) (*unstructured.Unstructured, error) {
-	res, err := a.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+	res, err := a.resource(o.gvr, o.ref.Namespace).Apply(ctx, o.ref.Name, o.applied(), metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", o.ref, err)
 	}
@@ -197,7 +197,7 @@ func digest(u *unstructured.Unstructured) [sha256.Size]byte {
 // verify records that the object o, at resource version rv, matches o's desired state: a
 // dry-run apply said so, or the reconciler's own apply produced it.
 func (w *writeLog) verify(o *object, rv string) {
-	d := digest(o.obj)
+	d := digest(o.applied())
 	w.mu.Lock()
 	w.verified[o.ref.key()] = verification{resourceVersion: rv, digest: d}
 	w.mu.Unlock()
@@ -207,7 +207,7 @@ func (w *writeLog) verify(o *object, rv string) {
 // desired state, so that neither a dry-run nor an apply could change it. An object changes
 // resource version with every write, so any change since the verification makes this false.
 func (w *writeLog) verifiedAt(o *object, rv string) bool {
-	d := digest(o.obj)
+	d := digest(o.applied())
 	w.mu.Lock()
 	v, ok := w.verified[o.ref.key()]
 	w.mu.Unlock()

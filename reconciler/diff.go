@@ -84,6 +84,7 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	markAutoscaled(objs)
 	changes := make([]*ObjectDiff, len(objs))
 	errs := parallel(ctx, r.env.concurrency, indexes(len(objs)), func(ctx context.Context, i int) error {
 		c, err := r.diffObject(ctx, objs[i], short(art.Revision))
@@ -144,6 +145,7 @@ func (r *Reconciler) diffObject(ctx context.Context, o *object, commit string) (
 	} else if err != nil {
 		return nil, fmt.Errorf("get %s: %w", o.ref, err)
 	}
+	keepLive(o, live, true)
 	dry, err := r.env.dryRun(ctx, o)
 	if err != nil {
 		if live == nil && (apierrors.IsNotFound(err) || meta.IsNoMatchError(err)) {

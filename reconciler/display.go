@@ -136,7 +136,7 @@ func withoutForeignFields(dryRun *unstructured.Unstructured, t takeover) *unstru
 			continue
 		}
 		if t.foreign(e, since) {
-			foreign = foreign.Union(set)
+			foreign = foreign.Union(set.Difference(keptFromTakeover))
 		} else {
 			others = others.Union(set)
 		}

@@ -42,7 +42,10 @@
 // owned by kubectl's field managers (and by whoever set break-glass annotations, and by
 // before-first-apply) are moved to the reconciler's own apply entry in managedFields, and
 // the apply then removes every one Git does not declare. Fields owned by Kubernetes'
-// controllers and other operators are left alone.
+// controllers and other operators are left alone. Two fields the live object keeps although
+// Git says otherwise (livekeep.go): the pod template's kubectl.kubernetes.io/restartedAt,
+// never taken over, so that kubectl rollout restart is not undone; and spec.replicas of a
+// workload a HorizontalPodAutoscaler of the same revision targets, once the autoscaler owns it.
 //
 // Break-glass: an object whose driftless.dev/break-glass annotation gives a reason and whose
 // driftless.dev/break-glass-until is in the future (by the injected clock) and within the

@@ -66,6 +66,7 @@ func (h *healer) heal(ctx context.Context, k objKey) error {
 	if err != nil {
 		return err
 	}
+	keepLive(o, live, true)
 	if live != nil && (h.writes.ownWrite(k, live.GetResourceVersion()) || h.writes.verifiedAt(o, live.GetResourceVersion())) {
 		return nil
 	}

@@ -128,7 +128,7 @@ func ownsBreakGlass(e metav1.ManagedFieldsEntry) bool {
 // at or after its start, so that everything written under a break-glass goes back to Git at
 // its end.
 func (t takeover) foreign(e metav1.ManagedFieldsEntry, since time.Time) bool {
-	if e.Subresource != "" {
+	if e.Subresource != "" || ownsOnlyKept(e) {
 		return false
 	}
 	if e.Manager == FieldManager {
@@ -186,7 +186,7 @@ func (t takeover) patch(u *unstructured.Unstructured, now time.Time) ([]byte, bo
 			kept = append(kept, e)
 			continue
 		}
-		set, err := fieldSet(e)
+		set, err := takenFields(e)
 		if err != nil {
 			return nil, false, fmt.Errorf("managed fields of %s: %w", e.Manager, err)
 		}

@@ -152,6 +152,11 @@ type object struct {
 	// obj is the desired state: the rendered object with the source label, the revision
 	// annotation and the namespace set.
 	obj *unstructured.Unstructured
+	// autoscaled is set when a HorizontalPodAutoscaler of the same revision targets it.
+	autoscaled bool
+	// kept are the fields of the live object left alone (livekeep.go); [object.applied] is
+	// what is sent.
+	kept liveKept
 }
 
 // crdScopes returns, for every CustomResourceDefinition among objs, the kind it defines with

@@ -149,6 +149,7 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 			return err
 		}
 		it.live = live
+		keepLive(it.o, live, gitUnchangedSince(p.st.desired[it.o.ref.key()], it.o))
 		if live != nil {
 			owner, err := others.claimedByOther(ctx, live)
 			if err != nil {

@@ -121,6 +121,7 @@ func (r *Reconciler) applyRevision(ctx context.Context, out outcome, objs []*obj
 		out.result, out.err = res, err
 		return out
 	}
+	markAutoscaled(objs)
 	if st.watch != nil {
 		// Until the revision is applied, the objects of the last one stay watched too.
 		gvrs := resourcesOf(objs)

@@ -58,6 +58,9 @@ type decision struct {
 	problem string
 	// breakGlass is set when the request is allowed under break-glass.
 	breakGlass *breakGlassUse
+	// safeOperation is set when the request is allowed as a safe operation (unless the
+	// admission policy denies it after all).
+	safeOperation SafeOperation
 	// violations are the admission policy's denials, when the policy denied.
 	violations []policy.Violation
 	// policyWarnings are the admission policy's warnings, as admission warnings.

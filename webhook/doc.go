@@ -4,8 +4,9 @@
 // A request goes through four steps: the AdmissionRequest is decoded into facts (who, what,
 // where, which labels and annotations), the facts are matched against the rules derived from
 // the configuration, the decision is turned into an admission response, and the decision is
-// recorded as one log line, metrics and, for denials and break-glass uses, a Kubernetes Event.
-// The handler fails closed: anything it cannot decide is denied.
+// recorded as one log line, metrics and, for denials, break-glass uses and safe operations
+// (rollout restart, deleting a controller-owned Pod, a Job from a CronJob in Git), a
+// Kubernetes Event. The handler fails closed: anything it cannot decide is denied.
 //
 // The package also builds the objects that put the guard in front of the API server, from the
 // same configuration as the handler: the ValidatingWebhookConfiguration (matchConditions,
@@ -16,6 +17,7 @@
 // Objects are decoded only when a decision needs them, so a request decided on identity or
 // namespace alone costs no JSON decoding.
 //
-// It must not apply, prune or fetch anything; it reads the cluster only to look up the parent
-// of a scale request for break-glass, and writes only Events.
+// It must not apply, prune or fetch anything; it reads the cluster only to look up the object
+// a scale or CONNECT request is for (break-glass) and the CronJob a Job names (safe
+// operations), and writes only Events.
 package webhook

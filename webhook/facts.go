@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -41,6 +42,8 @@ type objectMeta struct {
 	UID          string            `json:"uid"`
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations"`
+	// OwnerReferences decide the safe operations on Pods and Jobs.
+	OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
 }
 
 var namespacesResource = schema.GroupResource{Resource: "namespaces"}

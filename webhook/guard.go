@@ -142,6 +142,9 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 	if d.deny && needsParent(f) && g.parents != nil {
 		d = g.decideByParent(ctx, r, f, now, d)
 	}
+	if d.deny && f.err == nil {
+		d = g.decideSafeOperation(ctx, r, f, d)
+	}
 	if f.err == nil && r.wantsPolicy(f, d) {
 		var err error
 		if d, err = g.checkPolicy(ctx, r, f, d); err != nil {
@@ -273,6 +276,9 @@ func (g *Guard) recordEvent(f *facts, d decision, result Result) {
 		g.recorder.Eventf(ref, nil, corev1.EventTypeWarning, EventBreakGlassUsed, eventAction,
 			"break-glass: %s (group %s) may %s until %s, reason %q",
 			f.user, d.breakGlass.group, f.what(), d.breakGlass.until.UTC().Format(time.RFC3339), d.breakGlass.reason)
+	case !d.deny && d.safeOperation != "":
+		g.recorder.Eventf(ref, nil, corev1.EventTypeNormal, EventSafeOperation, eventAction,
+			"safe operation: %s may %s: %s", f.user, f.what(), d.safeOperation.describe())
 	case d.deny && d.reason == ReasonPolicy:
 		lines := make([]string, len(d.violations))
 		for i, v := range d.violations {
@@ -301,6 +307,8 @@ func eventReason(d decision, result Result) string {
 	switch {
 	case d.breakGlass != nil:
 		return EventBreakGlassUsed
+	case !d.deny && d.safeOperation != "":
+		return EventSafeOperation
 	case d.deny && d.reason == ReasonPolicy:
 		return EventPolicyDenied
 	case d.deny && result == ResultWarned:

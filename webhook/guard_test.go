@@ -55,7 +55,7 @@ func newTestGuard(t testing.TB, mode v1alpha1.Mode) (*Guard, *prometheus.Registr
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := NewGuard(Options{Config: cfg, Clock: clocktesting.NewFakePassiveClock(now), Metrics: m})
+	g, err := NewGuard(Options{Config: cfg, Clock: clocktesting.NewFakePassiveClock(now), Metrics: m, Parents: testCronJobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +91,9 @@ type request struct {
 	object      *obj
 	oldObject   *obj
 	dryRun      bool
+	// rawObject and rawOldObject, when set, replace object and oldObject: whole objects for
+	// the decisions that read more than metadata.
+	rawObject, rawOldObject []byte
 }
 
 func (r request) build() admission.Request {
@@ -100,7 +103,7 @@ func (r request) build() admission.Request {
 	if r.name == "" {
 		r.name = "payment-config"
 	}
-	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		UID:         types.UID("req-1"),
 		Kind:        metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"},
 		Resource:    metav1.GroupVersionResource{Group: r.group, Version: "v1", Resource: r.resource},
@@ -113,6 +116,13 @@ func (r request) build() admission.Request {
 		OldObject:   r.oldObject.raw(r.name, r.ns),
 		DryRun:      ptr.To(r.dryRun),
 	}}
+	if r.rawObject != nil {
+		req.Object = runtime.RawExtension{Raw: r.rawObject}
+	}
+	if r.rawOldObject != nil {
+		req.OldObject = runtime.RawExtension{Raw: r.rawOldObject}
+	}
+	return req
 }
 
 func breakGlassObj(reason string, until time.Time) *obj {
@@ -212,6 +222,55 @@ func TestDecisionTable(t *testing.T) {
 		{"bob sets break-glass", update("bob", bob, breakGlassObj("INC-1", now.Add(time.Hour)), owned), ReasonBreakGlassNotMember, false, []string{"bob sets break-glass annotations but is not in a break-glass group (groups: oncall)"}},
 		{"bob changes an object under alice's break-glass", update("bob", bob, breakGlassObj("INC-1", now.Add(time.Hour)), breakGlassObj("INC-1", now.Add(time.Hour))), ReasonProtected, false, nil},
 		{"bob's dry-run is decided the same", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned, dryRun: true}, ReasonProtected, false, []string{"bob may not update"}},
+
+		{"bob restarts a Deployment", restart("deployments", deployment(nil), deployment(restarted("2026-11-26T10:00:00Z"))), ReasonRolloutRestart, true, nil},
+		{"bob restarts a StatefulSet again", restart("statefulsets", deployment(restarted("2026-11-25T09:00:00Z")), deployment(restarted("2026-11-26T10:00:00Z"))), ReasonRolloutRestart, true, nil},
+		{"bob restarts a DaemonSet", restart("daemonsets", deployment(nil), deployment(restarted("2026-11-26T10:00:00Z"))), ReasonRolloutRestart, true, nil},
+		{"bob restarts and adds an annotation", restart("deployments", deployment(nil), deployment(func(d map[string]any) {
+			restarted("2026-11-26T10:00:00Z")(d)
+			setPath(d, "yes", "spec", "template", "metadata", "annotations", "debug")
+		})), ReasonProtected, false, []string{"may change only spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]; this request changes more"}},
+		{"bob restarts and scales", restart("deployments", deployment(nil), deployment(func(d map[string]any) {
+			restarted("2026-11-26T10:00:00Z")(d)
+			setPath(d, int64(5), "spec", "replicas")
+		})), ReasonProtected, false, []string{"changes more"}},
+		{"bob restarts and labels the Deployment", restart("deployments", deployment(nil), deployment(func(d map[string]any) {
+			restarted("2026-11-26T10:00:00Z")(d)
+			setPath(d, "x", "metadata", "labels", "team")
+		})), ReasonProtected, false, []string{"changes more"}},
+		{"bob sets the same restartedAt and an image", restart("deployments", deployment(restarted("2026-11-26T10:00:00Z")), deployment(func(d map[string]any) {
+			restarted("2026-11-26T10:00:00Z")(d)
+			setPath(d, []any{map[string]any{"name": "app", "image": "evil:latest"}}, "spec", "template", "spec", "containers")
+		})), ReasonProtected, false, nil},
+		{"bob removes restartedAt", restart("deployments", deployment(restarted("2026-11-26T10:00:00Z")), deployment(nil)), ReasonProtected, false, nil},
+		{"bob restarts a ReplicaSet", restart("replicasets", deployment(nil), deployment(restarted("2026-11-26T10:00:00Z"))), ReasonProtected, false, nil},
+		{"bob restarts the scale subresource", func() request {
+			r := restart("deployments", deployment(nil), deployment(restarted("2026-11-26T10:00:00Z")))
+			r.subResource = "scale"
+			return r
+		}(), ReasonProtected, false, nil},
+
+		{"bob deletes a pod a ReplicaSet controls", deletePod(pod(nil, controlledBy("apps/v1", "ReplicaSet", "web-7c9"))), ReasonControlledPodDelete, true, nil},
+		{"bob deletes a pod a StatefulSet controls", deletePod(pod(nil, controlledBy("apps/v1", "StatefulSet", "db"))), ReasonControlledPodDelete, true, nil},
+		{"bob deletes a pod a DaemonSet controls", deletePod(pod(nil, controlledBy("apps/v1", "DaemonSet", "agent"))), ReasonControlledPodDelete, true, nil},
+		{"bob deletes a pod a Job controls", deletePod(pod(nil, controlledBy("batch/v1", "Job", "report-1"))), ReasonControlledPodDelete, true, nil},
+		{"bob deletes a pod without owner", deletePod(pod(nil)), ReasonProtected, false, []string{"bob may not delete pods/", "this pod has no controller"}},
+		{"bob deletes a pod with an owner that is not its controller", deletePod(pod(nil, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "u"})), ReasonProtected, false, []string{"this pod has no controller"}},
+		{"bob deletes a pod another kind controls", deletePod(pod(nil, controlledBy("example.com/v1", "Widget", "w"))), ReasonProtected, false, []string{"this pod's controller is a Widget"}},
+		{"bob deletes a pod applied from Git", deletePod(pod(map[string]string{v1alpha1.LabelSource: "platform"}, controlledBy("apps/v1", "ReplicaSet", "web"))), ReasonProtected, false, []string{"this pod is applied from Git (source platform)"}},
+		{"bob deletes a pod without the old object", request{user: "bob", groups: bob, op: admissionv1.Delete, ns: "production", resource: "pods", name: "web-1"}, ReasonProtected, false, nil},
+
+		{"bob creates a Job from a Git CronJob", createJob(job(gitCronJob, cronJobTemplate("nightly"))), ReasonJobFromCronJob, true, nil},
+		{"bob deletes a Job made from a Git CronJob", deleteJob(job(gitCronJob, cronJobTemplate("nightly"))), ReasonJobFromCronJob, true, nil},
+		{"bob creates a Job from a CronJob not in Git", createJob(job(manualCronJob, cronJobTemplate("adhoc"))), ReasonProtected, false, []string{"cronjobs/adhoc is not applied from Git"}},
+		{"bob creates a free-standing Job", createJob(job(nil, cronJobTemplate("nightly"))), ReasonProtected, false, []string{"bob may not create jobs.batch/"}},
+		{"bob creates a manual Job with no CronJob", createJob(job(nil, cronJobTemplate("nightly"), manual)), ReasonProtected, false, []string{"this Job has no CronJob as its controller"}},
+		{"bob creates a Job from a Git CronJob with another image", createJob(job(gitCronJob, cronJobTemplate("other"))), ReasonProtected, false, []string{"the Job's pod template spec differs from the CronJob's"}},
+		{"bob creates a Job naming a Git CronJob by a stale uid", createJob(job(cronOwner("nightly", "uid-old"), cronJobTemplate("nightly"))), ReasonProtected, false, []string{"is not the CronJob the Job names"}},
+		{"bob creates a Job from a CronJob that does not exist", createJob(job(cronOwner("gone", "uid-gone"), cronJobTemplate("nightly"))), ReasonProtected, false, []string{"could not read cronjobs/gone"}},
+		{"bob creates a Job from a Git CronJob claiming Git", createJob(job(gitCronJob, cronJobTemplate("nightly"), func(m map[string]any) {
+			setPath(m, "platform", "metadata", "labels", v1alpha1.LabelSource)
+		})), ReasonProtected, false, []string{"this Job carries driftless.dev/source=platform"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

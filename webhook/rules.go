@@ -36,6 +36,7 @@ type rules struct {
 	// policySet is the admission policy set's name, empty for none.
 	policySet         string
 	policyEnvironment string
+	safeOps           v1alpha1.SafeOperations
 }
 
 func newRules(c *v1alpha1.DriftlessConfig) *rules {
@@ -50,6 +51,7 @@ func newRules(c *v1alpha1.DriftlessConfig) *rules {
 		maxBreakGlass:    c.Guard.BreakGlass.MaxDuration.Duration,
 		messages:         newMessageParts(c),
 		policySet:        c.Guard.PolicySet,
+		safeOps:          c.Guard.SafeOperations,
 	}
 	for _, ps := range c.PolicySets {
 		if ps.Name == c.Guard.PolicySet {

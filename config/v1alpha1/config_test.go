@@ -90,6 +90,11 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		{"source negative objects", head + "sources:\n- {name: a, url: 'https://h/a', limits: {maxObjects: -5}}\n", []string{"sources[0].limits.maxObjects"}},
 		{"source bad quantity", head + "sources:\n- {name: a, url: 'https://h/a', limits: {maxRenderedSize: lots}}\n", []string{"quantities must match"}},
 		{"source unknown limit", head + "sources:\n- {name: a, url: 'https://h/a', limits: {maxDepth: 3}}\n", []string{"maxDepth"}},
+		{"safe operation unknown key", head + "guard:\n  safeOperations:\n    rolloutRestart: {enable: false}\n", []string{`unknown field "guard.safeOperations.rolloutRestart.enable"`}},
+		{"safe operation unknown operation", head + "guard:\n  safeOperations:\n    scale: {enabled: true}\n", []string{`unknown field "guard.safeOperations.scale"`}},
+		{"safe operation empty group", head + "guard:\n  safeOperations:\n    deleteControlledPods: {groups: [' ']}\n", []string{"guard.safeOperations.deleteControlledPods.groups[0]", "Required"}},
+		{"safe operation duplicate group", head + "guard:\n  safeOperations:\n    jobFromCronJob: {groups: [oncall, oncall]}\n", []string{"guard.safeOperations.jobFromCronJob.groups[1]", "Duplicate"}},
+		{"safe operation bad enabled", head + "guard:\n  safeOperations:\n    rolloutRestart: {enabled: sometimes}\n", []string{"enabled"}},
 		{"guard unknown policy set", head + "guard: {policySet: prod}\n", []string{"guard.policySet", "Not found"}},
 		{"reserved package", head + "policySets:\n- {name: prod, packages: [driftless.library]}\n", []string{"policySets[0].packages[0]"}},
 		{"not yaml", "guard: [\n", []string{"parse"}},
@@ -108,6 +113,29 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("error leaks a password: %q", err)
+			}
+		})
+	}
+}
+
+func TestSafeOperationAllowedFor(t *testing.T) {
+	off := false
+	tests := []struct {
+		name   string
+		op     SafeOperation
+		groups []string
+		want   bool
+	}{
+		{"on for everyone by default", SafeOperation{}, []string{"developers"}, true},
+		{"switched off", SafeOperation{Enabled: &off}, []string{"developers"}, false},
+		{"restricted, member", SafeOperation{Groups: []string{"oncall"}}, []string{"developers", "oncall"}, true},
+		{"restricted, not a member", SafeOperation{Groups: []string{"oncall"}}, []string{"developers"}, false},
+		{"switched off beats membership", SafeOperation{Enabled: &off, Groups: []string{"oncall"}}, []string{"oncall"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.op.AllowedFor(tt.groups); got != tt.want {
+				t.Errorf("AllowedFor(%v) = %v, want %v", tt.groups, got, tt.want)
 			}
 		})
 	}

@@ -135,4 +135,9 @@ func setGuardDefaults(g *Guard, ownNamespace string) {
 	if g.BreakGlass.Retention.Duration == 0 {
 		g.BreakGlass.Retention = metav1.Duration{Duration: DefaultBreakGlassRetention}
 	}
+	for _, o := range g.SafeOperations.all() {
+		if o.op.Enabled == nil {
+			o.op.Enabled = ptr.To(true)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"encoding/json"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -226,6 +227,50 @@ type Guard struct {
 	// PolicySet names the policy set that creates and updates in protected scope must pass at
 	// admission, including the reconciler's own. Empty checks no policy at admission.
 	PolicySet string `json:"policySet,omitempty"`
+
+	// SafeOperations are routine operations that change no desired state, which the guard
+	// allows in protected scope without break-glass and records.
+	SafeOperations SafeOperations `json:"safeOperations"`
+}
+
+// SafeOperations configures the day-2 operations the guard allows without break-glass. Each
+// is on by default.
+type SafeOperations struct {
+	// RolloutRestart allows an update of a Deployment, StatefulSet or DaemonSet whose only
+	// change is the pod template's kubectl.kubernetes.io/restartedAt annotation (kubectl
+	// rollout restart).
+	RolloutRestart SafeOperation `json:"rolloutRestart"`
+	// DeleteControlledPods allows deleting a Pod that a ReplicaSet, StatefulSet, DaemonSet or
+	// Job controls, so that its controller recreates it.
+	DeleteControlledPods SafeOperation `json:"deleteControlledPods"`
+	// JobFromCronJob allows creating a Job from a CronJob that a source applied (kubectl
+	// create job --from=cronjob/NAME), and deleting such Jobs.
+	JobFromCronJob SafeOperation `json:"jobFromCronJob"`
+}
+
+// SafeOperation switches one safe operation on or off and restricts who may use it.
+type SafeOperation struct {
+	// Enabled switches the operation on. Defaults to true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Groups restricts the operation to members of these groups. Empty allows it to everyone
+	// the guard decides about.
+	Groups []string `json:"groups,omitempty"`
+}
+
+// AllowedFor reports whether the operation is on and a member of groups may use it.
+func (o SafeOperation) AllowedFor(groups []string) bool {
+	if o.Enabled != nil && !*o.Enabled {
+		return false
+	}
+	if len(o.Groups) == 0 {
+		return true
+	}
+	for _, g := range groups {
+		if slices.Contains(o.Groups, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // Identities lists users and groups.
@@ -284,4 +329,19 @@ type Library struct {
 	Disabled bool `json:"disabled,omitempty"`
 	// DisabledRules switches single rules off by name, for example images_pinned.
 	DisabledRules []string `json:"disabledRules,omitempty"`
+}
+
+// namedSafeOperation is a safe operation with its field name, for defaulting and validation.
+type namedSafeOperation struct {
+	name string
+	op   *SafeOperation
+}
+
+// all returns the safe operations with their field names, in a fixed order.
+func (s *SafeOperations) all() []namedSafeOperation {
+	return []namedSafeOperation{
+		{"rolloutRestart", &s.RolloutRestart},
+		{"deleteControlledPods", &s.DeleteControlledPods},
+		{"jobFromCronJob", &s.JobFromCronJob},
+	}
 }

@@ -283,6 +283,19 @@ func validateGuard(g *Guard, ownNamespace string, p *field.Path) field.ErrorList
 	if d := g.BreakGlass.Retention.Duration; d < 0 {
 		errs = append(errs, field.Invalid(bp.Child("retention"), d.String(), "must not be negative"))
 	}
+	for _, o := range g.SafeOperations.all() {
+		gp := p.Child("safeOperations", o.name, "groups")
+		seen := sets.New[string]()
+		for i, grp := range o.op.Groups {
+			switch {
+			case strings.TrimSpace(grp) == "":
+				errs = append(errs, field.Required(gp.Index(i), "group name must not be empty"))
+			case seen.Has(grp):
+				errs = append(errs, field.Duplicate(gp.Index(i), grp))
+			}
+			seen.Insert(grp)
+		}
+	}
 	return errs
 }
 

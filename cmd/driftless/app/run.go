@@ -145,12 +145,16 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("metadata client: %w", err)
 	}
+	objects, err := dynamic.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
 	guard, err := webhook.NewGuard(webhook.Options{
 		Config:   cfg,
 		Clock:    o.Clock,
 		Metrics:  metrics,
 		Recorder: mgr.GetEventRecorder("driftless-guard"),
-		Parents:  webhook.MetadataParentReader{Client: meta},
+		Parents:  webhook.ClientReader{MetadataParentReader: webhook.MetadataParentReader{Client: meta}, Dynamic: objects},
 		Policy:   sets,
 	})
 	if err != nil {
