@@ -1,68 +1,16 @@
 package app
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
-	"path/filepath"
-	"strconv"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/driftless-dev/driftless/config/v1alpha1"
-	"github.com/driftless-dev/driftless/reconciler"
-	"github.com/driftless-dev/driftless/reconciler/source"
-	"github.com/driftless-dev/driftless/webhook"
+	"github.com/driftless-dev/driftless/internal/server"
 )
 
-// RunOptions configure `driftless run`. The fields below the flags are for embedding the run
-// loop in tests and in the playground (test/playground).
-type RunOptions struct {
-	// ConfigPath is the DriftlessConfig file.
-	ConfigPath string
-	// CertDir holds tls.crt and tls.key for the webhook; rotated files are picked up live.
-	CertDir string
-	// ClientCAFile names the PEM bundle of CAs whose client certificates the webhook accepts
-	// (relative to CertDir unless absolute); only the API server should hold one. Empty
-	// accepts any client. Reloaded when it changes.
-	ClientCAFile string
-	// WebhookAddr is host:port the webhook listens on.
-	WebhookAddr string
-	// MetricsAddr is host:port of the Prometheus metrics endpoint; "0" disables it.
-	MetricsAddr string
-	// ProbeAddr is host:port of the /healthz and /readyz endpoints; "0" disables them.
-	ProbeAddr string
-	// ConfigReloadInterval is how often the configuration file is checked for changes.
-	ConfigReloadInterval time.Duration
-	// CacheDir holds the Git caches of the sources.
-	CacheDir string
-	// LeaderElection makes only one replica reconcile; every replica serves the webhook.
-	LeaderElection bool
-
-	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
-	RESTConfig *rest.Config
-	// Clock decides break-glass expiry and paces syncs; nil is the real clock.
-	Clock clock.WithDelayedExecution
-	// Logger receives every log line; the zero value discards them.
-	Logger logr.Logger
-}
-
 func newRunCommand() *cobra.Command {
-	o := RunOptions{}
+	o := server.RunOptions{Version: Version()}
 	var development bool
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -70,7 +18,7 @@ func newRunCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Logger = zap.New(zap.UseDevMode(development))
-			return Run(cmd.Context(), o)
+			return server.Run(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -85,181 +33,4 @@ func newRunCommand() *cobra.Command {
 	f.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often to check the config file for changes")
 	f.BoolVar(&development, "log-development", false, "human-readable logs instead of JSON")
 	return cmd
-}
-
-// Run serves the admission guard with its metrics and health endpoints until ctx is done.
-func Run(ctx context.Context, o RunOptions) error {
-	cfg, fingerprint, err := readConfig(o.ConfigPath)
-	if err != nil {
-		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
-	}
-	// One engine per policy set serves both the reconciler's gate and admission; reloads swap
-	// compiled sets atomically and keep the last good one when a policy does not compile.
-	sets := newPolicySets()
-	if err := sets.load(ctx, cfg); err != nil {
-		return err
-	}
-	log := o.Logger
-	ctrl.SetLogger(log)
-	restConfig := o.RESTConfig
-	if restConfig == nil {
-		if restConfig, err = defaultRESTConfig(); err != nil {
-			return fmt.Errorf("connect to the API server: %w", err)
-		}
-	}
-	host, port, err := splitHostPort(o.WebhookAddr)
-	if err != nil {
-		return fmt.Errorf("--webhook-addr: %w", err)
-	}
-
-	metrics, err := webhook.NewMetrics(crmetrics.Registry)
-	if err != nil {
-		return fmt.Errorf("register guard metrics: %w", err)
-	}
-	server, err := webhook.NewServer(webhook.ServerOptions{
-		Host: host, Port: port, CertDir: o.CertDir, ClientCAFile: o.ClientCAFile,
-		Metrics: metrics, Logger: log,
-	})
-	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
-	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Logger: log,
-		// Runnables (the reconcilers) take their logger from the context.
-		BaseContext:            func() context.Context { return logr.NewContext(context.Background(), log) },
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress: o.ProbeAddr,
-		LeaderElection:         o.LeaderElection,
-		LeaderElectionID:       "driftless-reconciler",
-		// The reconciler's own namespace: the guard never protects it.
-		LeaderElectionNamespace:       cfg.Reconciler.ServiceAccount.Namespace,
-		LeaderElectionReleaseOnCancel: true,
-		WebhookServer:                 server,
-	})
-	if err != nil {
-		return fmt.Errorf("set up manager: %w", err)
-	}
-	// GetWebhookServer adds the server to the manager's runnables.
-	mgr.GetWebhookServer()
-	meta, err := metadata.NewForConfig(restConfig)
-	if err != nil {
-		return fmt.Errorf("metadata client: %w", err)
-	}
-	guard, err := webhook.NewGuard(webhook.Options{
-		Config:   cfg,
-		Clock:    o.Clock,
-		Metrics:  metrics,
-		Recorder: mgr.GetEventRecorder("driftless-guard"),
-		Parents:  webhook.MetadataParentReader{Client: meta},
-		Policy:   sets,
-	})
-	if err != nil {
-		return err
-	}
-	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
-
-	set, err := addReconcilers(mgr, cfg, o, sets)
-	if err != nil {
-		return err
-	}
-	if o.ConfigReloadInterval > 0 {
-		reloads, err := newReloadsMetric(crmetrics.Registry)
-		if err != nil {
-			return fmt.Errorf("register config metrics: %w", err)
-		}
-		// A reload reaches every part or none: what fails to load leaves all of them on the
-		// last good configuration. Sources are checked first, as they are the only part
-		// that can fail after the policies compiled.
-		apply := func(ctx context.Context, c *v1alpha1.DriftlessConfig) error {
-			if err := set.Check(c); err != nil {
-				return err
-			}
-			if err := sets.load(ctx, c); err != nil {
-				return err
-			}
-			if err := guard.SetConfig(c); err != nil {
-				return err
-			}
-			return set.SetConfig(c)
-		}
-		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: fingerprint, apply: apply, log: log.WithName("config"), reloads: reloads}
-		if err := mgr.Add(reloader); err != nil {
-			return fmt.Errorf("add config reloader: %w", err)
-		}
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("add health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
-		return fmt.Errorf("add readiness check: %w", err)
-	}
-	log.Info("starting driftless", "version", Version(), "mode", cfg.Guard.Mode, "webhook", o.WebhookAddr, "config", o.ConfigPath)
-	if err := mgr.Start(ctx); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	return nil
-}
-
-// addReconcilers adds the set of the configured sources' reconcilers to the manager; they run
-// on the elected leader only, and follow configuration reloads (sources added, changed and
-// removed, the break-glass maximum).
-func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) (*reconciler.Set, error) {
-	if !filepath.IsAbs(o.CacheDir) {
-		return nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
-	}
-	client, err := dynamic.NewForConfig(mgr.GetConfig())
-	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
-	}
-	metrics, err := reconciler.NewMetrics(crmetrics.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("register reconciler metrics: %w", err)
-	}
-	var clk clock.WithDelayedExecution = clock.RealClock{}
-	if o.Clock != nil {
-		clk = o.Clock
-	}
-	set, err := reconciler.NewSet(cfg, reconciler.Options{
-		Client:    client,
-		Mapper:    mgr.GetRESTMapper(),
-		Fetcher:   source.NewGitFetcher(),
-		CacheDir:  o.CacheDir,
-		Recorder:  mgr.GetEventRecorder("driftless-reconciler"),
-		Gate:      gate,
-		Clock:     clk,
-		Metrics:   metrics,
-		Namespace: cfg.Reconciler.ServiceAccount.Namespace,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := mgr.Add(set); err != nil {
-		return nil, fmt.Errorf("add reconcilers: %w", err)
-	}
-	return set, nil
-}
-
-func splitHostPort(addr string) (string, int, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil || port <= 0 || port > 65535 {
-		return "", 0, errors.New("port must be a number from 1 to 65535")
-	}
-	return host, port, nil
-}
-
-// defaultRESTConfig returns the configuration `driftless run` connects with when none is
-// given: KUBECONFIG or ~/.kube/config when there is one, else the pod's service account. It
-// logs nothing, unlike controller-runtime's GetConfig, which logs a failed in-cluster attempt
-// as an error with a stack trace before returning the error.
-func defaultRESTConfig() (*rest.Config, error) {
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	cfg, err := loader.ClientConfig()
-	if clientcmd.IsEmptyConfig(err) {
-		return nil, errors.New("not in a cluster (KUBERNETES_SERVICE_HOST is not set) and no kubeconfig (KUBECONFIG, ~/.kube/config)")
-	}
-	return cfg, err
 }
