@@ -79,6 +79,13 @@
 // caller's context is cancelled. A Result lists the object's violations in a
 // deterministic order: deny before warn, then by package, rule and message.
 //
+// # Policy sets
+//
+// Sets holds one Engine per policy set of a DriftlessConfig, so that the guard (Evaluate, on
+// guard.policySet) and the reconciler's gate (EvaluateAll, on a source's set) share one
+// compilation of each; Load recompiles every set in place and keeps a set's last good version
+// when it does not compile. Sets returns plain Results: callers adapt them to their own types.
+//
 // # Testing policies
 //
 // RunTests runs test_ rules in-process with OPA's tester, like `opa test`,

@@ -196,3 +196,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestReadFileRefusesLargeFiles: the one reader of configuration files, behind Load and the
+// reloader of driftless run, refuses a file over MaxConfigSize.
+func TestReadFileRefusesLargeFiles(t *testing.T) {
+	dir := t.TempDir()
+	header := "apiVersion: driftless.dev/v1alpha1\nkind: DriftlessConfig\n"
+	for name, size := range map[string]int{"at-the-limit.yaml": MaxConfigSize, "over-the-limit.yaml": MaxConfigSize + 1} {
+		path := filepath.Join(dir, name)
+		content := header + "#" + strings.Repeat("x", size-len(header)-2) + "\n"
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data, err := ReadFile(path)
+		if size > MaxConfigSize {
+			if err == nil || !strings.Contains(err.Error(), "more than the limit") || !strings.Contains(err.Error(), name) {
+				t.Errorf("ReadFile(%s) = %d bytes, error %v; want the limit, naming the file", name, len(data), err)
+			}
+			if _, err := Load(path); err == nil {
+				t.Errorf("Load(%s) succeeded over the limit", name)
+			}
+			continue
+		}
+		if err != nil || len(data) != size {
+			t.Errorf("ReadFile(%s) = %d bytes, error %v; want all %d", name, len(data), err, size)
+		}
+		if _, err := Load(path); err != nil {
+			t.Errorf("Load(%s): %v", name, err)
+		}
+	}
+}

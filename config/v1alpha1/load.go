@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -15,17 +16,38 @@ const MaxConfigSize = 1 << 20
 
 // Load reads, strictly decodes, defaults and validates the configuration file at path.
 func Load(path string) (*DriftlessConfig, error) {
-	info, err := os.Stat(path)
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// ReadFile reads the configuration file at path, refusing one larger than MaxConfigSize,
+// also when it grows while being read. Load is ReadFile and Parse; a caller that needs the
+// bytes too (to notice a change) calls both.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	if info.Size() > MaxConfigSize {
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Size() > MaxConfigSize {
 		return nil, fmt.Errorf("read config %s: %d bytes is more than the limit of %d", path, info.Size(), MaxConfigSize)
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("read config %s: more than the limit of %d bytes", path, MaxConfigSize)
+	}
+	return data, nil
+}
+
+// Parse decodes data, the content of the configuration file at path, as [Decode] does, and
+// resolves its relative policy paths against the file's directory. Errors name path.
+func Parse(path string, data []byte) (*DriftlessConfig, error) {
 	c, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)

@@ -1,6 +1,3 @@
-// Package installation finds what an installed Driftless runs with, for the commands that
-// read it from the cluster (`driftless doctor`, `driftless break-glass`). It reads only; it
-// never changes the cluster.
 package installation
 
 import (

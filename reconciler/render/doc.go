@@ -7,8 +7,10 @@
 // kustomize's krusty package; otherwise every *.yaml and *.yml file under
 // the path is read as multi-document YAML. Either way the result is a list
 // of objects in a deterministic order, each with an [Origin] saying which
-// file (or kustomization) it came from, for `driftless check` and for error
-// messages.
+// file (or kustomization) it came from and, from [RenderWithOrigins], which
+// file and line declare it (a kustomized object is traced to its resource
+// file through the same walk that checks the kustomization's references),
+// for `driftless check` and for error messages.
 //
 // Rendering is confined to the repository root: a path, a symlink or a
 // kustomization reference that leads outside it is refused

@@ -25,9 +25,14 @@ var krustyMu sync.Mutex
 
 // renderKustomization builds the kustomization in dir (relative to the
 // root) with krusty, after checking that nothing it refers to is remote
-// or outside the root.
-func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir string, bud *budget) ([]Object, error) {
-	chk := &refChecker{rootAbs: rootAbs, root: r, visited: map[string]bool{}, namespaceFields: map[string]string{}, declaredNamespaces: map[string]string{}}
+// or outside the root. With trace, each object's Origin also names the
+// resource file that declares it (see [Origin.Source]).
+func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir string, bud *budget, trace bool) ([]Object, error) {
+	chk := &refChecker{
+		rootAbs: rootAbs, root: r, visited: map[string]bool{},
+		namespaceFields: map[string]string{}, declaredNamespaces: map[string]string{},
+		sources: map[string][]sourceRef{}, declared: map[string][]declared{},
+	}
 	if err := chk.checkDir(dir); err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
@@ -76,6 +81,11 @@ func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir st
 	}
 	if err := chk.checkNamespaceRenames(out); err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	if trace {
+		for i := range out {
+			chk.locate(&out[i])
+		}
 	}
 	return out, nil
 }
@@ -139,6 +149,11 @@ type refChecker struct {
 	// resource file to the file.
 	namespaceFields    map[string]string
 	declaredNamespaces map[string]string
+	// sources lists, per kustomization directory, the local files and
+	// directories its resources and components name, in order; declared
+	// caches the objects each resource file declares. Tracing reads both.
+	sources  map[string][]sourceRef
+	declared map[string][]declared
 }
 
 // checkDir checks the kustomization in dir (relative to the root), then
@@ -233,6 +248,9 @@ func (c *refChecker) checkDir(dir string) error {
 			// Missing: kustomize reports it.
 			continue
 		}
+		if e.field == "resources" || e.field == "components" {
+			c.sources[dir] = append(c.sources[dir], sourceRef{path: target, dir: info.IsDir()})
+		}
 		switch {
 		case info.IsDir() && e.base:
 			if err := c.checkDir(target); err != nil {
@@ -256,20 +274,10 @@ func (c *refChecker) checkDir(dir string) error {
 // noteNamespaces records the Namespaces the resource file declares. A file
 // that does not parse is left to kustomize to report.
 func (c *refChecker) noteNamespaces(file string) {
-	data, err := c.root.ReadFile(file)
-	if err != nil {
-		return
-	}
-	docs, err := decodeYAML(file, data)
-	if err != nil {
-		return
-	}
-	for _, d := range docs {
-		md, _ := d.value["metadata"].(map[string]any)
-		name, _ := md["name"].(string)
-		if d.value["kind"] == "Namespace" && d.value["apiVersion"] == "v1" && name != "" {
-			if _, seen := c.declaredNamespaces[name]; !seen {
-				c.declaredNamespaces[name] = file
+	for _, d := range c.documents(file) {
+		if d.kind == "Namespace" && d.apiVersion == "v1" && d.name != "" {
+			if _, seen := c.declaredNamespaces[d.name]; !seen {
+				c.declaredNamespaces[d.name] = file
 			}
 		}
 	}

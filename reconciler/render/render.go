@@ -38,6 +38,18 @@ type Origin struct {
 	Line int
 	// Kustomized is true when File is a kustomization directory.
 	Kustomized bool
+	// Source is the slash-separated, root-relative file that declares the
+	// object, for reports that point a person at it, and SourceLine the
+	// 1-based line where the object starts there, 0 when unknown. For
+	// plain YAML they are File and Line. For a kustomized object they are
+	// the file kustomize's origin annotation names (buildMetadata:
+	// [originAnnotations]), or else the resource file of the kustomization,
+	// its bases or components declaring an object of the same kind and name
+	// or, when kustomize added a name prefix or suffix, the only such
+	// object; otherwise, as for generated objects, the kustomization file
+	// without a line. Only [RenderWithOrigins] traces kustomized objects.
+	Source     string
+	SourceLine int
 }
 
 // String formats the origin as "file:line" or, for a kustomization,
@@ -107,7 +119,7 @@ func Render(ctx context.Context, root, path string) ([]*unstructured.Unstructure
 // RenderLimited is [Render] within limits: it stops, with a [*LimitError],
 // as soon as the render is over one of them.
 func RenderLimited(ctx context.Context, root, path string, limits Limits) ([]*unstructured.Unstructured, error) {
-	objs, err := renderWithOrigins(ctx, root, path, limits)
+	objs, err := renderWithOrigins(ctx, root, path, limits, false)
 	if err != nil {
 		return nil, err
 	}
@@ -119,14 +131,17 @@ func RenderLimited(ctx context.Context, root, path string, limits Limits) ([]*un
 }
 
 // RenderWithOrigins is [Render], also returning where each object came
-// from. Objects from plain YAML come in file order (files sorted by path,
-// then document order); objects from a kustomization come in the order
-// kustomize emits them (depth-first resource order).
+// from and which file declares it ([Origin]). Objects from plain YAML come
+// in file order (files sorted by path, then document order); objects from a
+// kustomization come in the order kustomize emits them (depth-first
+// resource order).
 func RenderWithOrigins(ctx context.Context, root, path string) ([]Object, error) {
-	return renderWithOrigins(ctx, root, path, Limits{})
+	return renderWithOrigins(ctx, root, path, Limits{}, true)
 }
 
-func renderWithOrigins(ctx context.Context, root, path string, limits Limits) ([]Object, error) {
+// renderWithOrigins renders path within limits; trace also traces kustomized objects to the
+// resource files that declare them.
+func renderWithOrigins(ctx context.Context, root, path string, limits Limits, trace bool) ([]Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -153,7 +168,7 @@ func renderWithOrigins(ctx context.Context, root, path string, limits Limits) ([
 		return renderFiles(ctx, r, []string{rel}, b)
 	}
 	if _, ok := findKustomization(r, rel); ok {
-		return renderKustomization(ctx, rootAbs, r, rel, b)
+		return renderKustomization(ctx, rootAbs, r, rel, b, trace)
 	}
 	files, err := yamlFiles(r, rel)
 	if err != nil {
@@ -304,7 +319,7 @@ func renderFiles(ctx context.Context, r *os.Root, files []string, b *budget) ([]
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", f, d.line, err)
 			}
-			out = append(out, Object{Object: obj, Origin: Origin{File: f, Document: i, Line: d.line}})
+			out = append(out, Object{Object: obj, Origin: Origin{File: f, Document: i, Line: d.line, Source: f, SourceLine: d.line}})
 		}
 	}
 	return out, nil

@@ -136,10 +136,10 @@ func TestRenderPlainYAML(t *testing.T) {
 		kind, name string
 		origin     render.Origin
 	}{
-		{kind: "ConfigMap", name: "payment-gateway", origin: render.Origin{File: "plain/payment-gateway/config/configmap.yml", Document: 0, Line: 1}},
-		{kind: "Deployment", name: "payment-gateway", origin: render.Origin{File: "plain/payment-gateway/deployment.yaml", Document: 0, Line: 3}},
-		{kind: "Service", name: "payment-gateway", origin: render.Origin{File: "plain/payment-gateway/deployment.yaml", Document: 1, Line: 27}},
-		{kind: "ConfigMap", name: "vendored", origin: render.Origin{File: "plain/payment-gateway/vendored/cm.yaml", Document: 0, Line: 1}},
+		{kind: "ConfigMap", name: "payment-gateway", origin: render.Origin{File: "plain/payment-gateway/config/configmap.yml", Document: 0, Line: 1, Source: "plain/payment-gateway/config/configmap.yml", SourceLine: 1}},
+		{kind: "Deployment", name: "payment-gateway", origin: render.Origin{File: "plain/payment-gateway/deployment.yaml", Document: 0, Line: 3, Source: "plain/payment-gateway/deployment.yaml", SourceLine: 3}},
+		{kind: "Service", name: "payment-gateway", origin: render.Origin{File: "plain/payment-gateway/deployment.yaml", Document: 1, Line: 27, Source: "plain/payment-gateway/deployment.yaml", SourceLine: 27}},
+		{kind: "ConfigMap", name: "vendored", origin: render.Origin{File: "plain/payment-gateway/vendored/cm.yaml", Document: 0, Line: 1, Source: "plain/payment-gateway/vendored/cm.yaml", SourceLine: 1}},
 	}
 	if len(objs) != len(tests) {
 		t.Fatalf("rendered %d objects, want %d (hidden directories and kustomization files must be skipped)", len(objs), len(tests))
@@ -178,7 +178,8 @@ func TestRenderKustomizeOrigin(t *testing.T) {
 		t.Fatalf("render: %v", err)
 	}
 	for i, o := range objs {
-		want := render.Origin{File: "apps/payment-gateway/overlays/production", Document: i, Kustomized: true}
+		want := render.Origin{File: "apps/payment-gateway/overlays/production", Document: i, Kustomized: true,
+			Source: "apps/payment-gateway/base/" + strings.ToLower(o.Object.GetKind()) + ".yaml", SourceLine: 1}
 		if o.Origin != want {
 			t.Errorf("origin of %s = %+v, want %+v", o.Object.GetName(), o.Origin, want)
 		}

@@ -1,5 +1,5 @@
 // Package inprocess runs `driftless run` inside a test process against a test control plane:
-// the same app.Run the binary calls, with a fake clock, its own serving certificates, a
+// the same server.Run the binary calls, with a fake clock, its own serving certificates, a
 // configuration file the test can rewrite, and the generated webhook configuration installed.
 package inprocess
 
@@ -26,8 +26,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/driftless-dev/driftless/cmd/driftless/app"
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/server"
 	"github.com/driftless-dev/driftless/test/harness"
 	"github.com/driftless-dev/driftless/webhook"
 )
@@ -127,7 +127,7 @@ func (g *Server) Start() error {
 			logger = zap.New(zap.WriteTo(os.Stderr))
 		}
 	}
-	opts := app.RunOptions{
+	opts := server.RunOptions{
 		ConfigPath:           g.ConfigPath,
 		CertDir:              g.CertDir,
 		ClientCAFile:         g.ClientCAFile,
@@ -143,7 +143,7 @@ func (g *Server) Start() error {
 	if g.Clock != nil {
 		opts.Clock = g.Clock
 	}
-	go func() { g.done <- app.Run(ctx, opts) }()
+	go func() { g.done <- server.Run(ctx, opts) }()
 	return harness.WaitReady(ctx, "http://"+g.ProbeAddr+"/readyz", func() error {
 		select {
 		case err := <-g.done:

@@ -114,7 +114,7 @@ func TestMonitoringRules(t *testing.T) {
 var metricName = regexp.MustCompile(`\b(driftless|controller_runtime|certmanager)_[a-z_]+`)
 
 // TestMonitoringMetricsExist checks that every metric the rules and the dashboard query is one
-// the code exports: Driftless's own (defined in webhook, reconciler and cmd/driftless/app),
+// the code exports: Driftless's own (defined in webhook, reconciler and internal/server),
 // controller-runtime's webhook metrics and cert-manager's certificate metrics, each found as a
 // string literal in the source of the module that defines it.
 func TestMonitoringMetricsExist(t *testing.T) {
@@ -143,7 +143,7 @@ func TestMonitoringMetricsExist(t *testing.T) {
 	}
 
 	sources := map[string][]string{
-		"driftless":          {filepath.Join(root, "webhook"), filepath.Join(root, "reconciler"), filepath.Join(root, "cmd", "driftless", "app")},
+		"driftless":          {filepath.Join(root, "webhook"), filepath.Join(root, "reconciler"), filepath.Join(root, "internal", "server")},
 		"controller_runtime": {filepath.Join(moduleDir(t, "sigs.k8s.io/controller-runtime"), "pkg")},
 		"certmanager":        {filepath.Join(moduleDir(t, "github.com/cert-manager/cert-manager"), "internal", "collectors")},
 	}

@@ -7,23 +7,17 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/resource"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
@@ -271,12 +265,6 @@ func describe(info *resource.Info) string {
 	return name
 }
 
-// activeBreakGlass is one object under break-glass.
-type activeBreakGlass struct {
-	Namespace, Object, By, Reason string
-	Until                         time.Time
-}
-
 func (o *breakGlassOptions) runList(ctx context.Context, out io.Writer) error {
 	restConfig, err := o.flags.ToRESTConfig()
 	if err != nil {
@@ -301,76 +289,9 @@ func (o *breakGlassOptions) runList(ctx context.Context, out io.Writer) error {
 		}
 		maxDuration = guard.maxDuration
 	}
-	found, err := listBreakGlass(ctx, restConfig, o.clock.Now(), maxDuration)
+	found, err := installation.ActiveBreakGlass(ctx, restConfig, o.clock.Now(), maxDuration)
 	if err != nil {
 		return err
 	}
-	if len(found) == 0 {
-		fmt.Fprintln(out, "no active break-glass")
-		return nil
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tOBJECT\tBY\tREASON\tUNTIL\tREMAINING")
-	for _, a := range found {
-		by := a.By
-		if by == "" {
-			by = "(not recorded)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Namespace, a.Object, by, a.Reason, a.Until.UTC().Format(time.RFC3339), a.Until.Sub(o.clock.Now()).Truncate(time.Second))
-	}
-	return tw.Flush()
-}
-
-// listBreakGlass finds every object whose break-glass holds at now by the contract the guard
-// and the reconciler share, with maxDuration the guard's maximum, reading only metadata,
-// across all listable resources the caller may list.
-func listBreakGlass(ctx context.Context, restConfig *rest.Config, now time.Time, maxDuration time.Duration) ([]activeBreakGlass, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(restConfig)
-	if err != nil {
-		return nil, err
-	}
-	mc, err := metadata.NewForConfig(restConfig)
-	if err != nil {
-		return nil, err
-	}
-	lists, err := dc.ServerPreferredResources()
-	if err != nil && len(lists) == 0 {
-		return nil, fmt.Errorf("discover resources: %w", err)
-	}
-	var found []activeBreakGlass
-	for _, l := range lists {
-		gv, err := schema.ParseGroupVersion(l.GroupVersion)
-		if err != nil {
-			continue
-		}
-		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
-				continue
-			}
-			items, err := mc.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{})
-			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("list %s: %w", r.Name, err)
-			}
-			for _, item := range items.Items {
-				c := v1alpha1.ReadBreakGlass(item.Annotations, now, maxDuration)
-				if !c.Holds() {
-					continue
-				}
-				found = append(found, activeBreakGlass{
-					Namespace: item.Namespace, Object: r.Name + "/" + item.Name,
-					By: c.By, Reason: c.Reason, Until: c.Until,
-				})
-			}
-		}
-	}
-	sort.Slice(found, func(i, j int) bool {
-		if !found[i].Until.Equal(found[j].Until) {
-			return found[i].Until.Before(found[j].Until)
-		}
-		return found[i].Namespace+found[i].Object < found[j].Namespace+found[j].Object
-	})
-	return found, nil
+	return installation.WriteBreakGlass(out, found, o.clock.Now())
 }

@@ -3,15 +3,12 @@ package app
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // sampleRepo is the example config repository, relative to this package.
 var sampleRepo = filepath.Join("..", "..", "..", "config", "samples", "config-repo")
@@ -116,29 +113,6 @@ func violatingSample(t *testing.T) string {
 	edit(t, dir, "base/deployment.yaml", "  revisionHistoryLimit: 5\n", "")
 	edit(t, dir, "base/configmap.yaml", "    owner: team-payments\n", "")
 	return dir
-}
-
-// checkGolden compares got with testdata/golden/name, after replacing dir with $REPO, or
-// rewrites the file with -update.
-func checkGolden(t *testing.T, name, got, dir string) {
-	t.Helper()
-	if dir != "" {
-		got = strings.ReplaceAll(got, filepath.ToSlash(dir), "$REPO")
-	}
-	p := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatalf("update golden: %v", err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
 }
 
 func TestCheck(t *testing.T) {
@@ -367,173 +341,6 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestCheckGolden pins the text and json output of a failing check.
-func TestCheckGolden(t *testing.T) {
-	dir := violatingSample(t)
-	tests := []struct {
-		golden string
-		args   []string
-	}{
-		{"violating.txt", []string{"--output", "text"}},
-		{"violating.json", []string{"--output", "json"}},
-		{"passing.txt", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.golden, func(t *testing.T) {
-			paths := []string{dir + "/overlays/production", dir + "/overlays/staging"}
-			wantCode := 1
-			if tt.golden == "passing.txt" {
-				paths, wantCode = []string{filepath.Join(sampleRepo, "overlays", "production")}, 0
-			}
-			args := append([]string{"check", "--config", filepath.Join(dir, "driftless.yaml")}, tt.args...)
-			got := runDriftless(t, append(args, paths...)...)
-			if got.code != wantCode {
-				t.Fatalf("exit code = %d, want %d; stderr:\n%s", got.code, wantCode, got.stderr)
-			}
-			checkGolden(t, tt.golden, got.stdout, dir)
-		})
-	}
-}
-
-// TestCheckFindsTheRepositoryRoot checks how files are named: relative to the enclosing
-// repository (found by its .git), relative to --root, or joined to PATH outside a
-// repository; and that plain YAML objects carry their line.
-func TestCheckFindsTheRepositoryRoot(t *testing.T) {
-	const deployment = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  namespace: shop
-spec:
-  template:
-    spec:
-      containers:
-        - name: web
-          image: nginx:latest
-`
-	const configMap = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\n---\n"
-	tests := []struct {
-		name string
-		// git, when set, is the directory under the temporary directory holding .git.
-		git  string
-		path string
-		root string
-		// want is the file:line the violation names, "$TMP" standing for the temporary
-		// directory.
-		want string
-	}{
-		{name: "repository root", git: ".", path: "apps/shop", want: "apps/shop/web.yaml:7"},
-		{name: "file inside a repository", git: ".", path: "apps/shop/web.yaml", want: "apps/shop/web.yaml:7"},
-		{name: "nested repository wins", git: "apps", path: "apps/shop", want: "shop/web.yaml:7"},
-		{name: "--root", path: "apps/shop", root: "apps", want: "shop/web.yaml:7"},
-		{name: "no repository: PATH itself", path: "apps/shop", want: "$TMP/apps/shop/web.yaml:7"},
-		{name: "no repository: a file's directory", path: "apps/shop/web.yaml", want: "$TMP/apps/shop/web.yaml:7"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			tmp := t.TempDir()
-			writeFile(t, tmp, "apps/shop/web.yaml", configMap+deployment)
-			if tt.git != "" {
-				if err := os.MkdirAll(filepath.Join(tmp, tt.git, ".git"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			args := []string{"check", "--no-library", "--policy", "testdata/check/conftest"}
-			if tt.root != "" {
-				args = append(args, "--root", filepath.Join(tmp, tt.root))
-			}
-			got := runDriftless(t, append(args, filepath.Join(tmp, tt.path))...)
-			if got.code != 1 {
-				t.Fatalf("exit code = %d, want 1; stderr:\n%s", got.code, got.stderr)
-			}
-			want := strings.ReplaceAll(tt.want, "$TMP", filepath.ToSlash(tmp)) + ": deny main.deny_latest_tag: Deployment shop/web: container web uses the latest tag\n"
-			if !strings.Contains(got.stdout, want) {
-				t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
-			}
-		})
-	}
-}
-
-// TestCheckTracesKustomizedObjects checks which file a kustomized object is reported at.
-func TestCheckTracesKustomizedObjects(t *testing.T) {
-	tests := []struct {
-		name string
-		// change edits the violating copy.
-		change func(t *testing.T, dir string)
-		want   []string
-	}{
-		{
-			name: "resource file of the base",
-			want: []string{"base/deployment.yaml:1: deny images_pinned: Deployment production/payment-gateway:"},
-		},
-		{
-			name: "renamed by a name prefix",
-			change: func(t *testing.T, dir string) {
-				edit(t, dir, "overlays/production/kustomization.yaml", "namespace: production\n", "namespace: production\nnamePrefix: eu-\n")
-				edit(t, dir, "overlays/production/kustomization.yaml", "  - name: payment-gateway\n", "  - name: eu-payment-gateway\n")
-			},
-			want: []string{"base/deployment.yaml:1: deny images_pinned: Deployment production/eu-payment-gateway:"},
-		},
-		{
-			name: "origin annotations",
-			change: func(t *testing.T, dir string) {
-				edit(t, dir, "overlays/production/kustomization.yaml", "resources:\n", "buildMetadata: [originAnnotations]\nresources:\n")
-			},
-			want: []string{"base/deployment.yaml:1: deny images_pinned: Deployment production/payment-gateway:"},
-		},
-		{
-			name: "second document of a resource file",
-			change: func(t *testing.T, dir string) {
-				b, err := os.ReadFile(filepath.Join(dir, "base", "deployment.yaml"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Remove(filepath.Join(dir, "base", "deployment.yaml")); err != nil {
-					t.Fatal(err)
-				}
-				c, err := os.ReadFile(filepath.Join(dir, "base", "configmap.yaml"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				writeFile(t, dir, "base/app.yaml", string(c)+"---\n"+string(b))
-				edit(t, dir, "base/kustomization.yaml", "  - configmap.yaml\n  - deployment.yaml\n", "  - app.yaml\n")
-			},
-			want: []string{
-				"base/app.yaml:1: deny main.deny: ConfigMap production/payment-gateway-config:",
-				"base/app.yaml:11: deny images_pinned: Deployment production/payment-gateway:",
-			},
-		},
-		{
-			name: "generated objects are reported at the kustomization",
-			change: func(t *testing.T, dir string) {
-				edit(t, dir, "base/kustomization.yaml", "  - configmap.yaml\n", "")
-				edit(t, dir, "base/kustomization.yaml", "resources:\n", "configMapGenerator:\n  - name: payment-gateway-config\n    literals: [POOL_SIZE=20]\nresources:\n")
-				edit(t, dir, "overlays/production/kustomization.yaml", "patches:\n  - path: configmap-patch.yaml\n", "")
-			},
-			want: []string{"overlays/production/kustomization.yaml: deny main.deny: ConfigMap production/payment-gateway-config-"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			dir := violatingSample(t)
-			if tt.change != nil {
-				tt.change(t, dir)
-			}
-			got := runDriftless(t, "check", "--config", filepath.Join(dir, "driftless.yaml"), filepath.Join(dir, "overlays", "production"))
-			if got.code != 1 {
-				t.Fatalf("exit code = %d, want 1; stderr:\n%s", got.code, got.stderr)
-			}
-			for _, want := range tt.want {
-				if !strings.Contains(got.stdout, want) {
-					t.Errorf("stdout does not contain %q:\n%s", want, got.stdout)
-				}
-			}
-		})
-	}
-}
-
 func TestParseParams(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -575,30 +382,6 @@ func TestParseParams(t *testing.T) {
 			}
 			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tt.want) {
 				t.Errorf("parseParams() = %#v, want %#v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestRenamedFrom(t *testing.T) {
-	tests := []struct {
-		name, declared string
-		want           bool
-	}{
-		{"prod-web", "web", true},
-		{"web-v2", "web", true},
-		{"eu-web-v2", "web", true},
-		{"web", "web", true},
-		{"webhook", "web", false},
-		{"cobweb", "web", false},
-		{"prodweb", "web", false},
-		{"api", "web", false},
-		{"web", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+"/"+tt.declared, func(t *testing.T) {
-			if got := renamedFrom(tt.name, tt.declared); got != tt.want {
-				t.Errorf("renamedFrom(%q, %q) = %v, want %v", tt.name, tt.declared, got, tt.want)
 			}
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/server"
+	"github.com/driftless-dev/driftless/policy"
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/reconciler/source"
 )
@@ -45,12 +47,12 @@ needs impersonation rights) or from inside the cluster.`,
 				return err
 			}
 			defer os.RemoveAll(cache)
-			sets := newPolicySets()
-			if err := sets.load(cmd.Context(), cfg); err != nil {
+			sets := policy.NewSets()
+			if err := sets.Load(cmd.Context(), cfg); err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			reconcilers, err := reconciler.NewForConfig(cfg, reconciler.Options{
-				Client: client, Mapper: mapper, Fetcher: source.NewGitFetcher(), CacheDir: cache, Gate: sets,
+				Client: client, Mapper: mapper, Fetcher: source.NewGitFetcher(), CacheDir: cache, Gate: server.Gate(sets),
 				Namespace: cfg.Reconciler.ServiceAccount.Namespace, BreakGlassMaxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration,
 			})
 			if err != nil {
@@ -76,19 +78,7 @@ needs impersonation rights) or from inside the cluster.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(reports)
 			}
-			for _, rep := range reports {
-				fmt.Fprintf(out, "source %s at %s %q by %s: %d change(s), %d unchanged\n", rep.Source, short(rep.Revision), rep.Subject, rep.Author, len(rep.Changes), rep.Unchanged)
-				for _, v := range rep.Violations {
-					fmt.Fprintf(out, "  policy violation (the sync would stop here): %s\n", v.String())
-				}
-				for _, c := range rep.Changes {
-					fmt.Fprintf(out, "  %s %s\n", c.Action, c.Object)
-					if c.Diff != "" {
-						fmt.Fprintln(out, indent(c.Diff, "    "))
-					}
-				}
-			}
-			return nil
+			return reconciler.WriteDiff(out, reports)
 		},
 	}
 	flags.AddFlags(cmd.Flags())

@@ -1,4 +1,8 @@
-// Package app is the driftless command tree: flags, wiring and the run loop of each
-// subcommand. It holds no decision logic of its own; that lives in the webhook, policy and
-// reconciler packages.
+// Package app is the driftless command tree: each subcommand parses its flags, calls one
+// function of the package that owns the concept (internal/check, internal/server,
+// internal/doctor, policy, reconciler, webhook) and turns the result into output and an exit
+// code. It holds no decision logic of its own, and never imports test/... code.
+//
+// The version variables set at build time (-ldflags -X .../app.version, .../app.commit) live
+// here.
 package app

@@ -3,9 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,14 +73,14 @@ errors and when a policy does not compile (file:line:col).`,
 			if err != nil {
 				return &ExitError{Code: exitUsage, Err: policyError(err)}
 			}
-			if err := writeTestReport(cmd.OutOrStdout(), report, verbose); err != nil {
+			if err := report.Write(cmd.OutOrStdout(), verbose); err != nil {
 				return &ExitError{Code: exitUsage, Err: fmt.Errorf("write test report: %w", err)}
 			}
 			switch {
 			case len(report.Results) == 0:
 				return &ExitError{Code: exitFailed, Err: errors.New("no tests ran")}
 			case !report.OK():
-				return &ExitError{Code: exitFailed, Err: fmt.Errorf("policy tests failed: %s", testSummary(report))}
+				return &ExitError{Code: exitFailed, Err: fmt.Errorf("policy tests failed: %s", report.Summary())}
 			}
 			return nil
 		},
@@ -95,43 +93,4 @@ errors and when a policy does not compile (file:line:col).`,
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Second, "time limit for each test")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every test, not only failures")
 	return cmd
-}
-
-// writeTestReport writes one line per failing or erroring test (per test when verbose),
-//
-//	FAIL policies/payments_test.rego:20:1: data.main.test_owner_required
-//	  failed at policies/payments_test.rego:21:2: count(deny) == 1
-//
-// with the test's print() output indented below, then a summary line,
-// "12 passed, 1 failed, 0 errored, 1 skipped".
-func writeTestReport(w io.Writer, r policy.TestReport, verbose bool) error {
-	var b strings.Builder
-	for _, res := range r.Results {
-		failed := res.Outcome == policy.TestFail || res.Outcome == policy.TestError
-		if !failed && !verbose {
-			continue
-		}
-		fmt.Fprintf(&b, "%s %s: data.%s.%s", strings.ToUpper(string(res.Outcome)), res.Location, res.Package, res.Name)
-		if res.Err != nil {
-			fmt.Fprintf(&b, ": %v", res.Err)
-		}
-		b.WriteString("\n")
-		if res.FailedAt != "" {
-			fmt.Fprintf(&b, "  failed at %s\n", res.FailedAt)
-		}
-		if failed && res.Output != "" {
-			for _, line := range strings.Split(strings.TrimRight(res.Output, "\n"), "\n") {
-				fmt.Fprintf(&b, "  | %s\n", line)
-			}
-		}
-	}
-	b.WriteString(testSummary(r))
-	b.WriteString("\n")
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// testSummary returns "12 passed, 1 failed, 0 errored, 1 skipped".
-func testSummary(r policy.TestReport) string {
-	return fmt.Sprintf("%d passed, %d failed, %d errored, %d skipped", r.Passed, r.Failed, r.Errored, r.Skipped)
 }

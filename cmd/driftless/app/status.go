@@ -3,9 +3,6 @@ package app
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,7 +47,7 @@ break-glass sessions from the record (driftless break-glass --history shows all 
 				enc.SetIndent("", "  ")
 				return enc.Encode(statuses)
 			case "text":
-				if err := printStatus(cmd.OutOrStdout(), statuses, sessions, time.Now()); err != nil {
+				if err := reconciler.WriteStatus(cmd.OutOrStdout(), statuses, sessions, time.Now()); err != nil {
 					return err
 				}
 				if historyErr != nil {
@@ -75,96 +72,4 @@ func dynamicClient(flags *genericclioptions.ConfigFlags) (dynamic.Interface, err
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	return dynamic.NewForConfig(restConfig)
-}
-
-// recentSessions is how many ended break-glass sessions status shows per source.
-const recentSessions = 3
-
-func printStatus(out io.Writer, statuses []reconciler.Status, sessions []reconciler.BreakGlassSession, now time.Time) error {
-	if len(statuses) == 0 {
-		_, err := fmt.Fprintln(out, "no source has synced yet")
-		return err
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tREVISION\tRESULT\tLAST ATTEMPT\tMANAGED\tAPPLIED\tPRUNED\tDRIFT REVERTS\tBREAK-GLASS")
-	for _, s := range statuses {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Source, short(s.Revision), s.Result, ago(s.LastAttempt, now),
-			s.ObjectsManaged, s.ObjectsApplied, s.ObjectsPruned, s.DriftReverts, len(s.BreakGlass))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, s := range statuses {
-		fmt.Fprintf(out, "\n%s: %s (%s) path %s\n", s.Source, s.URL, s.Ref, s.Path)
-		if s.Revision != "" {
-			fmt.Fprintf(out, "  applied %s %q by %s\n", short(s.Revision), s.Subject, s.Author)
-		}
-		if s.Message != "" {
-			fmt.Fprintf(out, "  last sync (%s): %s\n", ago(s.LastAttempt, now), s.Message)
-		}
-		if s.LastChange != "" {
-			fmt.Fprintf(out, "  last change (%s): %s\n", ago(s.LastChangeTime, now), s.LastChange)
-		}
-		for _, v := range s.Violations {
-			fmt.Fprintf(out, "  violation: %s\n", v.String())
-		}
-		for _, bg := range s.BreakGlass {
-			by := orUnknown(bg.By)
-			if bg.Group != "" {
-				by += " (group " + bg.Group + ")"
-			}
-			fmt.Fprintf(out, "  held back under break-glass: %s by %s until %s (%s left), reason %q; reverted to Git then\n",
-				bg.Object, by, bg.Until.UTC().Format(time.RFC3339), bg.Until.Sub(now).Truncate(time.Second), bg.Reason)
-			printPatch(out, bg.Patch, bg.Conflicts, true, "")
-		}
-		shown := 0
-		for _, bs := range sessions {
-			if bs.Source != s.Source || bs.Active() {
-				continue
-			}
-			if shown == 0 {
-				fmt.Fprintln(out, "  recent break-glass (driftless break-glass --history shows the patches):")
-			}
-			if shown++; shown > recentSessions {
-				fmt.Fprintln(out, "    ...")
-				break
-			}
-			what := "nothing to commit"
-			if bs.Patch != "" {
-				what = "a patch to commit"
-			}
-			if n := len(bs.Conflicts); n > 0 {
-				what += fmt.Sprintf(", conflicts: %d", n)
-			}
-			fmt.Fprintf(out, "    %s by %s, reason %q: %s %s; %s\n", bs.Object, orUnknown(bs.By), bs.Reason, bs.Ending, ago(bs.End, now), what)
-		}
-	}
-	return nil
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
-
-func ago(t, now time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	d := now.Sub(t).Truncate(time.Second)
-	if d < 0 {
-		// Another clock than this machine's, such as a test's.
-		return "at " + t.UTC().Format(time.RFC3339)
-	}
-	return d.String() + " ago"
-}
-
-func indent(s, prefix string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i, l := range lines {
-		lines[i] = prefix + l
-	}
-	return strings.Join(lines, "\n")
 }

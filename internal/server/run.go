@@ -1,4 +1,4 @@
-package app
+package server
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -18,12 +17,12 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/policy"
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/webhook"
@@ -32,6 +31,9 @@ import (
 // RunOptions configure `driftless run`. The fields below the flags are for embedding the run
 // loop in tests and in the playground (test/playground).
 type RunOptions struct {
+	// Version is the version of the binary, logged at start.
+	Version string
+
 	// ConfigPath is the DriftlessConfig file.
 	ConfigPath string
 	// CertDir holds tls.crt and tls.key for the webhook; rotated files are picked up live.
@@ -61,42 +63,18 @@ type RunOptions struct {
 	Logger logr.Logger
 }
 
-func newRunCommand() *cobra.Command {
-	o := RunOptions{}
-	var development bool
-	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Run in the cluster: admission guard, reconciler, metrics and health endpoints",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Logger = zap.New(zap.UseDevMode(development))
-			return Run(cmd.Context(), o)
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&o.ConfigPath, "config", "/etc/driftless/config.yaml", "path of the DriftlessConfig file")
-	f.StringVar(&o.CertDir, "cert-dir", "/etc/driftless/certs", "directory with the webhook's tls.crt and tls.key")
-	f.StringVar(&o.ClientCAFile, "client-ca-file", "", "PEM file of the CAs whose client certificates the webhook accepts (relative to --cert-dir); the API server must present one. Empty accepts any client")
-	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
-	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
-	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
-	f.StringVar(&o.CacheDir, "cache-dir", "/var/cache/driftless", "directory for the sources' Git caches")
-	f.BoolVar(&o.LeaderElection, "leader-elect", true, "elect one replica to reconcile (every replica serves the webhook)")
-	f.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often to check the config file for changes")
-	f.BoolVar(&development, "log-development", false, "human-readable logs instead of JSON")
-	return cmd
-}
-
-// Run serves the admission guard with its metrics and health endpoints until ctx is done.
+// Run serves the admission guard on every replica and, on the elected leader, the
+// reconcilers of the configured sources, with metrics, health endpoints and configuration
+// reloads, until ctx is done.
 func Run(ctx context.Context, o RunOptions) error {
-	cfg, fingerprint, err := readConfig(o.ConfigPath)
+	cfg, fingerprint, err := loadConfig(o.ConfigPath)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", o.ConfigPath, err)
+		return err
 	}
 	// One engine per policy set serves both the reconciler's gate and admission; reloads swap
 	// compiled sets atomically and keep the last good one when a policy does not compile.
-	sets := newPolicySets()
-	if err := sets.load(ctx, cfg); err != nil {
+	sets := policy.NewSets()
+	if err := sets.Load(ctx, cfg); err != nil {
 		return err
 	}
 	log := o.Logger
@@ -162,7 +140,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	set, err := addReconcilers(mgr, cfg, o, sets)
+	set, err := addReconcilers(mgr, cfg, o, Gate(sets))
 	if err != nil {
 		return err
 	}
@@ -178,7 +156,7 @@ func Run(ctx context.Context, o RunOptions) error {
 			if err := set.Check(c); err != nil {
 				return err
 			}
-			if err := sets.load(ctx, c); err != nil {
+			if err := sets.Load(ctx, c); err != nil {
 				return err
 			}
 			if err := guard.SetConfig(c); err != nil {
@@ -197,7 +175,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	log.Info("starting driftless", "version", Version(), "mode", cfg.Guard.Mode, "webhook", o.WebhookAddr, "config", o.ConfigPath)
+	log.Info("starting driftless", "version", o.Version, "mode", cfg.Guard.Mode, "webhook", o.WebhookAddr, "config", o.ConfigPath)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

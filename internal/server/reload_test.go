@@ -1,4 +1,4 @@
-package app
+package server
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func TestReloadWaitsForTheFileToSettle(t *testing.T) {
 		}
 	}
 	write(fmtMode("enforce"))
-	_, fingerprint, err := readConfig(path)
+	_, fingerprint, err := loadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package app
+package report
 
 import (
 	"io"
@@ -114,8 +114,8 @@ func sarifLevel(severity string) string {
 }
 
 // writeSARIF writes r as a SARIF 2.1.0 log.
-func writeSARIF(w io.Writer, r *Report) error {
-	driver := sarifDriver{Name: "driftless", InformationURI: sarifToolURI, Version: Version(), Rules: make([]sarifRule, 0, len(r.Rules))}
+func writeSARIF(w io.Writer, r *Report, version string) error {
+	driver := sarifDriver{Name: "driftless", InformationURI: sarifToolURI, Version: version, Rules: make([]sarifRule, 0, len(r.Rules))}
 	index := make(map[string]int, len(r.Rules))
 	for i, rule := range r.Rules {
 		index[rule.ID] = i

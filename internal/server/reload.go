@@ -1,4 +1,4 @@
-package app
+package server
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ func (r *configReloader) Start(ctx context.Context) error {
 func (r *configReloader) NeedLeaderElection() bool { return false }
 
 func (r *configReloader) reload(ctx context.Context) {
-	c, fingerprint, err := readConfig(r.path)
+	c, fingerprint, err := loadConfig(r.path)
 	if bytes.Equal(fingerprint, r.last) {
 		r.seen = fingerprint
 		return
@@ -86,21 +86,22 @@ func (r *configReloader) reload(ctx context.Context) {
 	r.log.Info("configuration reloaded", "config", r.path, "mode", c.Guard.Mode)
 }
 
-// readConfig loads the configuration at path and fingerprints it together with the policy
-// files its policy sets name, so that a changed policy file counts as a change.
-func readConfig(path string) (*v1alpha1.DriftlessConfig, []byte, error) {
+// loadConfig loads the configuration at path with v1alpha1's loader (strict, within
+// v1alpha1.MaxConfigSize) and fingerprints it together with the policy files its policy sets
+// name, so that a changed policy file counts as a change. What does not load fingerprints as
+// its content or its error, so that the same broken version is reported once.
+func loadConfig(path string) (*v1alpha1.DriftlessConfig, []byte, error) {
 	h := sha256.New()
-	data, err := os.ReadFile(path)
+	data, err := v1alpha1.ReadFile(path)
 	if err != nil {
 		h.Write([]byte(err.Error()))
 		return nil, h.Sum(nil), err
 	}
 	h.Write(data)
-	c, err := v1alpha1.Decode(data)
+	c, err := v1alpha1.Parse(path, data)
 	if err != nil {
 		return nil, h.Sum(nil), err
 	}
-	v1alpha1.ResolvePaths(c, filepath.Dir(path))
 	for _, ps := range c.PolicySets {
 		for _, root := range ps.Paths {
 			// Unreadable paths fingerprint as their error; Engine.Load reports them.

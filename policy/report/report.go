@@ -1,10 +1,7 @@
-package app
+package report
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/policy"
@@ -161,11 +158,10 @@ type ViolationReport struct {
 	Details map[string]any `json:"details,omitempty"`
 }
 
-// ruleID names a rule in reports; see policy.RuleID.
-func ruleID(pkg, rule string) string { return policy.RuleID(pkg, rule) }
-
-// newReport starts a report with the rules of the loaded set.
-func newReport(rules []policy.RuleRef, environment string, failOnWarn bool) (*Report, error) {
+// New starts a report with the rules of the loaded set: the evaluated rules, described from
+// the built-in library where they come from it, and no targets yet. Add targets, then call
+// Finish.
+func New(rules []policy.RuleRef, environment string, failOnWarn bool) (*Report, error) {
 	lib, err := policy.Library()
 	if err != nil {
 		return nil, err
@@ -183,7 +179,7 @@ func newReport(rules []policy.RuleRef, environment string, failOnWarn bool) (*Re
 		Targets:     []Target{},
 	}
 	for _, r := range rules {
-		rr := RuleReport{ID: ruleID(r.Package, r.Rule), Package: r.Package, Rule: r.Rule, Severity: string(r.Severity), Title: r.String()}
+		rr := RuleReport{ID: policy.RuleID(r.Package, r.Rule), Package: r.Package, Rule: r.Rule, Severity: string(r.Severity), Title: r.String()}
 		if lr, ok := byPackage[r.Package]; ok {
 			rr.Title, rr.Description = lr.Title, lr.Description
 		}
@@ -192,8 +188,34 @@ func newReport(rules []policy.RuleRef, environment string, failOnWarn bool) (*Re
 	return report, nil
 }
 
-// finish counts the targets' objects and violations and decides Passed.
-func (r *Report) finish() {
+// NewObject reports one evaluated object declared at file:line (line 0 when unknown), built
+// by the kustomization directory kustomization (empty for plain YAML).
+func NewObject(res policy.Result, file string, line int, kustomization string) ObjectReport {
+	obj := ObjectReport{
+		File:          file,
+		Line:          line,
+		Kustomization: kustomization,
+		APIVersion:    res.Object.APIVersion,
+		Kind:          res.Object.Kind,
+		Namespace:     res.Object.Namespace,
+		Name:          res.Object.Name,
+		Violations:    make([]ViolationReport, 0, len(res.Violations)),
+	}
+	for _, v := range res.Violations {
+		obj.Violations = append(obj.Violations, ViolationReport{
+			RuleID:   v.RuleID(),
+			Package:  v.Package,
+			Rule:     v.Rule,
+			Severity: string(v.Severity),
+			Message:  v.Message,
+			Details:  v.Details,
+		})
+	}
+	return obj
+}
+
+// Finish counts the targets' objects and violations and decides Passed.
+func (r *Report) Finish() {
 	r.Summary = Summary{Targets: len(r.Targets)}
 	for _, t := range r.Targets {
 		r.Summary.Objects += len(t.Objects)
@@ -208,70 +230,4 @@ func (r *Report) finish() {
 		}
 	}
 	r.Passed = r.Summary.Denials == 0 && (!r.FailOnWarn || r.Summary.Warnings == 0)
-}
-
-// format is an output format of `driftless check`.
-type format string
-
-const (
-	formatText  format = "text"
-	formatJSON  format = "json"
-	formatJUnit format = "junit"
-	formatSARIF format = "sarif"
-)
-
-// parseFormat checks an --output value.
-func parseFormat(s string) (format, error) {
-	switch f := format(s); f {
-	case formatText, formatJSON, formatJUnit, formatSARIF:
-		return f, nil
-	}
-	return "", fmt.Errorf("--output %q: want text, json, junit or sarif", s)
-}
-
-// writeReport writes r to w in format f.
-func writeReport(w io.Writer, f format, r *Report) error {
-	switch f {
-	case formatJSON:
-		return writeJSON(w, r)
-	case formatJUnit:
-		return writeJUnit(w, r)
-	case formatSARIF:
-		return writeSARIF(w, r)
-	default:
-		return writeText(w, r)
-	}
-}
-
-// writeText writes one line per violation,
-//
-//	file[:line]: deny images_pinned: Deployment production/web: message
-//
-// and a summary line, "1 denial, 0 warnings in 3 objects".
-func writeText(w io.Writer, r *Report) error {
-	var b strings.Builder
-	for _, t := range r.Targets {
-		for _, o := range t.Objects {
-			for _, v := range o.Violations {
-				fmt.Fprintf(&b, "%s: %s %s: %s: %s\n", o.Location(), v.Severity, v.RuleID, o.Ref(), oneLine(v.Message))
-			}
-		}
-	}
-	b.WriteString(r.Summary.String())
-	b.WriteString("\n")
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// oneLine keeps a message on its line in text output.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// writeJSON writes r as indented JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }
