@@ -33,9 +33,34 @@ type Engine struct {
 
 // compiledSet is one successful Load: immutable once built.
 type compiledSet struct {
-	query   rego.PreparedEvalQuery
 	rules   []RuleRef
 	modules []string
+	// byKind holds the query for objects of a kind that some built-in rule
+	// is restricted to; other serves every other kind.
+	byKind map[string]*kindQuery
+	other  *kindQuery
+}
+
+// kindQuery is the prepared query over the rules that can fire on a kind:
+// every rule not restricted to kinds, and the built-in rules whose kinds
+// include it. Prepared once per Load, shared by kinds with the same rules.
+type kindQuery struct {
+	query rego.PreparedEvalQuery
+	// rules are the queried rules, in the order of the query's results.
+	rules []RuleRef
+	// libraryOnly says every queried rule is built in: none reads status,
+	// so the input leaves it out.
+	libraryOnly bool
+}
+
+// queryFor returns the query for an object's kind.
+func (s *compiledSet) queryFor(obj map[string]any) *kindQuery {
+	if kind, ok := obj["kind"].(string); ok {
+		if q, ok := s.byKind[kind]; ok {
+			return q
+		}
+	}
+	return s.other
 }
 
 // New returns an Engine with no policy loaded: until Load succeeds, Evaluate
@@ -145,17 +170,21 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 	return results, nil
 }
 
-// evaluate runs the prepared query for one object.
+// evaluate runs the prepared query of the object's kind for one object.
 func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term) (Result, error) {
 	res := Result{Object: objectRef(obj)}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
 	}
-	input, err := ast.InterfaceToValue(obj)
+	q := s.queryFor(obj)
+	if len(q.rules) == 0 {
+		return res, nil
+	}
+	input, err := inputValue(obj, q.libraryOnly)
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	rs, err := s.query.Eval(withEvalContext(ctx, ctxTerm), rego.EvalParsedInput(input))
+	rs, err := q.query.Eval(withEvalContext(ctx, ctxTerm), rego.EvalParsedInput(input))
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return res, fmt.Errorf("evaluate %s: %w", res.Object, ctxErr)
@@ -166,10 +195,10 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 		return res, fmt.Errorf("evaluate %s: query returned %d results, want 1", res.Object, len(rs))
 	}
 	values, ok := rs[0].Bindings[resultVar].([]any)
-	if !ok || len(values) != len(s.rules) {
+	if !ok || len(values) != len(q.rules) {
 		return res, fmt.Errorf("evaluate %s: unexpected query result %T", res.Object, rs[0].Bindings[resultVar])
 	}
-	for i, rule := range s.rules {
+	for i, rule := range q.rules {
 		defined, _ := values[i].([]any)
 		if len(defined) == 0 {
 			continue
@@ -281,6 +310,12 @@ const resultVar = "r"
 
 // compile builds a compiledSet from opts without touching any Engine.
 func compile(ctx context.Context, opts Options) (*compiledSet, error) {
+	return compileSet(ctx, opts, true)
+}
+
+// compileSet is compile; without byKind every object is given every rule
+// (the reference the kind dispatch is tested against).
+func compileSet(ctx context.Context, opts Options, byKind bool) (*compiledSet, error) {
 	namespaces, err := userNamespaces(opts.Namespaces)
 	if err != nil {
 		return nil, err
@@ -335,22 +370,79 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	query, err := buildQuery(rules)
+	set := &compiledSet{rules: rules, modules: sortedKeys(moduleSet(modules)), byKind: map[string]*kindQuery{}}
+	kinds := map[string][]string{} // package of a kind-restricted built-in rule -> its kinds
+	if byKind {
+		if kinds, err = libraryKinds(); err != nil {
+			return nil, err
+		}
+	}
+	prepared := map[string]*kindQuery{} // by the indices of its rules
+	prepare := func(kind string, anyKind bool) (*kindQuery, error) {
+		q := &kindQuery{libraryOnly: true}
+		var key strings.Builder
+		for i, r := range rules {
+			restricted, ok := kinds[r.Package]
+			if ok && (anyKind || !slices.Contains(restricted, kind)) {
+				continue
+			}
+			q.rules = append(q.rules, r)
+			q.libraryOnly = q.libraryOnly && strings.HasPrefix(r.Package, libraryPackagePrefix)
+			fmt.Fprintf(&key, "%d,", i)
+		}
+		if done, ok := prepared[key.String()]; ok {
+			return done, nil
+		}
+		prepared[key.String()] = q
+		if len(q.rules) == 0 {
+			return q, nil
+		}
+		query, err := buildQuery(q.rules)
+		if err != nil {
+			return nil, err
+		}
+		q.query, err = rego.New(
+			rego.ParsedQuery(query),
+			rego.Compiler(compiler),
+			rego.Capabilities(compiler.Capabilities()),
+			rego.Store(store),
+			rego.SetRegoVersion(ast.RegoV1),
+			contextFunction(),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("prepare policy query: %w", err)
+		}
+		return q, nil
+	}
+	if set.other, err = prepare("", true); err != nil {
+		return nil, err
+	}
+	for _, ks := range kinds {
+		for _, kind := range ks {
+			if set.byKind[kind] == nil {
+				if set.byKind[kind], err = prepare(kind, false); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return set, nil
+}
+
+// libraryKinds maps the package of each built-in rule that declares kinds to
+// them.
+func libraryKinds() (map[string][]string, error) {
+	lib, err := Library()
 	if err != nil {
 		return nil, err
 	}
-	pq, err := rego.New(
-		rego.ParsedQuery(query),
-		rego.Compiler(compiler),
-		rego.Capabilities(compiler.Capabilities()),
-		rego.Store(store),
-		rego.SetRegoVersion(ast.RegoV1),
-		contextFunction(),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("prepare policy query: %w", err)
+	out := map[string][]string{}
+	for _, r := range lib {
+		if len(r.Kinds) > 0 {
+			out[r.Package()] = r.Kinds
+		}
 	}
-	return &compiledSet{query: pq, rules: rules, modules: sortedKeys(moduleSet(modules))}, nil
+	return out, nil
 }
 
 // userNamespaces validates Options.Namespaces and applies the default.

@@ -4,6 +4,8 @@
 #   Every container and init container sets the resources listed in parameter
 #   required_resources, default ["requests.cpu", "requests.memory",
 #   "limits.cpu", "limits.memory"].
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.container_resources
 
 import data.driftless.lib.kubernetes as k8s

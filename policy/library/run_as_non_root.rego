@@ -4,6 +4,8 @@
 #   Every container and init container has runAsNonRoot: true, set on the
 #   container or inherited from the pod's securityContext, and does not run as
 #   UID 0.
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.run_as_non_root
 
 import data.driftless.lib.kubernetes as k8s
