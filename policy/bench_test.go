@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,11 +17,14 @@ import (
 )
 
 // loop runs f b.N times, timing each call, and reports the p50 and p99
-// latency next to the usual ns/op.
+// latency next to the usual ns/op, and cpu-ns/op: the CPU time of the whole
+// process (every thread, garbage collection included) per call, which a
+// busy machine disturbs less than the wall time.
 func loop(b *testing.B, f func() error) {
 	b.Helper()
 	samples := make([]time.Duration, 0, 1024)
 	b.ReportAllocs()
+	cpuStart := processCPU(b)
 	for b.Loop() {
 		start := time.Now()
 		if err := f(); err != nil {
@@ -31,12 +35,23 @@ func loop(b *testing.B, f func() error) {
 	if len(samples) == 0 {
 		return
 	}
+	b.ReportMetric(float64((processCPU(b)-cpuStart).Nanoseconds())/float64(len(samples)), "cpu-ns/op")
 	slices.Sort(samples)
 	pct := func(p float64) float64 {
 		return float64(samples[min(len(samples)-1, int(float64(len(samples))*p))].Nanoseconds())
 	}
 	b.ReportMetric(pct(0.50), "p50-ns")
 	b.ReportMetric(pct(0.99), "p99-ns")
+}
+
+// processCPU returns the user and system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkEvaluate measures one object against the whole built-in library,
