@@ -11,7 +11,7 @@ package driftless.library.container_resources
 import data.driftless.lib.kubernetes as k8s
 
 # required lists each required resource with its path in a container.
-required contains {"name": name, "path": ["resources", group, resource]} if {
+required := {{"name": name, "path": ["resources", group, resource]} |
 	some name in k8s.param("required_resources", ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"])
 	is_string(name)
 	[group, resource] := split(name, ".")
