@@ -39,6 +39,9 @@ type compiledSet struct {
 	// is restricted to; other serves every other kind.
 	byKind map[string]*kindQuery
 	other  *kindQuery
+	// seeds are the documents that depend only on the parameters, computed
+	// once by Load (seed.go); nil when there are none.
+	seeds *seedNode
 }
 
 // kindQuery is the prepared query over the rules that can fire on a kind:
@@ -184,7 +187,11 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	rs, err := q.query.Eval(withEvalContext(ctx, ctxTerm), rego.EvalParsedInput(input))
+	opts := []rego.EvalOption{rego.EvalParsedInput(input)}
+	if s.seeds != nil {
+		opts = append(opts, rego.EvalVirtualCache(newSeededCache(s.seeds)))
+	}
+	rs, err := q.query.Eval(withEvalContext(ctx, ctxTerm), opts...)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return res, fmt.Errorf("evaluate %s: %w", res.Object, ctxErr)
@@ -313,9 +320,10 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 	return compileSet(ctx, opts, true)
 }
 
-// compileSet is compile; without byKind every object is given every rule
-// (the reference the kind dispatch is tested against).
-func compileSet(ctx context.Context, opts Options, byKind bool) (*compiledSet, error) {
+// compileSet is compile; without optimised every object is given every rule
+// and nothing is computed ahead (the reference the kind dispatch and the
+// seeds are tested against).
+func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet, error) {
 	namespaces, err := userNamespaces(opts.Namespaces)
 	if err != nil {
 		return nil, err
@@ -372,8 +380,11 @@ func compileSet(ctx context.Context, opts Options, byKind bool) (*compiledSet, e
 	}
 	set := &compiledSet{rules: rules, modules: sortedKeys(moduleSet(modules)), byKind: map[string]*kindQuery{}}
 	kinds := map[string][]string{} // package of a kind-restricted built-in rule -> its kinds
-	if byKind {
+	if optimised {
 		if kinds, err = libraryKinds(); err != nil {
+			return nil, err
+		}
+		if set.seeds, err = computeSeeds(ctx, compiler, store); err != nil {
 			return nil, err
 		}
 	}
