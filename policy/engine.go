@@ -187,7 +187,7 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input)}
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm)}
 	if s.seeds != nil {
 		opts = append(opts, rego.EvalVirtualCache(newSeededCache(s.seeds)))
 	}
@@ -201,16 +201,25 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if len(rs) != 1 {
 		return res, fmt.Errorf("evaluate %s: query returned %d results, want 1", res.Object, len(rs))
 	}
-	values, ok := rs[0].Bindings[resultVar].([]any)
-	if !ok || len(values) != len(q.rules) {
-		return res, fmt.Errorf("evaluate %s: unexpected query result %T", res.Object, rs[0].Bindings[resultVar])
+	t, _ := rs[0].Bindings[resultVar].(*ast.Term)
+	var values *ast.Array
+	if t != nil {
+		values, _ = t.Value.(*ast.Array)
+	}
+	if values == nil || values.Len() != len(q.rules) {
+		return res, fmt.Errorf("evaluate %s: unexpected query result %v", res.Object, rs[0].Bindings[resultVar])
 	}
 	for i, rule := range q.rules {
-		defined, _ := values[i].([]any)
-		if len(defined) == 0 {
+		defined, _ := values.Elem(i).Value.(*ast.Array)
+		if defined == nil || defined.Len() == 0 {
 			continue
 		}
-		vs, err := violations(rule, defined[0])
+		// Only the values of rules that produced something become Go values.
+		value, err := ast.JSON(defined.Elem(0).Value)
+		if err != nil {
+			return res, fmt.Errorf("evaluate %s: rule %s: %w", res.Object, rule, err)
+		}
+		vs, err := violations(rule, value)
 		if err != nil {
 			return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
 		}
@@ -219,6 +228,10 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	sortViolations(res.Violations)
 	return res, nil
 }
+
+// keepTerm makes an evaluation's results Rego terms rather than Go values,
+// so that evaluate converts only the rules that produced something.
+func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
 // violations turns one rule's value into Violations: a set or array of
 // messages or {msg, ...} objects, a single message or object, or a boolean.
@@ -328,7 +341,11 @@ func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet
 	if err != nil {
 		return nil, err
 	}
-	enabled, libraryNamespaces, err := enabledLibraryRules(opts)
+	lib, err := Library()
+	if err != nil {
+		return nil, err
+	}
+	enabled, libraryNamespaces, err := enabledLibraryRules(opts, lib)
 	if err != nil {
 		return nil, err
 	}
@@ -381,9 +398,7 @@ func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet
 	set := &compiledSet{rules: rules, modules: sortedKeys(moduleSet(modules)), byKind: map[string]*kindQuery{}}
 	kinds := map[string][]string{} // package of a kind-restricted built-in rule -> its kinds
 	if optimised {
-		if kinds, err = libraryKinds(); err != nil {
-			return nil, err
-		}
+		kinds = libraryKinds(lib)
 		if set.seeds, err = computeSeeds(ctx, compiler, store); err != nil {
 			return nil, err
 		}
@@ -442,18 +457,14 @@ func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet
 
 // libraryKinds maps the package of each built-in rule that declares kinds to
 // them.
-func libraryKinds() (map[string][]string, error) {
-	lib, err := Library()
-	if err != nil {
-		return nil, err
-	}
+func libraryKinds(lib []LibraryRule) map[string][]string {
 	out := map[string][]string{}
 	for _, r := range lib {
 		if len(r.Kinds) > 0 {
 			out[r.Package()] = r.Kinds
 		}
 	}
-	return out, nil
+	return out
 }
 
 // userNamespaces validates Options.Namespaces and applies the default.
@@ -475,13 +486,9 @@ func userNamespaces(in []string) ([]string, error) {
 	return out, nil
 }
 
-// enabledLibraryRules validates Options.DisabledRules and returns which
-// built-in rules are on and their packages.
-func enabledLibraryRules(opts Options) (func(string) bool, []string, error) {
-	lib, err := Library()
-	if err != nil {
-		return nil, nil, err
-	}
+// enabledLibraryRules validates Options.DisabledRules against lib and
+// returns which built-in rules are on and their packages.
+func enabledLibraryRules(opts Options, lib []LibraryRule) (func(string) bool, []string, error) {
 	known := make(map[string]bool, len(lib))
 	for _, r := range lib {
 		known[r.Name] = true

@@ -174,7 +174,7 @@ func evalSeeds(ctx context.Context, compiler *ast.Compiler, store storage.Store,
 	if err != nil {
 		return nil, fmt.Errorf("prepare seed query: %w", err)
 	}
-	rs, err := pq.Eval(ctx, rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }))
+	rs, err := pq.Eval(ctx, rego.EvalGenerateJSON(keepTerm))
 	if err != nil {
 		return nil, err
 	}
