@@ -33,9 +33,37 @@ type Engine struct {
 
 // compiledSet is one successful Load: immutable once built.
 type compiledSet struct {
-	query   rego.PreparedEvalQuery
 	rules   []RuleRef
 	modules []string
+	// byKind holds the query for objects of a kind that some built-in rule
+	// is restricted to; other serves every other kind.
+	byKind map[string]*kindQuery
+	other  *kindQuery
+	// seeds are the documents that depend only on the parameters, computed
+	// once by Load (seed.go); nil when there are none.
+	seeds *seedNode
+}
+
+// kindQuery is the prepared query over the rules that can fire on a kind:
+// every rule not restricted to kinds, and the built-in rules whose kinds
+// include it. Prepared once per Load, shared by kinds with the same rules.
+type kindQuery struct {
+	query rego.PreparedEvalQuery
+	// rules are the queried rules, in the order of the query's results.
+	rules []RuleRef
+	// libraryOnly says every queried rule is built in: none reads status,
+	// so the input leaves it out.
+	libraryOnly bool
+}
+
+// queryFor returns the query for an object's kind.
+func (s *compiledSet) queryFor(obj map[string]any) *kindQuery {
+	if kind, ok := obj["kind"].(string); ok {
+		if q, ok := s.byKind[kind]; ok {
+			return q
+		}
+	}
+	return s.other
 }
 
 // New returns an Engine with no policy loaded: until Load succeeds, Evaluate
@@ -145,17 +173,25 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 	return results, nil
 }
 
-// evaluate runs the prepared query for one object.
+// evaluate runs the prepared query of the object's kind for one object.
 func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term) (Result, error) {
 	res := Result{Object: objectRef(obj)}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
 	}
-	input, err := ast.InterfaceToValue(obj)
+	q := s.queryFor(obj)
+	if len(q.rules) == 0 {
+		return res, nil
+	}
+	input, err := inputValue(obj, q.libraryOnly)
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	rs, err := s.query.Eval(withEvalContext(ctx, ctxTerm), rego.EvalParsedInput(input))
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm)}
+	if s.seeds != nil {
+		opts = append(opts, rego.EvalVirtualCache(newSeededCache(s.seeds)))
+	}
+	rs, err := q.query.Eval(withEvalContext(ctx, ctxTerm), opts...)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return res, fmt.Errorf("evaluate %s: %w", res.Object, ctxErr)
@@ -165,16 +201,25 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if len(rs) != 1 {
 		return res, fmt.Errorf("evaluate %s: query returned %d results, want 1", res.Object, len(rs))
 	}
-	values, ok := rs[0].Bindings[resultVar].([]any)
-	if !ok || len(values) != len(s.rules) {
-		return res, fmt.Errorf("evaluate %s: unexpected query result %T", res.Object, rs[0].Bindings[resultVar])
+	t, _ := rs[0].Bindings[resultVar].(*ast.Term)
+	var values *ast.Array
+	if t != nil {
+		values, _ = t.Value.(*ast.Array)
 	}
-	for i, rule := range s.rules {
-		defined, _ := values[i].([]any)
-		if len(defined) == 0 {
+	if values == nil || values.Len() != len(q.rules) {
+		return res, fmt.Errorf("evaluate %s: unexpected query result %v", res.Object, rs[0].Bindings[resultVar])
+	}
+	for i, rule := range q.rules {
+		defined, _ := values.Elem(i).Value.(*ast.Array)
+		if defined == nil || defined.Len() == 0 {
 			continue
 		}
-		vs, err := violations(rule, defined[0])
+		// Only the values of rules that produced something become Go values.
+		value, err := ast.JSON(defined.Elem(0).Value)
+		if err != nil {
+			return res, fmt.Errorf("evaluate %s: rule %s: %w", res.Object, rule, err)
+		}
+		vs, err := violations(rule, value)
 		if err != nil {
 			return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
 		}
@@ -183,6 +228,10 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	sortViolations(res.Violations)
 	return res, nil
 }
+
+// keepTerm makes an evaluation's results Rego terms rather than Go values,
+// so that evaluate converts only the rules that produced something.
+func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
 // violations turns one rule's value into Violations: a set or array of
 // messages or {msg, ...} objects, a single message or object, or a boolean.
@@ -281,11 +330,22 @@ const resultVar = "r"
 
 // compile builds a compiledSet from opts without touching any Engine.
 func compile(ctx context.Context, opts Options) (*compiledSet, error) {
+	return compileSet(ctx, opts, true)
+}
+
+// compileSet is compile; without optimised every object is given every rule
+// and nothing is computed ahead (the reference the kind dispatch and the
+// seeds are tested against).
+func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet, error) {
 	namespaces, err := userNamespaces(opts.Namespaces)
 	if err != nil {
 		return nil, err
 	}
-	enabled, libraryNamespaces, err := enabledLibraryRules(opts)
+	lib, err := Library()
+	if err != nil {
+		return nil, err
+	}
+	enabled, libraryNamespaces, err := enabledLibraryRules(opts, lib)
 	if err != nil {
 		return nil, err
 	}
@@ -335,22 +395,76 @@ func compile(ctx context.Context, opts Options) (*compiledSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	query, err := buildQuery(rules)
-	if err != nil {
+	set := &compiledSet{rules: rules, modules: sortedKeys(moduleSet(modules)), byKind: map[string]*kindQuery{}}
+	kinds := map[string][]string{} // package of a kind-restricted built-in rule -> its kinds
+	if optimised {
+		kinds = libraryKinds(lib)
+		if set.seeds, err = computeSeeds(ctx, compiler, store); err != nil {
+			return nil, err
+		}
+	}
+	prepared := map[string]*kindQuery{} // by the indices of its rules
+	prepare := func(kind string, anyKind bool) (*kindQuery, error) {
+		q := &kindQuery{libraryOnly: true}
+		var key strings.Builder
+		for i, r := range rules {
+			restricted, ok := kinds[r.Package]
+			if ok && (anyKind || !slices.Contains(restricted, kind)) {
+				continue
+			}
+			q.rules = append(q.rules, r)
+			q.libraryOnly = q.libraryOnly && strings.HasPrefix(r.Package, libraryPackagePrefix)
+			fmt.Fprintf(&key, "%d,", i)
+		}
+		if done, ok := prepared[key.String()]; ok {
+			return done, nil
+		}
+		prepared[key.String()] = q
+		if len(q.rules) == 0 {
+			return q, nil
+		}
+		query, err := buildQuery(q.rules)
+		if err != nil {
+			return nil, err
+		}
+		q.query, err = rego.New(
+			rego.ParsedQuery(query),
+			rego.Compiler(compiler),
+			rego.Capabilities(compiler.Capabilities()),
+			rego.Store(store),
+			rego.SetRegoVersion(ast.RegoV1),
+			contextFunction(),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("prepare policy query: %w", err)
+		}
+		return q, nil
+	}
+	if set.other, err = prepare("", true); err != nil {
 		return nil, err
 	}
-	pq, err := rego.New(
-		rego.ParsedQuery(query),
-		rego.Compiler(compiler),
-		rego.Capabilities(compiler.Capabilities()),
-		rego.Store(store),
-		rego.SetRegoVersion(ast.RegoV1),
-		contextFunction(),
-	).PrepareForEval(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("prepare policy query: %w", err)
+	for _, ks := range kinds {
+		for _, kind := range ks {
+			if set.byKind[kind] == nil {
+				if set.byKind[kind], err = prepare(kind, false); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
-	return &compiledSet{query: pq, rules: rules, modules: sortedKeys(moduleSet(modules))}, nil
+	return set, nil
+}
+
+// libraryKinds maps the package of each built-in rule that declares kinds to
+// them.
+func libraryKinds(lib []LibraryRule) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range lib {
+		if len(r.Kinds) > 0 {
+			out[r.Package()] = r.Kinds
+		}
+	}
+	return out
 }
 
 // userNamespaces validates Options.Namespaces and applies the default.
@@ -372,13 +486,9 @@ func userNamespaces(in []string) ([]string, error) {
 	return out, nil
 }
 
-// enabledLibraryRules validates Options.DisabledRules and returns which
-// built-in rules are on and their packages.
-func enabledLibraryRules(opts Options) (func(string) bool, []string, error) {
-	lib, err := Library()
-	if err != nil {
-		return nil, nil, err
-	}
+// enabledLibraryRules validates Options.DisabledRules against lib and
+// returns which built-in rules are on and their packages.
+func enabledLibraryRules(opts Options, lib []LibraryRule) (func(string) bool, []string, error) {
 	known := make(map[string]bool, len(lib))
 	for _, r := range lib {
 		known[r.Name] = true

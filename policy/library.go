@@ -57,6 +57,10 @@ type LibraryRule struct {
 	Title string
 	// Description says what the rule denies and which parameters it reads.
 	Description string
+	// Kinds are the object kinds the rule can deny, from custom.kinds in the
+	// package METADATA; the engine queries the rule only for objects of these
+	// kinds. Empty means every kind.
+	Kinds []string
 }
 
 // Package returns the rule's Rego package, driftless.library.<Name>.
@@ -126,14 +130,40 @@ func Library() ([]LibraryRule, error) {
 			return nil, fmt.Errorf("embedded library file %s: package %s, want %s", name, got, rule.Package())
 		}
 		for _, a := range m.Annotations {
-			if a.Scope == "package" {
-				rule.Title, rule.Description = a.Title, a.Description
+			if a.Scope != "package" {
+				continue
+			}
+			rule.Title, rule.Description = a.Title, a.Description
+			if rule.Kinds, err = annotatedKinds(a.Custom); err != nil {
+				return nil, fmt.Errorf("embedded library file %s: %w", name, err)
 			}
 		}
 		rules = append(rules, rule)
 	}
 	sort.Slice(rules, func(i, j int) bool { return rules[i].Name < rules[j].Name })
 	return rules, nil
+}
+
+// annotatedKinds reads custom.kinds of a package annotation: a list of kind
+// names, or absent.
+func annotatedKinds(custom map[string]any) ([]string, error) {
+	raw, ok := custom["kinds"]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok || len(list) == 0 {
+		return nil, fmt.Errorf("custom.kinds: want a non-empty list of kind names, got %v", raw)
+	}
+	kinds := make([]string, 0, len(list))
+	for _, k := range list {
+		s, ok := k.(string)
+		if !ok || s == "" {
+			return nil, fmt.Errorf("custom.kinds: %v is not a kind name", k)
+		}
+		kinds = append(kinds, s)
+	}
+	return kinds, nil
 }
 
 // librarySources returns the embedded helper packages and the enabled rules;

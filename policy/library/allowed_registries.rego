@@ -5,6 +5,8 @@
 #   repository prefix in parameter allowed_registries (for example ["ghcr.io",
 #   "registry.example.com/team"]). An image without a registry is a
 #   docker.io/library image. Without the parameter the rule is inactive.
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.allowed_registries
 
 import data.driftless.lib.kubernetes as k8s

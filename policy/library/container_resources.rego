@@ -4,12 +4,14 @@
 #   Every container and init container sets the resources listed in parameter
 #   required_resources, default ["requests.cpu", "requests.memory",
 #   "limits.cpu", "limits.memory"].
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.container_resources
 
 import data.driftless.lib.kubernetes as k8s
 
 # required lists each required resource with its path in a container.
-required contains {"name": name, "path": ["resources", group, resource]} if {
+required := {{"name": name, "path": ["resources", group, resource]} |
 	some name in k8s.param("required_resources", ["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"])
 	is_string(name)
 	[group, resource] := split(name, ".")

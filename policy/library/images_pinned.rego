@@ -4,6 +4,8 @@
 #   Every container and init container image names a digest or a tag, and the
 #   tag is not mutable. Parameter mutable_tags (default ["latest"]) lists the
 #   tags that count as mutable.
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.images_pinned
 
 import data.driftless.lib.kubernetes as k8s

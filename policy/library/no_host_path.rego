@@ -1,6 +1,8 @@
 # METADATA
 # title: No hostPath volumes
 # description: The pod mounts no hostPath volume.
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.no_host_path
 
 import data.driftless.lib.kubernetes as k8s

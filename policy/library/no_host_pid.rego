@@ -1,6 +1,8 @@
 # METADATA
 # title: No host PID namespace
 # description: The pod does not share the node's process namespace (hostPID).
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.no_host_pid
 
 import data.driftless.lib.kubernetes as k8s

@@ -6,6 +6,8 @@
 #   (bitnami.com/v1alpha1) or an ExternalSecret (external-secrets.io) instead.
 #   A Secret without data, such as a service account token placeholder, is
 #   allowed.
+# custom:
+#   kinds: [Secret]
 package driftless.library.no_plaintext_secrets
 
 import data.driftless.lib.kubernetes as k8s

@@ -3,6 +3,8 @@
 # description: >-
 #   No container or init container runs privileged
 #   (securityContext.privileged: true).
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.no_privileged
 
 import data.driftless.lib.kubernetes as k8s

@@ -5,6 +5,8 @@
 #   replicas; an unset spec.replicas counts as 1. Production means
 #   data.driftless.context.environment is "production" or metadata.namespace
 #   is listed in parameter production_namespaces.
+# custom:
+#   kinds: [Deployment]
 package driftless.library.production_replicas
 
 import data.driftless.lib.kubernetes as k8s

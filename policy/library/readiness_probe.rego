@@ -4,6 +4,8 @@
 #   Every regular container of a long-running workload (Deployment,
 #   StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Pod) has a
 #   readinessProbe. Jobs, CronJobs and init containers are exempt.
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController]
 package driftless.library.readiness_probe
 
 import data.driftless.lib.kubernetes as k8s

@@ -4,6 +4,8 @@
 #   Every workload (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,
 #   ReplicationController, Job, CronJob) carries a non-empty value for each
 #   label in parameter required_labels, default ["app.kubernetes.io/name"].
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.required_labels
 
 import data.driftless.lib.kubernetes as k8s

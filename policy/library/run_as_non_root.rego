@@ -4,6 +4,8 @@
 #   Every container and init container has runAsNonRoot: true, set on the
 #   container or inherited from the pod's securityContext, and does not run as
 #   UID 0.
+# custom:
+#   kinds: [Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob]
 package driftless.library.run_as_non_root
 
 import data.driftless.lib.kubernetes as k8s
@@ -11,11 +13,10 @@ import data.driftless.lib.kubernetes as k8s
 pod_security := k8s.pod_spec.securityContext if is_object(k8s.pod_spec.securityContext)
 else := {}
 
-# security is a container's effective securityContext: its own settings over
-# the pod's.
-security[i] := object.union(pod_security, object.get(c.spec, "securityContext", {})) if {
-	some i, c in k8s.containers
-}
+# security lists each container's effective securityContext, in the order
+# of k8s.containers: its own settings over the pod's. One complete document,
+# computed once per evaluation for both rules.
+security := [object.union(pod_security, object.get(c.spec, "securityContext", {})) | some c in k8s.containers]
 
 deny contains {"msg": msg, "container": c.name} if {
 	some i, c in k8s.containers

@@ -56,9 +56,11 @@ param(key, fallback) := value if {
 	value := data.driftless.parameters[key]
 } else := fallback
 
-# images maps every container image of the pod spec to parse_image(image),
-# so rules share one parse per image and evaluation.
-images[image] := parse_image(image) if {
+# images maps every container image of the pod spec to parse_image(image).
+# It is one complete document, computed once per evaluation, so rules share
+# one parse per image (a partial object rule would be evaluated again for
+# each image a rule looks up).
+images := {image: parse_image(image) |
 	some c in containers
 	image := c.spec.image
 	is_string(image)

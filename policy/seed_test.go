@@ -1,0 +1,178 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// seeded returns the seeded documents of a loaded engine, as "ref = value".
+func seeded(t *testing.T, e *Engine) map[string]string {
+	t.Helper()
+	set := e.current.Load()
+	if set == nil {
+		t.Fatal("no compiled set")
+	}
+	out := map[string]string{}
+	var walk func(n *seedNode, path string)
+	walk = func(n *seedNode, path string) {
+		if n == nil {
+			return
+		}
+		if n.value != nil {
+			out[path] = n.value.String()
+		}
+		for k, c := range n.children {
+			walk(c, path+"."+k)
+		}
+	}
+	walk(set.seeds, "data")
+	return out
+}
+
+func TestSeedsAreTheDocumentsThatDependOnlyOnParameters(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "p.rego", `package main
+
+xs := {x | some x in data.driftless.parameters.xs}
+constant := {"a", "b"}
+from_input := object.get(input, "kind", "none")
+from_context := object.get(data.driftless.context, "environment", "none")
+uses_input_helper := helper(1)
+helper(n) := n + count(object.get(input, "spec", {}))
+with_modifier := x if {
+	x := xs with data.driftless.parameters as {"xs": ["y"]}
+}
+
+deny contains "x" if {
+	input.kind in constant
+	input.metadata.name in xs
+}
+`)
+	writeFile(t, dir, "other.rego", `package other
+
+whole_package := data.main
+`)
+	e := loadEngine(t, Options{Paths: []string{dir}, Parameters: map[string]any{"xs": []any{"x"}}})
+	got := seeded(t, e)
+	want := map[string]string{
+		"data.main.xs":       `{"x"}`,
+		"data.main.constant": `{"a", "b"}`,
+		"data.driftless.library.allowed_registries.prefixes":      `set()`,
+		"data.driftless.library.allowed_registries.registries":    `[]`,
+		"data.driftless.library.container_resources.required":     `{{"name": "limits.cpu", "path": ["resources", "limits", "cpu"]}, {"name": "limits.memory", "path": ["resources", "limits", "memory"]}, {"name": "requests.cpu", "path": ["resources", "requests", "cpu"]}, {"name": "requests.memory", "path": ["resources", "requests", "memory"]}}`,
+		"data.driftless.library.images_pinned.mutable_tags":       `{"latest"}`,
+		"data.driftless.library.production_replicas.min_replicas": `2`,
+		"data.driftless.library.required_labels.required":         `["app.kubernetes.io/name"]`,
+		"data.driftless.lib.kubernetes.long_running_kinds":        `{"DaemonSet", "Deployment", "Pod", "ReplicaSet", "ReplicationController", "StatefulSet"}`,
+		"data.driftless.lib.kubernetes.pod_template_kinds":        `{"DaemonSet", "Deployment", "Job", "ReplicaSet", "ReplicationController", "StatefulSet"}`,
+		"data.driftless.lib.kubernetes.workload_kinds":            `{"CronJob", "DaemonSet", "Deployment", "Job", "Pod", "ReplicaSet", "ReplicationController", "StatefulSet"}`,
+	}
+	for ref, v := range want {
+		if got[ref] != v {
+			t.Errorf("seed %s = %q, want %q", ref, got[ref], v)
+		}
+	}
+	for ref := range got {
+		if _, ok := want[ref]; !ok {
+			t.Errorf("seeded %s = %s, which depends on the evaluation or was not expected", ref, got[ref])
+		}
+	}
+	res, err := e.Evaluate(t.Context(), map[string]any{"kind": "a", "metadata": map[string]any{"name": "x"}}, EvalContext{})
+	if err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	if !slices.Equal(messages(res), []string{"x"}) {
+		t.Errorf("messages = %v, want [x]", messages(res))
+	}
+}
+
+// TestSeedsFollowReloadedParameters checks that the documents computed at
+// Load are computed again from the parameters of the next Load.
+func TestSeedsFollowReloadedParameters(t *testing.T) {
+	obj := setPath(t, manifest(t, "deployment.yaml"), "spec.template.spec.containers.0.image", "ghcr.io/acme/shop:main")
+	e := New()
+	for _, tc := range []struct {
+		tags   []any
+		denied bool
+	}{
+		{[]any{"latest"}, false},
+		{[]any{"latest", "main"}, true},
+		{[]any{"latest"}, false},
+	} {
+		if err := e.Load(t.Context(), Options{Parameters: map[string]any{"allowed_registries": []any{"ghcr.io/acme"}, "mutable_tags": tc.tags}}); err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		res, err := e.Evaluate(t.Context(), obj, EvalContext{})
+		if err != nil {
+			t.Fatalf("Evaluate: %v", err)
+		}
+		if got := slices.Contains(firedRules(res), "images_pinned"); got != tc.denied {
+			t.Errorf("mutable_tags %v: images_pinned fired = %v, want %v (%v)", tc.tags, got, tc.denied, res.Violations)
+		}
+		var quoted []string
+		for _, tag := range tc.tags {
+			quoted = append(quoted, ast.StringTerm(tag.(string)).String())
+		}
+		slices.Sort(quoted)
+		want := "{" + strings.Join(quoted, ", ") + "}"
+		if got := seeded(t, e)["data.driftless.library.images_pinned.mutable_tags"]; got != want {
+			t.Errorf("seeded mutable_tags = %s, want %s", got, want)
+		}
+	}
+}
+
+// TestSeedsHiddenUnderWith checks that a policy replacing the parameters
+// with `with` sees documents computed from its replacement, not the seeds.
+func TestSeedsHiddenUnderWith(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "p.rego", `package main
+
+import data.driftless.library.images_pinned
+
+deny contains "replaced" if {
+	images_pinned.mutable_tags == {"main"} with data.driftless.parameters as {"mutable_tags": ["main"]}
+}
+
+deny contains "loaded" if images_pinned.mutable_tags == {"latest"}
+`)
+	e := loadEngine(t, Options{Paths: []string{dir}})
+	if _, ok := seeded(t, e)["data.driftless.library.images_pinned.mutable_tags"]; !ok {
+		t.Fatal("mutable_tags not seeded: the test would prove nothing")
+	}
+	res, err := e.Evaluate(t.Context(), manifest(t, "configmap.yaml"), EvalContext{})
+	if err != nil {
+		t.Fatalf("Evaluate: %v", err)
+	}
+	if got := messages(res); !slices.Equal(got, []string{"loaded", "replaced"}) {
+		t.Errorf("messages = %v, want [loaded replaced]", got)
+	}
+}
+
+// TestSeedsSkipFailingDocuments checks that a document that fails to
+// evaluate neither fails the load nor stops the others from being seeded;
+// evaluations report its error as before.
+func TestSeedsSkipFailingDocuments(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "p.rego", `package main
+
+conflict := 1 if true
+conflict := 2 if true
+
+deny contains "conflict" if conflict == 1
+`)
+	e := loadEngine(t, Options{Paths: []string{dir}})
+	got := seeded(t, e)
+	if _, ok := got["data.main.conflict"]; ok {
+		t.Error("a failing document was seeded")
+	}
+	if _, ok := got["data.driftless.library.images_pinned.mutable_tags"]; !ok {
+		t.Error("a failing document stopped the others from being seeded")
+	}
+	_, err := e.Evaluate(t.Context(), manifest(t, "configmap.yaml"), EvalContext{})
+	if err == nil || !strings.Contains(err.Error(), "conflict") {
+		t.Errorf("Evaluate = %v, want the conflict error", err)
+	}
+}
