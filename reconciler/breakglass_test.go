@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/reconciler"
 )
 
 func TestBreakGlass(t *testing.T) {
@@ -30,6 +33,12 @@ func TestBreakGlass(t *testing.T) {
 			t.Parallel()
 			name := unique(fmt.Sprintf("bg-%d", i))
 			g := newRig(t, name, overFile)
+			reg := prometheus.NewRegistry()
+			m, err := reconciler.NewMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.opts.Metrics = m
 			// Longer than the break-glass, so that a sync asks to come back at its expiry.
 			g.src.Interval.Duration = time.Hour
 			namespace(t, name)
@@ -66,6 +75,14 @@ func TestBreakGlass(t *testing.T) {
 						!strings.Contains(b.Patch, "break-glass"), fmt.Sprintf("%+v", b)
 				})
 				waitEvent(t, name, "app", "BreakGlassActive", "INC-42", "color: red")
+				// Written with the status: alerts see when it ends.
+				source := `source="` + name + `"`
+				if got := gathered(t, reg, "driftless_reconciler_break_glass_active", source); got != 1 {
+					t.Errorf("break_glass_active = %v, want 1", got)
+				}
+				if got := gathered(t, reg, "driftless_reconciler_break_glass_next_expiry_timestamp_seconds", source); got != float64(until.Unix()) {
+					t.Errorf("break_glass_next_expiry_timestamp_seconds = %v, want %d", got, until.Unix())
+				}
 				// A full sync leaves it alone as well, and asks to come back at the expiry.
 				res := g.sync(r)
 				if got := dataOf(getConfigMap(t, name, "app")); got != "color=red,extra=added,size=1" {
@@ -97,6 +114,9 @@ func TestBreakGlass(t *testing.T) {
 				st := g.status()
 				return len(st.BreakGlass) == 0 && st.DriftReverts >= 1, fmt.Sprintf("%+v", st)
 			})
+			if got := gathered(t, reg, "driftless_reconciler_break_glass_next_expiry_timestamp_seconds", `source="`+name+`"`); got != 0 {
+				t.Errorf("break_glass_next_expiry_timestamp_seconds = %v after the break-glass ended, want 0", got)
+			}
 		})
 	}
 }

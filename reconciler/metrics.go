@@ -16,6 +16,7 @@ type Metrics struct {
 	pruned       *prometheus.CounterVec
 	driftReverts *prometheus.CounterVec
 	breakGlass   *prometheus.GaugeVec
+	nextExpiry   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the reconciler's metrics and registers them with reg. Registering twice
@@ -48,6 +49,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "driftless_reconciler_break_glass_active",
 			Help: "Objects of a source left alone under an active break-glass.",
 		}, []string{"source"}),
+		nextExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "driftless_reconciler_break_glass_next_expiry_timestamp_seconds",
+			Help: "When the first active break-glass of a source expires and its object is reverted to Git, in seconds since the epoch; 0 when none is active.",
+		}, []string{"source"}),
 	}
 	var err error
 	if m.syncDuration, err = metricsutil.Register(reg, m.syncDuration); err != nil {
@@ -66,6 +71,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.breakGlass, err = metricsutil.Register(reg, m.breakGlass); err != nil {
+		return nil, err
+	}
+	if m.nextExpiry, err = metricsutil.Register(reg, m.nextExpiry); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -90,9 +98,16 @@ func (m *Metrics) driftReverted(source string) {
 	m.driftReverts.WithLabelValues(source).Inc()
 }
 
-func (m *Metrics) setBreakGlass(source string, n int) {
+// setBreakGlass sets the number of objects held under break-glass and the first expiry
+// among them (held sorted by expiry, the first first).
+func (m *Metrics) setBreakGlass(source string, held []BreakGlassObject) {
 	if m == nil {
 		return
 	}
-	m.breakGlass.WithLabelValues(source).Set(float64(n))
+	m.breakGlass.WithLabelValues(source).Set(float64(len(held)))
+	next := 0.0
+	if len(held) > 0 {
+		next = float64(held[0].Until.Unix())
+	}
+	m.nextExpiry.WithLabelValues(source).Set(next)
 }

@@ -111,7 +111,7 @@ func (w *statusWriter) write(ctx context.Context) *unstructured.Unstructured {
 	w.saveSessions(ctx)
 	st := &w.st.status
 	st.BreakGlass = sortedBreakGlass(w.st.bg)
-	w.metrics.setBreakGlass(w.src.Name, len(st.BreakGlass))
+	w.metrics.setBreakGlass(w.src.Name, st.BreakGlass)
 	name := StatusConfigMapName(w.src.Name)
 	ref := &unstructured.Unstructured{}
 	ref.SetAPIVersion("v1")
