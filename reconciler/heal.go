@@ -109,6 +109,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 	if before == nil {
 		log.Info("recreated object deleted out of band")
 		r.closeSession(k, endingOf(bg), "", rev, "", nil)
+		r.ledger.Reverted(now, r.src.Name, "DriftReverted", "", rev, nil, after)
 		r.noteChange(now, "recreated "+o.ref.String()+", deleted out of band")
 		r.event(after, corev1.EventTypeWarning, "DriftReverted", "Revert", "recreated: the object was deleted out of band; delete it in Git instead")
 		return
@@ -164,6 +165,7 @@ func (r *Reconciler) reverted(ctx context.Context, o *object, before, after *uns
 		r.closeSession(k, ending, problem, rev, patch, conflicts)
 	}
 	log.Info("reverted drift", "reason", reason, "by", by, "revision", rev, "patch", patch, "conflicts", conflicts)
+	r.ledger.Reverted(now, r.src.Name, reason, by, rev, before, after)
 	r.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))
 	note := what
 	switch {

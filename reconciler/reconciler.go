@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/ledger"
 	"github.com/driftless-dev/driftless/reconciler/source"
 )
 
@@ -52,6 +53,9 @@ type Options struct {
 	TakeoverManagers []string
 	// Concurrency bounds the requests one sync has in flight. Defaults to 16.
 	Concurrency int
+	// Ledger durably records drift reverts, break-glass session ends and applied revisions.
+	// Nil records none.
+	Ledger *ledger.Ledger
 }
 
 // Reconciler keeps the objects of one source as its Git ref declares them. Make one with
@@ -64,6 +68,7 @@ type Reconciler struct {
 	mapper    meta.RESTMapper
 	fetcher   source.Fetcher
 	recorder  events.EventRecorder
+	ledger    *ledger.Ledger
 	gate      Gate
 	clock     clock.WithDelayedExecution
 	metrics   *Metrics
@@ -154,6 +159,7 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		mapper:      opts.Mapper,
 		fetcher:     opts.Fetcher,
 		recorder:    opts.Recorder,
+		ledger:      opts.Ledger,
 		gate:        opts.Gate,
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,

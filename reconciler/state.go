@@ -85,6 +85,7 @@ func (r *Reconciler) record(ctx context.Context, start time.Time, out outcome) R
 	var msg string
 	if out.err == nil {
 		rev := out.rev
+		r.ledger.RevisionApplied(now, r.src.Name, st.Revision, rev.Commit, rev.Author, rev.Subject, rev.Time)
 		st.Revision, st.Author, st.CommitTime, st.Subject = rev.Commit, rev.Author, rev.Time, rev.Subject
 		st.LastApplied = now
 		msg = fmt.Sprintf("applied %s: %d objects created or changed, %d pruned, %d unchanged", short(rev.Commit), out.applied, out.pruned, out.unchanged)

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/ledger"
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/webhook"
@@ -145,6 +146,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("metadata client: %w", err)
 	}
+	led, err := ledger.NewForManager(mgr, cfg, o.Clock, crmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	guard, err := webhook.NewGuard(webhook.Options{
 		Config:   cfg,
 		Clock:    o.Clock,
@@ -152,13 +157,14 @@ func Run(ctx context.Context, o RunOptions) error {
 		Recorder: mgr.GetEventRecorder("driftless-guard"),
 		Parents:  webhook.MetadataParentReader{Client: meta},
 		Policy:   sets,
+		Ledger:   led,
 	})
 	if err != nil {
 		return err
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	set, err := addReconcilers(mgr, cfg, o, sets)
+	set, err := addReconcilers(mgr, cfg, o, sets, led)
 	if err != nil {
 		return err
 	}
@@ -203,7 +209,7 @@ func Run(ctx context.Context, o RunOptions) error {
 // addReconcilers adds the set of the configured sources' reconcilers to the manager; they run
 // on the elected leader only, and follow configuration reloads (sources added, changed and
 // removed, the break-glass maximum).
-func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) (*reconciler.Set, error) {
+func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate, led *ledger.Ledger) (*reconciler.Set, error) {
 	if !filepath.IsAbs(o.CacheDir) {
 		return nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
 	}
@@ -229,6 +235,7 @@ func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOption
 		Clock:     clk,
 		Metrics:   metrics,
 		Namespace: cfg.Reconciler.ServiceAccount.Namespace,
+		Ledger:    led,
 	})
 	if err != nil {
 		return nil, err
