@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -240,17 +241,35 @@ func changedFields(before, after map[string]any) []string {
 	return out
 }
 
-// changedFieldsJSON is changedFields for two objects as JSON; nil when either is not an
-// object.
+// changedFieldsJSON is changedFields for two objects as the API server encodes them, which
+// is deterministic: it compares the encoded values instead of decoding them, so that a large
+// object costs one scan. Nil when either is not an object.
 func changedFieldsJSON(before, after []byte) []string {
-	var b, a map[string]any
+	var b, a map[string]json.RawMessage
 	if json.Unmarshal(before, &b) != nil || json.Unmarshal(after, &a) != nil {
 		return nil
 	}
-	return changedFields(b, a)
+	var out []string
+	for _, k := range unionKeys(b, a) {
+		if k != "metadata" {
+			if !bytes.Equal(b[k], a[k]) {
+				out = append(out, k)
+			}
+			continue
+		}
+		var bm, am map[string]json.RawMessage
+		_ = json.Unmarshal(b[k], &bm)
+		_ = json.Unmarshal(a[k], &am)
+		for _, mk := range unionKeys(bm, am) {
+			if !metadataIgnored(mk) && !bytes.Equal(bm[mk], am[mk]) {
+				out = append(out, "metadata."+mk)
+			}
+		}
+	}
+	return out
 }
 
-func unionKeys(a, b map[string]any) []string {
+func unionKeys[V any](a, b map[string]V) []string {
 	keys := make([]string, 0, len(a)+len(b))
 	for k := range a {
 		keys = append(keys, k)
