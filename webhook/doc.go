@@ -4,7 +4,9 @@
 // A request goes through four steps: the AdmissionRequest is decoded into facts (who, what,
 // where, which labels and annotations), the facts are matched against the rules derived from
 // the configuration, the decision is turned into an admission response, and the decision is
-// recorded as one log line, metrics and, for denials and break-glass uses, a Kubernetes Event.
+// recorded as one log line, metrics, for denials and break-glass uses a Kubernetes Event, and
+// for every decision but a plain allow a ledger record (internal/ledger, buffered: the guard
+// never waits for it).
 // The handler fails closed: anything it cannot decide is denied.
 //
 // The package also builds the objects that put the guard in front of the API server, from the
@@ -17,5 +19,6 @@
 // namespace alone costs no JSON decoding.
 //
 // It must not apply, prune or fetch anything; it reads the cluster only to look up the parent
-// of a scale request for break-glass, and writes only Events.
+// of a scale request for break-glass, and writes only Events (and hands records to the
+// ledger, which writes them elsewhere).
 package webhook

@@ -19,11 +19,12 @@ func plainAllow(reason Reason) bool {
 	return false
 }
 
-// recordLedger hands a decision to the ledger unless it is a plain allow. The ledger only
-// buffers it; the changed fields of an update are computed off the admission path from the
-// objects the request already carries.
+// recordLedger hands a decision to the ledger unless it is a plain allow or a dry-run
+// request (the webhook declares sideEffects: NoneOnDryRun, so a dry-run writes nothing, as
+// for Events). The ledger only buffers it; the changed fields of an update are computed off
+// the admission path from the objects the request already carries.
 func (g *Guard) recordLedger(f *facts, d decision, result Result) {
-	if g.ledger == nil || (result == ResultAllowed && plainAllow(d.reason)) {
+	if g.ledger == nil || f.dryRun || (result == ResultAllowed && plainAllow(d.reason)) {
 		return
 	}
 	rec := ledger.Record{
@@ -34,7 +35,7 @@ func (g *Guard) recordLedger(f *facts, d decision, result Result) {
 			Resource: f.resource.GroupResource().String(), Subresource: f.subResource,
 			Namespace: f.namespace, Name: f.displayName(),
 		},
-		Source: f.sourceName(), DryRun: f.dryRun,
+		Source: f.sourceName(),
 	}
 	if bg := d.breakGlass; bg != nil {
 		rec.BreakGlass = &ledger.BreakGlass{Reason: bg.reason, Group: bg.group, Until: bg.until.UTC()}

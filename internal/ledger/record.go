@@ -65,8 +65,6 @@ type Record struct {
 	Fields []string `json:"fields,omitempty"`
 	// Source is the source that owns the object, from its driftless.dev/source label.
 	Source string `json:"source,omitempty"`
-	// DryRun marks a server-side dry-run request, which changed nothing.
-	DryRun bool `json:"dryRun,omitempty"`
 	// Violations are the admission policy's denials, one line each.
 	Violations []string `json:"violations,omitempty"`
 	// BreakGlass describes the break-glass of a use or a session end.
