@@ -415,6 +415,15 @@ func TestLedgerSink(t *testing.T) {
 		}
 		return denial(r.Combined()), a.Stdout
 	}
+	// Neither a plain allow nor a server-side dry-run is recorded: they reach the sink before
+	// bob's and alice's records if they are, since the sink delivers in order.
+	if r := cp.Bob.Kubectl(ctx, "create", "configmap", "-n", "dev-bob", "sink-plain-allow", "--from-literal=a=b"); r.Err != nil {
+		t.Fatalf("bob's change in an unprotected namespace: %s", r.Combined())
+	}
+	t.Cleanup(func() { cp.Admin.Kubectl(context.Background(), "delete", "configmap", "-n", "dev-bob", "sink-plain-allow") })
+	if r := cp.Bob.Kubectl(ctx, "create", "configmap", "-n", "production", "sink-dry-run", "--from-literal=a=b", "--dry-run=server"); r.Err == nil {
+		t.Fatalf("bob's dry-run create in production was allowed: %s", r.Combined())
+	}
 	bobDown, aliceDown := decide()
 	if err := harness.Poll(ctx, time.Minute, func() error {
 		failed, err := srv.Counter("driftless_ledger_sink_deliveries_total", "outcome")
@@ -438,6 +447,9 @@ func TestLedgerSink(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if sink.has("bob", "sink-plain-allow") || sink.has("bob", "sink-dry-run") {
+		t.Error("a plain allow or a dry-run request reached the ledger")
 	}
 	sink.mu.Lock()
 	verified, forged := sink.verified, sink.forged
