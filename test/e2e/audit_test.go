@@ -420,7 +420,9 @@ func TestLedgerSink(t *testing.T) {
 	if r := cp.Bob.Kubectl(ctx, "create", "configmap", "-n", "dev-bob", "sink-plain-allow", "--from-literal=a=b"); r.Err != nil {
 		t.Fatalf("bob's change in an unprotected namespace: %s", r.Combined())
 	}
-	t.Cleanup(func() { cp.Admin.Kubectl(context.Background(), "delete", "configmap", "-n", "dev-bob", "sink-plain-allow") })
+	t.Cleanup(func() {
+		cp.Admin.Kubectl(context.Background(), "delete", "configmap", "-n", "dev-bob", "sink-plain-allow")
+	})
 	if r := cp.Bob.Kubectl(ctx, "create", "configmap", "-n", "production", "sink-dry-run", "--from-literal=a=b", "--dry-run=server"); r.Err == nil {
 		t.Fatalf("bob's dry-run create in production was allowed: %s", r.Combined())
 	}
