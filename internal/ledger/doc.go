@@ -11,7 +11,7 @@
 // retention or beyond the total size bound. The buffer is written every flush interval and
 // once more on shutdown; a crash loses what was buffered since the last write.
 //
-// An optional Sink sends the same records to an HTTPS webhook, signed with HMAC-SHA256, from
+// An optional sink sends the same records to an HTTPS webhook, signed with HMAC-SHA256, from
 // its own bounded queue with retries and exponential backoff; a dead sink shows in metrics,
 // never in admission latency.
 //

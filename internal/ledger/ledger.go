@@ -60,7 +60,7 @@ type entry struct {
 type Ledger struct {
 	settings v1alpha1.Ledger
 	store    *store
-	sink     *Sink
+	notify   *sink
 	clock    clock.PassiveClock
 	metrics  *Metrics
 	replica  string
@@ -102,7 +102,7 @@ func New(opts Options) (*Ledger, error) {
 		}
 		replica = host
 	}
-	replica = ReplicaName(replica)
+	replica = replicaName(replica)
 	l := &Ledger{
 		settings: opts.Settings,
 		store:    &store{client: opts.Client, meta: opts.Metadata, namespace: opts.Namespace, replica: replica, seq: map[string]int{}},
@@ -116,7 +116,7 @@ func New(opts Options) (*Ledger, error) {
 	}
 	if s := opts.Settings.Sink; s != nil {
 		var err error
-		if l.sink, err = NewSink(s, opts.Metrics); err != nil {
+		if l.notify, err = newSink(s, opts.Metrics); err != nil {
 			return nil, err
 		}
 	}
@@ -250,8 +250,8 @@ func (l *Ledger) RevisionApplied(at time.Time, source, previous, commit, author,
 // and runs the sink, until ctx is done; then it writes what is buffered once more.
 func (l *Ledger) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("ledger")
-	if l.sink != nil {
-		go l.sink.run(ctx, log.WithName("sink"))
+	if l.notify != nil {
+		go l.notify.run(ctx, log.WithName("sink"))
 	}
 	t := time.NewTicker(l.settings.FlushInterval.Duration)
 	defer t.Stop()
@@ -261,13 +261,13 @@ func (l *Ledger) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownFlushTimeout)
-			l.Flush(fctx, log)
+			l.flush(fctx, log)
 			cancel()
 			return nil
 		case <-t.C:
 		case <-l.kick:
 		}
-		l.Flush(ctx, log)
+		l.flush(ctx, log)
 		if l.store.rolled || time.Since(lastPrune) > pruneInterval {
 			l.store.rolled = false
 			l.prune(ctx, log)
@@ -276,9 +276,9 @@ func (l *Ledger) Start(ctx context.Context) error {
 	}
 }
 
-// Flush writes what is buffered. The flush loop calls it; it is exported for benchmarks and
-// tests that drive a ledger without Start.
-func (l *Ledger) Flush(ctx context.Context, log logr.Logger) {
+// flush writes what is buffered. Only the flush loop (or a test driving a ledger without
+// Start) calls it: pending is not locked.
+func (l *Ledger) flush(ctx context.Context, log logr.Logger) {
 	l.mu.Lock()
 	buf := l.buf
 	l.buf, l.bufBytes = nil, 0
@@ -294,7 +294,7 @@ func (l *Ledger) Flush(ctx context.Context, log logr.Logger) {
 		r.sanitize()
 		fresh = append(fresh, r)
 	}
-	l.sink.Enqueue(fresh)
+	l.notify.enqueue(fresh)
 	l.pending = append(l.pending, fresh...)
 	if over := len(l.pending) - l.settings.BufferSize; over > 0 {
 		// Writes keep failing: keep the newest.

@@ -60,12 +60,12 @@ func TestReplicaName(t *testing.T) {
 		"Laptop.local":          "laptop-local-",
 		strings.Repeat("a", 60): strings.Repeat("a", 31) + "-",
 	} {
-		got := ReplicaName(host)
+		got := replicaName(host)
 		if !strings.HasPrefix(got, want) || len(got) > 40 {
-			t.Errorf("ReplicaName(%q) = %q, want prefix %q and at most 40 characters", host, got, want)
+			t.Errorf("replicaName(%q) = %q, want prefix %q and at most 40 characters", host, got, want)
 		}
 	}
-	if ReplicaName("a.b") == ReplicaName("a_b") {
+	if replicaName("a.b") == replicaName("a_b") {
 		t.Error("two hosts that clean to the same name share a replica name")
 	}
 }

@@ -57,9 +57,9 @@ const (
 	maxKeyBytes = 64 << 10
 )
 
-// Sink delivers ledger records to an HTTPS webhook from a bounded queue. Enqueueing never
+// sink delivers ledger records to an HTTPS webhook from a bounded queue. Enqueueing never
 // blocks: a full queue drops the new records and counts them.
-type Sink struct {
+type sink struct {
 	url        string
 	keyFile    string
 	client     *http.Client
@@ -72,8 +72,8 @@ type Sink struct {
 	wake  chan struct{}
 }
 
-// NewSink returns the sink the settings describe; it checks the CA and key files now.
-func NewSink(s *v1alpha1.LedgerSink, m *Metrics) (*Sink, error) {
+// newSink returns the sink the settings describe; it checks the CA and key files now.
+func newSink(s *v1alpha1.LedgerSink, m *Metrics) (*sink, error) {
 	if m == nil {
 		return nil, errors.New("new ledger sink: metrics are required")
 	}
@@ -98,7 +98,7 @@ func NewSink(s *v1alpha1.LedgerSink, m *Metrics) (*Sink, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = tlsConfig
 	transport.Proxy = http.ProxyFromEnvironment
-	return &Sink{
+	return &sink{
 		url: s.URL, keyFile: s.KeyFile, queueSize: s.QueueSize, maxBackoff: s.MaxBackoff.Duration, metrics: m,
 		client: &http.Client{Transport: transport, Timeout: s.Timeout.Duration,
 			// A redirect would send the signed records somewhere else.
@@ -128,8 +128,8 @@ func readKey(path string) ([]byte, error) {
 	return b, nil
 }
 
-// Enqueue adds records to the delivery queue, dropping (and counting) what does not fit.
-func (s *Sink) Enqueue(recs []Record) {
+// enqueue adds records to the delivery queue, dropping (and counting) what does not fit.
+func (s *sink) enqueue(recs []Record) {
 	if s == nil || len(recs) == 0 {
 		return
 	}
@@ -155,7 +155,7 @@ func (s *Sink) Enqueue(recs []Record) {
 
 // run delivers queued records until ctx is done, oldest first, retrying a failed batch with
 // exponential backoff.
-func (s *Sink) run(ctx context.Context, log logr.Logger) {
+func (s *sink) run(ctx context.Context, log logr.Logger) {
 	backoff := time.Duration(0)
 	for {
 		s.mu.Lock()
@@ -202,7 +202,7 @@ func (s *Sink) run(ctx context.Context, log logr.Logger) {
 	}
 }
 
-func (s *Sink) pop(n int) {
+func (s *sink) pop(n int) {
 	s.mu.Lock()
 	s.queue = append(s.queue[:0], s.queue[n:]...)
 	left := len(s.queue)
@@ -217,7 +217,7 @@ type rejectedError struct{ status int }
 func (e *rejectedError) Error() string { return fmt.Sprintf("sink answered %d", e.status) }
 
 // deliver POSTs one signed batch.
-func (s *Sink) deliver(ctx context.Context, batch []Record) error {
+func (s *sink) deliver(ctx context.Context, batch []Record) error {
 	key, err := readKey(s.keyFile)
 	if err != nil {
 		return err

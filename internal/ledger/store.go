@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"hash/fnv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -79,9 +78,9 @@ func objectName(day, replica string, seq int) string {
 
 var notNameChars = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// ReplicaName turns a host (pod) name into the replica part of ConfigMap names and labels:
+// replicaName turns a host (pod) name into the replica part of ConfigMap names and labels:
 // lowercase letters, digits and dashes, at most 40 characters, with a hash when changed.
-func ReplicaName(host string) string {
+func replicaName(host string) string {
 	clean := strings.Trim(notNameChars.ReplaceAllString(strings.ToLower(host), "-"), "-")
 	if clean == host && len(clean) <= 40 && clean != "" {
 		return clean

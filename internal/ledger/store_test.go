@@ -103,10 +103,10 @@ func TestWritersDoNotClobberEachOther(t *testing.T) {
 			for i := range perWriter {
 				l.Admission(denial(clk.Now(), w.user, i), nil, nil)
 				if i%250 == 249 {
-					l.Flush(t.Context(), logr.Discard())
+					l.flush(t.Context(), logr.Discard())
 				}
 			}
-			l.Flush(t.Context(), logr.Discard())
+			l.flush(t.Context(), logr.Discard())
 			if len(l.pending) != 0 {
 				t.Errorf("%s/%s: %d records not written", w.replica, w.user, len(l.pending))
 			}
@@ -159,7 +159,7 @@ func TestRetentionAndSizeBound(t *testing.T) {
 	for i, age := range []time.Duration{100 * time.Hour, 50 * time.Hour, 2 * time.Hour} {
 		l.Admission(denial(now.Add(-age), "bob", i), nil, nil)
 	}
-	l.Flush(t.Context(), logr.Discard())
+	l.flush(t.Context(), logr.Discard())
 	count := func() int {
 		list, err := client.CoreV1().ConfigMaps(ns).List(t.Context(), metav1.ListOptions{LabelSelector: Selector})
 		if err != nil {
@@ -204,7 +204,7 @@ func TestFullBufferDropsAndCounts(t *testing.T) {
 	if got := testutil.ToFloat64(l.metrics.records.WithLabelValues(outcomeBufferFull)); got != 15 {
 		t.Errorf("dropped counter = %v, want 15", got)
 	}
-	l.Flush(t.Context(), logr.Discard())
+	l.flush(t.Context(), logr.Discard())
 	if got := testutil.ToFloat64(l.metrics.records.WithLabelValues(outcomeWritten)); got != 10 {
 		t.Errorf("written counter = %v, want 10", got)
 	}
