@@ -69,6 +69,7 @@ type Report struct {
 
 // Revision is an applied revision.
 type Revision struct {
+	// Source is the source that applied it.
 	Source string `json:"source"`
 	ledger.Revision
 	// AppliedAt is when the reconciler first applied it (or, from the status, last applied

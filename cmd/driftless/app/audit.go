@@ -31,10 +31,7 @@ the changes made under break-glass, the safe operations and the drift reverts.
 			if err != nil {
 				return fmt.Errorf("kubeconfig: %w", err)
 			}
-			if err := audit.Write(cmd.Context(), restConfig, o, cmd.OutOrStdout()); err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			return nil
+			return audit.Write(cmd.Context(), restConfig, o, cmd.OutOrStdout())
 		},
 	}
 	flags.AddFlags(cmd.Flags())
