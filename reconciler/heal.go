@@ -133,6 +133,7 @@ func (h *healer) reverted(ctx context.Context, o *object, before, after *unstruc
 	if before == nil {
 		log.Info("recreated object deleted out of band")
 		h.closeSession(k, endingOf(bg), "", rev, "", nil)
+		h.ledger.Reverted(now, h.src.Name, "DriftReverted", "", rev, nil, after)
 		h.status.noteChange(now, "recreated "+o.ref.String()+", deleted out of band")
 		h.event(after, corev1.EventTypeWarning, "DriftReverted", "Revert", "recreated: the object was deleted out of band; delete it in Git instead")
 		return
@@ -188,6 +189,7 @@ func (h *healer) reverted(ctx context.Context, o *object, before, after *unstruc
 		h.closeSession(k, ending, problem, rev, patch, conflicts)
 	}
 	log.Info("reverted drift", "reason", reason, "by", by, "revision", rev, "patch", patch, "conflicts", conflicts)
+	h.ledger.Reverted(now, h.src.Name, reason, by, rev, before, after)
 	h.status.noteChange(now, fmt.Sprintf("%s: %s", o.ref, what))
 	note := what
 	switch {

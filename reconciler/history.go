@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/ledger"
 )
 
 // BreakGlassEnding says how a break-glass session ended.
@@ -377,6 +378,7 @@ func (h *healer) closeSession(k objKey, ending BreakGlassEnding, problem, rev, p
 	s.Ending, s.Problem, s.EndRevision = ending, problem, rev
 	s.Patch, s.Conflicts = truncatePatch(patch), conflicts
 	s.Base = ""
+	h.ledger.BreakGlassEnded(ledger.Session{Source: s.Source, Object: s.Object, Kind: s.Ref.Kind, Namespace: s.Ref.Namespace, Name: s.Ref.Name, By: s.By, Group: s.Group, Reason: s.Reason, Start: s.Start, Until: s.Until, End: s.End, Ending: string(ending), Problem: problem, Revision: rev})
 	h.st.history = append(h.st.history, *s)
 	h.st.sessionsDirty = true
 	return &s.BreakGlassSession

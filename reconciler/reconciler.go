@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/ledger"
 	"github.com/driftless-dev/driftless/reconciler/source"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	TakeoverManagers []string
 	// Concurrency bounds the requests one sync has in flight. Defaults to 16.
 	Concurrency int
+	// Ledger durably records drift reverts, break-glass session ends and applied revisions.
+	// Nil records none.
+	Ledger *ledger.Ledger
 }
 
 // Reconciler keeps the objects of one source as its ref declares them. Make one with [New]
@@ -91,6 +95,7 @@ type env struct {
 	client    dynamic.Interface
 	mapper    meta.RESTMapper
 	recorder  events.EventRecorder
+	ledger    *ledger.Ledger
 	clock     clock.WithDelayedExecution
 	metrics   *Metrics
 	namespace string
@@ -140,6 +145,7 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		client:      opts.Client,
 		mapper:      opts.Mapper,
 		recorder:    opts.Recorder,
+		ledger:      opts.Ledger,
 		clock:       opts.Clock,
 		metrics:     opts.Metrics,
 		namespace:   opts.Namespace,

@@ -39,6 +39,7 @@ func (w *statusWriter) record(ctx context.Context, start time.Time, out outcome)
 	var msg string
 	if out.err == nil {
 		art := out.art
+		w.ledger.RevisionApplied(now, w.src.Name, st.Revision, art.Revision, art.Metadata.Author, art.Metadata.Subject, art.Metadata.Created)
 		st.Revision, st.Author, st.CommitTime, st.Subject = art.Revision, art.Metadata.Author, art.Metadata.Created, art.Metadata.Subject
 		st.LastApplied = now
 		msg = fmt.Sprintf("applied %s: %d objects created or changed, %d pruned, %d unchanged", short(art.Revision), out.applied, out.pruned, out.unchanged)

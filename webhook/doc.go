@@ -6,7 +6,9 @@
 // the configuration, the decision is turned into an admission response, and the decision is
 // recorded as one log line, metrics and, for denials, break-glass uses and safe operations
 // (rollout restart, deleting a controller-owned Pod, a Job from a CronJob in Git), a
-// Kubernetes Event. The handler fails closed: anything it cannot decide is denied.
+// Kubernetes Event, and for every decision but a plain allow a ledger record
+// (internal/ledger, buffered: the guard never waits for it). The handler fails closed:
+// anything it cannot decide is denied.
 //
 // The package also builds the objects that put the guard in front of the API server, from the
 // same configuration as the handler: the ValidatingWebhookConfiguration (matchConditions,
@@ -19,5 +21,6 @@
 //
 // It must not apply, prune or fetch anything; it reads the cluster only to look up the object
 // a scale or CONNECT request is for (break-glass) and the CronJob a Job names (safe
-// operations), and writes only Events.
+// operations), and writes only Events (and hands records to the ledger, which writes them
+// elsewhere).
 package webhook

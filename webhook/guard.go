@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/internal/ledger"
 )
 
 // GuardPath is the URL path the guard is served on.
@@ -69,6 +70,8 @@ type Options struct {
 	// Policy evaluates the admission policy set named by guard.policySet. The caller loads it
 	// (and reloads it before SetConfig). Required when a policy set is configured.
 	Policy PolicyEvaluator
+	// Ledger durably records every decision other than a plain allow. Nil records none.
+	Ledger *ledger.Ledger
 }
 
 // Guard is the admission handler that rejects manual changes in protected scope.
@@ -80,6 +83,7 @@ type Guard struct {
 	parents  ParentReader
 	policy   PolicyEvaluator
 	events   *eventLimiter
+	ledger   *ledger.Ledger
 }
 
 var _ admission.Handler = (*Guard)(nil)
@@ -89,7 +93,7 @@ func NewGuard(opts Options) (*Guard, error) {
 	if opts.Metrics == nil {
 		return nil, errors.New("new guard: metrics are required")
 	}
-	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents, policy: opts.Policy}
+	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents, policy: opts.Policy, ledger: opts.Ledger}
 	if g.clock == nil {
 		g.clock = clock.RealClock{}
 	}
@@ -231,6 +235,7 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 		kv = append(kv, "problem", d.problem)
 	}
 	logr.FromContextOrDiscard(ctx).Info("admission decision", kv...)
+	g.recordLedger(f, d, result)
 
 	if g.recorder != nil && !f.dryRun {
 		g.recordEvent(f, d, result)

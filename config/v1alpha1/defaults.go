@@ -35,6 +35,20 @@ const (
 	// DefaultMaxObjects bounds the number of rendered objects of a source. One inventory
 	// ConfigMap holds about 15,000.
 	DefaultMaxObjects = 10000
+	// DefaultLedgerRetention is how long ledger records are kept.
+	DefaultLedgerRetention = 90 * 24 * time.Hour
+	// DefaultLedgerMaxSize bounds the ledger records kept in the cluster.
+	DefaultLedgerMaxSize = 64 << 20
+	// DefaultLedgerFlushInterval is how often buffered ledger records are written.
+	DefaultLedgerFlushInterval = 10 * time.Second
+	// DefaultLedgerBufferSize bounds the ledger records held in memory between writes.
+	DefaultLedgerBufferSize = 10000
+	// DefaultSinkTimeout bounds one delivery to the ledger's sink.
+	DefaultSinkTimeout = 10 * time.Second
+	// DefaultSinkQueueSize bounds the records waiting for delivery to the sink.
+	DefaultSinkQueueSize = 10000
+	// DefaultSinkMaxBackoff is the longest wait between retries of a failed delivery.
+	DefaultSinkMaxBackoff = 5 * time.Minute
 )
 
 // SystemNamespaces are Kubernetes' own namespaces, which the guard never protects by default.
@@ -68,6 +82,7 @@ func SetDefaults(c *DriftlessConfig) {
 		setSourceDefaults(&c.Sources[i])
 	}
 	setGuardDefaults(&c.Guard, sa.Namespace)
+	setLedgerDefaults(&c.Ledger)
 	for i := range c.PolicySets {
 		if len(c.PolicySets[i].Packages) == 0 {
 			c.PolicySets[i].Packages = []string{"main"}
@@ -138,6 +153,32 @@ func setGuardDefaults(g *Guard, ownNamespace string) {
 	for _, o := range g.SafeOperations.all() {
 		if o.op.Enabled == nil {
 			o.op.Enabled = ptr.To(true)
+		}
+	}
+}
+
+func setLedgerDefaults(l *Ledger) {
+	if l.Retention.Duration == 0 {
+		l.Retention = metav1.Duration{Duration: DefaultLedgerRetention}
+	}
+	if l.MaxSize.IsZero() {
+		l.MaxSize = *resource.NewQuantity(DefaultLedgerMaxSize, resource.BinarySI)
+	}
+	if l.FlushInterval.Duration == 0 {
+		l.FlushInterval = metav1.Duration{Duration: DefaultLedgerFlushInterval}
+	}
+	if l.BufferSize == 0 {
+		l.BufferSize = DefaultLedgerBufferSize
+	}
+	if s := l.Sink; s != nil {
+		if s.Timeout.Duration == 0 {
+			s.Timeout = metav1.Duration{Duration: DefaultSinkTimeout}
+		}
+		if s.QueueSize == 0 {
+			s.QueueSize = DefaultSinkQueueSize
+		}
+		if s.MaxBackoff.Duration == 0 {
+			s.MaxBackoff = metav1.Duration{Duration: DefaultSinkMaxBackoff}
 		}
 	}
 }

@@ -56,9 +56,16 @@ func Parse(path string, data []byte) (*DriftlessConfig, error) {
 	return c, nil
 }
 
-// ResolvePaths makes the relative policy paths of c absolute against dir, the directory of
-// the configuration file.
+// ResolvePaths makes the relative policy paths and ledger sink files of c absolute against
+// dir, the directory of the configuration file.
 func ResolvePaths(c *DriftlessConfig, dir string) {
+	if s := c.Ledger.Sink; s != nil {
+		for _, f := range []*string{&s.KeyFile, &s.CAFile} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(dir, *f)
+			}
+		}
+	}
 	for i := range c.PolicySets {
 		for j, p := range c.PolicySets[i].Paths {
 			if !filepath.IsAbs(p) {

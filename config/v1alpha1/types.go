@@ -73,6 +73,49 @@ type DriftlessConfig struct {
 
 	// PolicySets are named groups of Rego policies that sources and admission refer to.
 	PolicySets []PolicySet `json:"policySets,omitempty"`
+
+	// Ledger configures the durable record of the guard's decisions, drift reverts, break-glass
+	// sessions and applied revisions, and its optional outbound notifications.
+	Ledger Ledger `json:"ledger"`
+}
+
+// Ledger configures the durable record that `driftless audit` reads: every guard decision
+// other than a plain allow, every drift revert, every break-glass session end and every
+// applied revision, kept in ConfigMaps in the reconciler's namespace.
+type Ledger struct {
+	// Disabled turns the ledger (and its sink) off.
+	Disabled bool `json:"disabled,omitempty"`
+	// Retention is how long records are kept. Defaults to 90 days (2160h).
+	Retention metav1.Duration `json:"retention,omitempty"`
+	// MaxSize bounds the total size of the records kept in the cluster; the oldest go first.
+	// Defaults to 64Mi.
+	MaxSize resource.Quantity `json:"maxSize"`
+	// FlushInterval is how often buffered records are written to the cluster. Defaults to 10s.
+	FlushInterval metav1.Duration `json:"flushInterval,omitempty"`
+	// BufferSize bounds the records held in memory between writes; when it is full, new
+	// records are dropped and counted instead of slowing admission. Defaults to 10000.
+	BufferSize int `json:"bufferSize,omitempty"`
+	// Sink, when set, also sends every record to an HTTPS webhook, signed with HMAC-SHA256.
+	Sink *LedgerSink `json:"sink,omitempty"`
+}
+
+// LedgerSink is an HTTPS endpoint that receives ledger records as JSON, signed with a shared
+// key, such as a SIEM's or a chat tool's inbound webhook.
+type LedgerSink struct {
+	// URL is the https:// address records are POSTed to. It must not carry credentials.
+	URL string `json:"url"`
+	// KeyFile holds the HMAC-SHA256 key (such as a mounted Secret); it is read again for
+	// every delivery, so a rotated key takes effect without a restart.
+	KeyFile string `json:"keyFile"`
+	// CAFile holds PEM certificates to trust for the endpoint besides the system's.
+	CAFile string `json:"caFile,omitempty"`
+	// Timeout bounds one delivery. Defaults to 10s.
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// QueueSize bounds the records waiting for delivery; when it is full, new ones are
+	// dropped and counted. Defaults to 10000.
+	QueueSize int `json:"queueSize,omitempty"`
+	// MaxBackoff is the longest wait between retries of a failed delivery. Defaults to 5m.
+	MaxBackoff metav1.Duration `json:"maxBackoff,omitempty"`
 }
 
 // Reconciler identifies the reconciler's service account.

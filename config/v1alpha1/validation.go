@@ -36,6 +36,63 @@ func Validate(c *DriftlessConfig) field.ErrorList {
 	if c.Guard.PolicySet != "" && !policySetNames(c.PolicySets).Has(c.Guard.PolicySet) {
 		errs = append(errs, field.NotFound(field.NewPath("guard", "policySet"), c.Guard.PolicySet))
 	}
+	errs = append(errs, validateLedger(&c.Ledger, field.NewPath("ledger"))...)
+	return errs
+}
+
+// Bounds of the ledger's settings.
+const (
+	// MinLedgerMaxSize is the smallest ledger.maxSize: a few of the ledger's ConfigMaps.
+	MinLedgerMaxSize = 1 << 20
+	// MaxLedgerMaxSize is the largest ledger.maxSize: the ledger must not crowd etcd.
+	MaxLedgerMaxSize = 1 << 30
+	// MinLedgerFlushInterval and MaxLedgerFlushInterval bound ledger.flushInterval.
+	MinLedgerFlushInterval = 100 * time.Millisecond
+	MaxLedgerFlushInterval = 10 * time.Minute
+	// MaxLedgerQueue bounds ledger.bufferSize and ledger.sink.queueSize.
+	MaxLedgerQueue = 1000000
+)
+
+func validateLedger(l *Ledger, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if d := l.Retention.Duration; d < time.Hour {
+		errs = append(errs, field.Invalid(p.Child("retention"), d.String(), "must be at least 1h"))
+	}
+	if v := l.MaxSize.Value(); v < MinLedgerMaxSize || v > MaxLedgerMaxSize {
+		errs = append(errs, field.Invalid(p.Child("maxSize"), l.MaxSize.String(), "must be at least 1Mi and at most 1Gi"))
+	}
+	if d := l.FlushInterval.Duration; d < MinLedgerFlushInterval || d > MaxLedgerFlushInterval {
+		errs = append(errs, field.Invalid(p.Child("flushInterval"), d.String(), fmt.Sprintf("must be at least %s and at most %s", MinLedgerFlushInterval, MaxLedgerFlushInterval)))
+	}
+	if l.BufferSize <= 0 || l.BufferSize > MaxLedgerQueue {
+		errs = append(errs, field.Invalid(p.Child("bufferSize"), l.BufferSize, fmt.Sprintf("must be more than 0 and at most %d", MaxLedgerQueue)))
+	}
+	s := l.Sink
+	if s == nil {
+		return errs
+	}
+	sp := p.Child("sink")
+	if u, err := url.Parse(s.URL); s.URL == "" {
+		errs = append(errs, field.Required(sp.Child("url"), ""))
+	} else if err != nil || u.Host == "" {
+		errs = append(errs, field.Invalid(sp.Child("url"), RedactURL(s.URL), "not a valid URL"))
+	} else if u.Scheme != "https" {
+		errs = append(errs, field.NotSupported(sp.Child("url"), u.Scheme, []string{"https"}))
+	} else if u.User != nil {
+		errs = append(errs, field.Invalid(sp.Child("url"), RedactURL(s.URL), "must not carry credentials; records are signed with keyFile"))
+	}
+	if strings.TrimSpace(s.KeyFile) == "" {
+		errs = append(errs, field.Required(sp.Child("keyFile"), "records are signed with the key in this file"))
+	}
+	if d := s.Timeout.Duration; d <= 0 || d > 5*time.Minute {
+		errs = append(errs, field.Invalid(sp.Child("timeout"), d.String(), "must be more than 0 and at most 5m"))
+	}
+	if s.QueueSize <= 0 || s.QueueSize > MaxLedgerQueue {
+		errs = append(errs, field.Invalid(sp.Child("queueSize"), s.QueueSize, fmt.Sprintf("must be more than 0 and at most %d", MaxLedgerQueue)))
+	}
+	if d := s.MaxBackoff.Duration; d < 100*time.Millisecond || d > time.Hour {
+		errs = append(errs, field.Invalid(sp.Child("maxBackoff"), d.String(), "must be at least 100ms and at most 1h"))
+	}
 	return errs
 }
 

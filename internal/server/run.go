@@ -23,6 +23,7 @@ import (
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/policy"
+	"github.com/driftless-dev/driftless/internal/ledger"
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/webhook"
@@ -127,6 +128,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("dynamic client: %w", err)
 	}
+	led, err := ledger.NewForManager(mgr, cfg, o.Clock, crmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	guard, err := webhook.NewGuard(webhook.Options{
 		Config:   cfg,
 		Clock:    o.Clock,
@@ -134,13 +139,14 @@ func Run(ctx context.Context, o RunOptions) error {
 		Recorder: mgr.GetEventRecorder("driftless-guard"),
 		Parents:  webhook.ClientReader{MetadataParentReader: webhook.MetadataParentReader{Client: meta}, Dynamic: objects},
 		Policy:   sets,
+		Ledger:   led,
 	})
 	if err != nil {
 		return err
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	set, err := addReconcilers(mgr, cfg, o, Gate(sets))
+	set, err := addReconcilers(mgr, cfg, o, Gate(sets), led)
 	if err != nil {
 		return err
 	}
@@ -185,7 +191,7 @@ func Run(ctx context.Context, o RunOptions) error {
 // addReconcilers adds the set of the configured sources' reconcilers to the manager; they run
 // on the elected leader only, and follow configuration reloads (sources added, changed and
 // removed, the break-glass maximum).
-func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate) (*reconciler.Set, error) {
+func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate, led *ledger.Ledger) (*reconciler.Set, error) {
 	if !filepath.IsAbs(o.CacheDir) {
 		return nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
 	}
@@ -211,6 +217,7 @@ func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOption
 		Clock:     clk,
 		Metrics:   metrics,
 		Namespace: cfg.Reconciler.ServiceAccount.Namespace,
+		Ledger:    led,
 	})
 	if err != nil {
 		return nil, err
