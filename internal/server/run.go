@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
-	"github.com/driftless-dev/driftless/policy"
 	"github.com/driftless-dev/driftless/internal/ledger"
+	"github.com/driftless-dev/driftless/policy"
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/webhook"
