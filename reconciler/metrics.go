@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,26 +55,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "When the first active break-glass of a source expires and its object is reverted to Git, in seconds since the epoch; 0 when none is active.",
 		}, []string{"source"}),
 	}
-	var err error
-	if m.syncDuration, err = metricsutil.Register(reg, m.syncDuration); err != nil {
-		return nil, err
-	}
-	if m.syncs, err = metricsutil.Register(reg, m.syncs); err != nil {
-		return nil, err
-	}
-	if m.applied, err = metricsutil.Register(reg, m.applied); err != nil {
-		return nil, err
-	}
-	if m.pruned, err = metricsutil.Register(reg, m.pruned); err != nil {
-		return nil, err
-	}
-	if m.driftReverts, err = metricsutil.Register(reg, m.driftReverts); err != nil {
-		return nil, err
-	}
-	if m.breakGlass, err = metricsutil.Register(reg, m.breakGlass); err != nil {
-		return nil, err
-	}
-	if m.nextExpiry, err = metricsutil.Register(reg, m.nextExpiry); err != nil {
+	if err := errors.Join(
+		metricsutil.RegisterTo(reg, &m.syncDuration),
+		metricsutil.RegisterTo(reg, &m.syncs),
+		metricsutil.RegisterTo(reg, &m.applied),
+		metricsutil.RegisterTo(reg, &m.pruned),
+		metricsutil.RegisterTo(reg, &m.driftReverts),
+		metricsutil.RegisterTo(reg, &m.breakGlass),
+		metricsutil.RegisterTo(reg, &m.nextExpiry),
+	); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,20 +59,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Requests the guard's server refused before deciding them: overloaded (too many in flight) or too-large (body over the limit).",
 		}, []string{"reason"}),
 	}
-	var err error
-	if m.decisions, err = metricsutil.Register(reg, m.decisions); err != nil {
-		return nil, err
-	}
-	if m.latency, err = metricsutil.Register(reg, m.latency); err != nil {
-		return nil, err
-	}
-	if m.breakGlass, err = metricsutil.Register(reg, m.breakGlass); err != nil {
-		return nil, err
-	}
-	if m.events, err = metricsutil.Register(reg, m.events); err != nil {
-		return nil, err
-	}
-	if m.refusals, err = metricsutil.Register(reg, m.refusals); err != nil {
+	if err := errors.Join(
+		metricsutil.RegisterTo(reg, &m.decisions),
+		metricsutil.RegisterTo(reg, &m.latency),
+		metricsutil.RegisterTo(reg, &m.breakGlass),
+		metricsutil.RegisterTo(reg, &m.events),
+		metricsutil.RegisterTo(reg, &m.refusals),
+	); err != nil {
 		return nil, err
 	}
 	return m, nil

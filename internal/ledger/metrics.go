@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftless-dev/driftless/internal/metricsutil"
@@ -62,26 +63,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Ledger records by what became of them at the sink: delivered, rejected, dropped-queue-full.",
 		}, []string{"outcome"}),
 	}
-	var err error
-	if m.records, err = metricsutil.Register(reg, m.records); err != nil {
-		return nil, err
-	}
-	if m.buffered, err = metricsutil.Register(reg, m.buffered); err != nil {
-		return nil, err
-	}
-	if m.writeFailures, err = metricsutil.Register(reg, m.writeFailures); err != nil {
-		return nil, err
-	}
-	if m.storedBytes, err = metricsutil.Register(reg, m.storedBytes); err != nil {
-		return nil, err
-	}
-	if m.sinkQueue, err = metricsutil.Register(reg, m.sinkQueue); err != nil {
-		return nil, err
-	}
-	if m.sinkBatches, err = metricsutil.Register(reg, m.sinkBatches); err != nil {
-		return nil, err
-	}
-	if m.sinkRecords, err = metricsutil.Register(reg, m.sinkRecords); err != nil {
+	if err := errors.Join(
+		metricsutil.RegisterTo(reg, &m.records),
+		metricsutil.RegisterTo(reg, &m.buffered),
+		metricsutil.RegisterTo(reg, &m.writeFailures),
+		metricsutil.RegisterTo(reg, &m.storedBytes),
+		metricsutil.RegisterTo(reg, &m.sinkQueue),
+		metricsutil.RegisterTo(reg, &m.sinkBatches),
+		metricsutil.RegisterTo(reg, &m.sinkRecords),
+	); err != nil {
 		return nil, err
 	}
 	return m, nil

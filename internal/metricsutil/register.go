@@ -20,3 +20,13 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	}
 	return c, nil
 }
+
+// RegisterTo registers the collector at dst as [Register] does and replaces it with the one
+// registered, so that a constructor can register all its collectors in one expression:
+//
+//	err := errors.Join(RegisterTo(reg, &m.syncs), RegisterTo(reg, &m.applied))
+func RegisterTo[C prometheus.Collector](reg prometheus.Registerer, dst *C) error {
+	c, err := Register(reg, *dst)
+	*dst = c
+	return err
+}

@@ -31,3 +31,22 @@ func TestRegister(t *testing.T) {
 		t.Error("registering a counter with another help text succeeded")
 	}
 }
+
+func TestRegisterTo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	first := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_total", Help: "h"}, []string{"result"})
+	if err := RegisterTo(reg, &first); err != nil {
+		t.Fatal(err)
+	}
+	second := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "test_total", Help: "h"}, []string{"result"})
+	if err := RegisterTo(reg, &second); err != nil {
+		t.Fatalf("second registration: %v", err)
+	}
+	if second != first {
+		t.Error("RegisterTo did not replace the collector with the one already registered")
+	}
+	clash := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "test_total", Help: "h"}, []string{"result"})
+	if err := RegisterTo(reg, &clash); err == nil {
+		t.Error("registering a gauge over the counter succeeded")
+	}
+}
