@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/driftless-dev/driftless/internal/ledger"
 )
 
 // statusWriter is the one place a source's status is written: it records the outcome of
@@ -39,8 +41,11 @@ func (w *statusWriter) record(ctx context.Context, start time.Time, out outcome)
 	var msg string
 	if out.err == nil {
 		art := out.art
-		w.ledger.RevisionApplied(now, w.src.Name, st.Revision, art.Revision, art.Metadata.Author, art.Metadata.Subject, art.Metadata.Created)
-		st.Revision, st.Author, st.CommitTime, st.Subject = art.Revision, art.Metadata.Author, art.Metadata.Created, art.Metadata.Subject
+		md := art.Metadata
+		w.ledger.RevisionApplied(now, w.src.Name, st.Revision, ledger.Revision{
+			Commit: art.Revision, Author: md.Author, Committer: md.Committer, SignedBy: md.SignedBy, Subject: md.Subject, CommitTime: md.Created,
+		})
+		st.Revision, st.Author, st.CommitTime, st.Subject = art.Revision, md.Author, md.Created, md.Subject
 		st.LastApplied = now
 		msg = fmt.Sprintf("applied %s: %d objects created or changed, %d pruned, %d unchanged", short(art.Revision), out.applied, out.pruned, out.unchanged)
 		if len(out.orphaned) > 0 {

@@ -205,8 +205,8 @@ func Build(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interfa
 	sort.SliceStable(r.Denied, func(i, j int) bool { return r.Denied[i].User < r.Denied[j].User })
 	sort.SliceStable(r.BreakGlass, func(i, j int) bool { return r.BreakGlass[i].Start.After(r.BreakGlass[j].Start) })
 	for _, rev := range r.Revisions {
-		if rev.Committer == "" || rev.SignedBy == "" {
-			r.Notes = append(r.Notes, "committer and signing key are not recorded by this version of the reconciler")
+		if rev.Committer == "" {
+			r.Notes = append(r.Notes, "a revision without a committer was taken from the source's status or recorded by an earlier version: its committer and signing key are unknown")
 			break
 		}
 	}

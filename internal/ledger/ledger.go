@@ -236,13 +236,13 @@ func (l *Ledger) BreakGlassEnded(s Session) {
 
 // RevisionApplied records that source applied commit at, when it differs from previous,
 // the revision applied before.
-func (l *Ledger) RevisionApplied(at time.Time, source, previous, commit, author, subject string, commitTime time.Time) {
-	if l == nil || commit == "" || commit == previous {
+func (l *Ledger) RevisionApplied(at time.Time, source, previous string, rev Revision) {
+	if l == nil || rev.Commit == "" || rev.Commit == previous {
 		return
 	}
 	l.add(entry{rec: Record{
 		Time: at, Type: TypeRevision, Decision: DecisionApplied, Source: source,
-		Revision: &Revision{Commit: commit, Author: author, Subject: subject, CommitTime: commitTime},
+		Revision: &rev,
 	}})
 }
 

@@ -137,12 +137,13 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 	}
 	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
 	return Revision{
-		Commit:   hash.String(),
-		Author:   fmt.Sprintf("%s <%s>", commit.Author.Name, commit.Author.Email),
-		Time:     commit.Committer.When,
-		Subject:  strings.TrimSpace(subject),
-		SignedBy: signedBy,
-		Dir:      dir,
+		Commit:    hash.String(),
+		Author:    fmt.Sprintf("%s <%s>", commit.Author.Name, commit.Author.Email),
+		Committer: fmt.Sprintf("%s <%s>", commit.Committer.Name, commit.Committer.Email),
+		Time:      commit.Committer.When,
+		Subject:   strings.TrimSpace(subject),
+		SignedBy:  signedBy,
+		Dir:       dir,
 	}, secrets, nil
 }
 

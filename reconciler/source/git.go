@@ -34,7 +34,7 @@ func (g *Git) Fetch(ctx context.Context) (Artifact, error) {
 	return Artifact{
 		Revision: rev.Commit,
 		Dir:      rev.Dir,
-		Metadata: Metadata{Author: rev.Author, Subject: rev.Subject, Created: rev.Time, SignedBy: rev.SignedBy, Fetched: g.now()},
+		Metadata: Metadata{Author: rev.Author, Committer: rev.Committer, Subject: rev.Subject, Created: rev.Time, SignedBy: rev.SignedBy, Fetched: g.now()},
 	}, nil
 }
 

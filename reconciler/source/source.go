@@ -40,6 +40,9 @@ type Artifact struct {
 type Metadata struct {
 	// Author made the revision, as "Name <email>"; empty when the kind of source has none.
 	Author string
+	// Committer recorded the revision, as "Name <email>", where the kind of source tells
+	// author and committer apart; empty otherwise.
+	Committer string
 	// Subject is a one-line description, such as the first line of a commit message.
 	Subject string
 	// Created is when the revision was made, such as the commit time.

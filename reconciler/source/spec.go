@@ -115,6 +115,8 @@ type Revision struct {
 	Commit string
 	// Author is the commit author as "Name <email>".
 	Author string
+	// Committer is the committer as "Name <email>".
+	Committer string
 	// Time is the commit (committer) time.
 	Time time.Time
 	// Subject is the first line of the commit message.

@@ -142,7 +142,8 @@ func TestAuditReport(t *testing.T) {
 	author := object.Signature{Name: "Carol Committer", Email: "carol@example.com", When: time.Now()}
 	first := repo.Commit(t, gitserver.DefaultBranch, gitserver.Change{
 		Message: "Cache settings", Author: author,
-		Files: map[string]string{"apps/config.yaml": fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: production\ndata:\n  TTL: \"60\"\n", name)},
+		Committer: object.Signature{Name: "Dave Merger", Email: "dave@example.com", When: author.When},
+		Files:     map[string]string{"apps/config.yaml": fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: production\ndata:\n  TTL: \"60\"\n", name)},
 	})
 
 	srv, err := inprocess.New(cp, fmt.Sprintf(auditConfig, source, git.RepoURL(source+".git")))
@@ -288,9 +289,10 @@ func checkReport(rep audit.Report, name, commit, reason string, bobsEdit time.Ti
 		problems = append(problems, "the revert at expiry")
 	}
 	if !slices.ContainsFunc(rep.Revisions, func(r audit.Revision) bool {
-		return r.Commit == commit && r.Author == "Carol Committer <carol@example.com>" && r.Subject == "Cache settings" && !r.AppliedAt.IsZero()
+		return r.Commit == commit && r.Author == "Carol Committer <carol@example.com>" && r.Committer == "Dave Merger <dave@example.com>" &&
+			r.Subject == "Cache settings" && !r.AppliedAt.IsZero()
 	}) {
-		problems = append(problems, "the applied revision with its author")
+		problems = append(problems, "the applied revision with its author and committer")
 	}
 	if len(problems) > 0 {
 		b, _ := json.MarshalIndent(rep, "", "  ")

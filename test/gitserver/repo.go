@@ -68,9 +68,11 @@ type Change struct {
 	Delete []string
 	// Message is the commit message; "change" when empty.
 	Message string
-	// Author is the author and committer; a fixed test identity when
-	// Name is empty.
+	// Author is the author, and the committer unless Committer is set; a
+	// fixed test identity when Name is empty.
 	Author object.Signature
+	// Committer, when its Name is set, is the committer.
+	Committer object.Signature
 	// SignKey, when set, signs the commit with OpenPGP.
 	SignKey *openpgp.Entity
 }
@@ -168,9 +170,16 @@ func (r *Repo) commit(branch string, change Change) (plumbing.Hash, error) {
 	if !strings.HasSuffix(msg, "\n") {
 		msg += "\n"
 	}
+	committer := sig
+	if change.Committer.Name != "" {
+		committer = change.Committer
+		if committer.When.IsZero() {
+			committer.When = sig.When
+		}
+	}
 	c := &object.Commit{
 		Author:       sig,
-		Committer:    sig,
+		Committer:    committer,
 		Message:      msg,
 		TreeHash:     treeHash,
 		ParentHashes: parents,
