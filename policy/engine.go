@@ -427,14 +427,7 @@ func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet
 		if err != nil {
 			return nil, err
 		}
-		q.query, err = rego.New(
-			rego.ParsedQuery(query),
-			rego.Compiler(compiler),
-			rego.Capabilities(compiler.Capabilities()),
-			rego.Store(store),
-			rego.SetRegoVersion(ast.RegoV1),
-			contextFunction(),
-		).PrepareForEval(ctx)
+		q.query, err = prepareQuery(ctx, compiler, store, query)
 		if err != nil {
 			return nil, fmt.Errorf("prepare policy query: %w", err)
 		}
@@ -664,4 +657,17 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// prepareQuery prepares query against the compiled modules and store, with the sandbox's
+// capabilities and the context built-in: the one way every query of a load is prepared.
+func prepareQuery(ctx context.Context, compiler *ast.Compiler, store storage.Store, query ast.Body) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.ParsedQuery(query),
+		rego.Compiler(compiler),
+		rego.Capabilities(compiler.Capabilities()),
+		rego.Store(store),
+		rego.SetRegoVersion(ast.RegoV1),
+		contextFunction(),
+	).PrepareForEval(ctx)
 }

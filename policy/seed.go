@@ -163,14 +163,7 @@ func evalSeeds(ctx context.Context, compiler *ast.Compiler, store storage.Store,
 	if err != nil {
 		return nil, fmt.Errorf("parse seed query: %w", err)
 	}
-	pq, err := rego.New(
-		rego.ParsedQuery(query),
-		rego.Compiler(compiler),
-		rego.Capabilities(compiler.Capabilities()),
-		rego.Store(store),
-		rego.SetRegoVersion(ast.RegoV1),
-		contextFunction(),
-	).PrepareForEval(ctx)
+	pq, err := prepareQuery(ctx, compiler, store, query)
 	if err != nil {
 		return nil, fmt.Errorf("prepare seed query: %w", err)
 	}

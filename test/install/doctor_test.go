@@ -77,9 +77,7 @@ func TestDoctor(t *testing.T) {
 	// cert-manager's part: the serving Certificate is Ready. Only Driftless's own identities
 	// may write in driftless-system once self-protection is in effect.
 	crt := find(t, objs, "Certificate", "driftless-webhook")
-	now := time.Now().UTC()
-	status := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired","observedGeneration":1,"lastTransitionTime":%q}],"notBefore":%q,"notAfter":%q,"renewalTime":%q}}`,
-		now.Format(time.RFC3339), now.Format(time.RFC3339), now.Add(90*24*time.Hour).Format(time.RFC3339), now.Add(60*24*time.Hour).Format(time.RFC3339))
+	status := harness.CertificateReadyStatus(time.Now())
 	if r := cp.Reconciler.Kubectl(ctx, "patch", "certificate", "-n", driftlessNamespace, crt.GetName(), "--subresource=status", "--type=merge", "-p", status); r.Err != nil {
 		t.Fatalf("set the Certificate Ready: %v\n%s", r.Err, r.Combined())
 	}

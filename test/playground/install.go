@@ -173,9 +173,7 @@ func (e *env) install(ctx context.Context, root, config string, namespaces []str
 	if err != nil {
 		return err
 	}
-	now := time.Now().UTC()
-	status := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired","observedGeneration":1,"lastTransitionTime":%q}],"notBefore":%q,"notAfter":%q,"renewalTime":%q}}`,
-		now.Format(time.RFC3339), now.Format(time.RFC3339), now.Add(90*24*time.Hour).Format(time.RFC3339), now.Add(60*24*time.Hour).Format(time.RFC3339))
+	status := harness.CertificateReadyStatus(time.Now())
 	if err := e.waitFor(ctx, "cert-manager's rights on the serving Certificate", time.Minute, func() error {
 		if r := crt.Kubectl(ctx, "patch", "certificate", "-n", v1alpha1.DefaultNamespace, "driftless-webhook", "--subresource=status", "--type=merge", "-p", status); r.Err != nil {
 			return fmt.Errorf("%v: %s", r.Err, r.Combined())
