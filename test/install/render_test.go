@@ -85,15 +85,18 @@ func TestDefaultInstallApplies(t *testing.T) {
 	// that it cannot deny the installation its own objects.
 	want := []string{
 		"Namespace/driftless-system",
+		"CustomResourceDefinition/gitsources.driftless.dev",
 		"ServiceAccount/driftless-system/driftless",
 		"Role/driftless-system/driftless-config-reader",
 		"Role/driftless-system/driftless-leader-election",
 		"Role/driftless-system/driftless-ledger",
+		"Role/driftless-system/driftless-sources",
 		"ClusterRole/driftless-guard",
 		"ClusterRole/driftless-reconciler",
 		"RoleBinding/driftless-system/driftless-config-reader",
 		"RoleBinding/driftless-system/driftless-leader-election",
 		"RoleBinding/driftless-system/driftless-ledger",
+		"RoleBinding/driftless-system/driftless-sources",
 		"ClusterRoleBinding/driftless-guard",
 		"ClusterRoleBinding/driftless-reconciler",
 		"ConfigMap/driftless-system/" + find(t, objs, "ConfigMap", "driftless-config").GetName(),
