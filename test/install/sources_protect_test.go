@@ -40,7 +40,9 @@ func TestSelfProtectionOfSources(t *testing.T) {
 	if r := cp.Reconciler.KubectlWith(ctx, []byte(gs), nil, "apply", "--server-side", "-f", "-"); r.Err != nil {
 		t.Fatalf("the reconciler applies a GitSource: %v\n%s", r.Err, r.Combined())
 	}
-	t.Cleanup(func() { cp.Reconciler.Kubectl(t.Context(), "delete", "gitsource", "-n", driftlessNamespace, source, "--ignore-not-found") })
+	t.Cleanup(func() {
+		cp.Reconciler.Kubectl(t.Context(), "delete", "gitsource", "-n", driftlessNamespace, source, "--ignore-not-found")
+	})
 	client, err := dynamic.NewForConfig(cp.Admin.Config)
 	if err != nil {
 		t.Fatal(err)
