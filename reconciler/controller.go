@@ -24,8 +24,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	crsource "sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -59,6 +61,8 @@ type GitSourceController struct {
 
 	mu  sync.Mutex
 	cfg *v1alpha1.DriftlessConfig
+	// requeue wakes the controller for every GitSource after a configuration change.
+	requeue chan event.GenericEvent
 }
 
 // ControllerOptions are what a [GitSourceController] needs.
@@ -107,6 +111,7 @@ func NewGitSourceController(opts ControllerOptions) (*GitSourceController, error
 		namespace: opts.Config.Reconciler.ServiceAccount.Namespace,
 		authDir:   filepath.Join(opts.CacheDir, ".auth"),
 		clock:     opts.Clock, recorder: opts.Recorder, cfg: opts.Config,
+		requeue: make(chan event.GenericEvent, 64),
 	}
 	if c.clock == nil {
 		c.clock = clock.RealClock{}
@@ -115,12 +120,28 @@ func NewGitSourceController(opts ControllerOptions) (*GitSourceController, error
 }
 
 // SetConfig makes cfg the configuration the controller resolves policy sets, the break-glass
-// maximum and configuration-file credentials against. GitSources are re-read on their next
-// event or periodic resync.
+// maximum and configuration-file credentials against, and has it reconcile every GitSource
+// again.
 func (c *GitSourceController) SetConfig(cfg *v1alpha1.DriftlessConfig) {
 	c.mu.Lock()
 	c.cfg = cfg
 	c.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var list v1alpha1.GitSourceList
+		if err := c.client.List(ctx, &list, client.InNamespace(c.namespace)); err != nil {
+			// The periodic resync reaches them.
+			return
+		}
+		for i := range list.Items {
+			select {
+			case c.requeue <- event.GenericEvent{Object: &list.Items[i]}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 }
 
 func (c *GitSourceController) config() *v1alpha1.DriftlessConfig {
@@ -145,6 +166,7 @@ func (c *GitSourceController) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("gitsource").
 		For(&v1alpha1.GitSource{}, builder.WithPredicates(inNamespace, notStatusOnly)).
+		WatchesRawSource(crsource.Channel(c.requeue, &handler.EnqueueRequestForObject{})).
 		Complete(c)
 }
 

@@ -124,7 +124,7 @@ func TestOwnershipNamespacePruneNeedsConfirmation(t *testing.T) {
 		t.Errorf("the confirmed Namespace is %s and not being deleted, want it pruned", phase)
 	}
 	waitEvent(t, metav1.NamespaceDefault, kept, "Orphaned", "left Git but not deleted", "source "+name)
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	inv := inventoryText(t, name)
 	if strings.Contains(inv, `"k":"Namespace"`) || !strings.Contains(inv, `"n":"cm"`) {
 		t.Errorf("inventory = %s, want only the ConfigMap", inv)
 	}
@@ -166,7 +166,7 @@ func TestOwnershipAdoption(t *testing.T) {
 	if pre := getConfigMap(t, ns, "pre"); dataOf(pre) != "k=git" || pre.Labels[v1alpha1.LabelSource] != name {
 		t.Errorf("pre = %s labels %v, want adopted with Git's data", dataOf(pre), pre.Labels)
 	}
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	inv := inventoryText(t, name)
 	for _, w := range []string{`"n":"pre","o":"a"`, `"k":"Namespace","n":"` + ns + `","o":"a"`, `"n":"keep","o":"c"`} {
 		if !strings.Contains(inv, w) {
 			t.Errorf("inventory %s does not record %s", inv, w)
@@ -245,7 +245,7 @@ func TestOwnershipUpgradeFromInventoryWithoutOrigins(t *testing.T) {
 			t.Errorf("configmap %s = %v, want the object the previous version left (uid %s)", n, cm, uid)
 		}
 	}
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	inv := inventoryText(t, name)
 	if !strings.Contains(inv, `"n":"a","o":"c"`) || !strings.Contains(inv, `"n":"b","o":"c"`) || strings.Contains(inv, "unlabelled") {
 		t.Errorf("inventory = %s, want a and b recorded as created, and the unlabelled object dropped", inv)
 	}
