@@ -68,6 +68,11 @@ func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
 	}
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
+	// A sync that failed before the apply did not read the saved state; the status it
+	// writes must keep the history and the applied revision all the same.
+	if err := r.st.load(ctx, r.env); err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "cannot read the saved state of the source")
+	}
 	return r.status.record(ctx, start, out), out.err
 }
 
