@@ -233,6 +233,12 @@ func TestOwnershipUpgradeFromInventoryWithoutOrigins(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Create(t.Context(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: reconciler.StatusConfigMapName(name)},
+		Data:       map[string]string{"source": name, "driftReverts": "7", "lastChange": "reverted by the old version"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	r := g.reconciler()
 	g.sync(r)
@@ -244,6 +250,18 @@ func TestOwnershipUpgradeFromInventoryWithoutOrigins(t *testing.T) {
 		if cm == nil || cm.UID != uid {
 			t.Errorf("configmap %s = %v, want the object the previous version left (uid %s)", n, cm, uid)
 		}
+	}
+	// The inventory and the status moved into the GitSource, and the old ConfigMaps are gone.
+	for _, cm := range []string{reconciler.InventoryConfigMapName(name), reconciler.StatusConfigMapName(name)} {
+		if got := getConfigMap(t, v1alpha1.DefaultNamespace, cm); got != nil {
+			t.Errorf("the ConfigMap %s of the previous version is still there: %v", cm, got.Data)
+		}
+	}
+	if st := g.status(); st.DriftReverts != 7 {
+		t.Errorf("drift reverts = %d, want the 7 the previous version counted", st.DriftReverts)
+	}
+	if got := kubectl(t, "-n", v1alpha1.DefaultNamespace, "get", "gitsource", name, "-o", "jsonpath={.status.inventory.entries[*].id}"); !strings.Contains(got, ns+"_a__ConfigMap") {
+		t.Errorf("gitsource inventory = %q, want a", got)
 	}
 	inv := inventoryText(t, name)
 	if !strings.Contains(inv, `"n":"a","o":"c"`) || !strings.Contains(inv, `"n":"b","o":"c"`) || strings.Contains(inv, "unlabelled") {

@@ -351,6 +351,28 @@ func TestGitSources(t *testing.T) {
 		}
 	})
 
+	t.Run("pruneOnDelete prunes the objects with the GitSource", func(t *testing.T) {
+		rev := commit(map[string]string{
+			"tidy/kustomization.yaml": "resources: [cm.yaml]\n",
+			"tidy/cm.yaml":            cmYAML("tidy", "k", "v"),
+		}, "tidy")
+		r := cp.Admin.KubectlWith(ctx, gitSourceYAML("tidy", srv.RepoURL("shop.git"), "tidy", "1h", "  pruneOnDelete: true\n"), nil, "apply", "-f", "-")
+		if r.Err != nil {
+			t.Fatalf("create gitsource: %v\n%s", r.Err, r.Combined())
+		}
+		waitApplied(t, "tidy", rev)
+		waitFor(t, "the finalizer", func() error {
+			if got := jsonpath(t, "tidy", "{.metadata.finalizers}"); !strings.Contains(got, "driftless.dev/prune-on-delete") {
+				return fmt.Errorf("finalizers %s", got)
+			}
+			return nil
+		})
+		kubectlOK(t, "-n", driftlessNamespace, "delete", "gitsource", "tidy", "--timeout=60s")
+		if got := cp.Admin.Kubectl(ctx, "-n", sourcesNamespace, "get", "configmap", "tidy", "--ignore-not-found", "-o", "name").Stdout; got != "" {
+			t.Errorf("configmap tidy = %q after its GitSource was deleted with pruneOnDelete, want it pruned", got)
+		}
+	})
+
 	t.Run("a removed GitSource leaves its objects", func(t *testing.T) {
 		kubectlOK(t, "-n", driftlessNamespace, "delete", "gitsource", "sentinel")
 		drift("sentinel", "v", "after-delete")
