@@ -19,9 +19,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -165,6 +167,9 @@ func (c *GitSourceController) SetupWithManager(mgr ctrl.Manager) error {
 	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("gitsource").
+		// `driftless run` may run more than once in a process (tests, the playground); the
+		// name only labels the controller's metrics.
+		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
 		For(&v1alpha1.GitSource{}, builder.WithPredicates(inNamespace, notStatusOnly)).
 		WatchesRawSource(crsource.Channel(c.requeue, &handler.EnqueueRequestForObject{})).
 		Complete(c)
