@@ -263,6 +263,9 @@ type GitSourceStatus struct {
 	// LastAppliedTime is when LastAppliedRevision was applied.
 	// +optional
 	LastAppliedTime *metav1.Time `json:"lastAppliedTime,omitempty"`
+	// LastAppliedCommit describes LastAppliedRevision.
+	// +optional
+	LastAppliedCommit *CommitInfo `json:"lastAppliedCommit,omitempty"`
 	// LastAttemptedRevision is the commit the last sync fetched; empty when the fetch failed.
 	// +optional
 	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
@@ -346,9 +349,46 @@ type BreakGlassStatus struct {
 	Since *metav1.Time `json:"since,omitempty"`
 	// Until is when the break-glass expires and the object is reverted to Git.
 	Until metav1.Time `json:"until"`
+	// Managers names the field managers that set the break-glass and changed the object.
+	// +optional
+	Managers string `json:"managers,omitempty"`
 	// Patch is the change made under the break-glass, to commit to the overlay.
 	// +optional
 	Patch string `json:"patch,omitempty"`
+	// Conflicts are the fields both the break-glass and Git changed since it began.
+	// +listType=atomic
+	// +optional
+	Conflicts []BreakGlassConflictStatus `json:"conflicts,omitempty"`
+}
+
+// BreakGlassConflictStatus is a field both a break-glass and Git changed.
+//
+// +kubebuilder:object:generate=true
+type BreakGlassConflictStatus struct {
+	// Field is the field's path.
+	Field string `json:"field"`
+	// Yours is the value the break-glass set, as JSON, or "(removed)".
+	Yours string `json:"yours"`
+	// Git is the value Git has now, as JSON, or "(removed)".
+	Git string `json:"git"`
+}
+
+// CommitInfo describes a commit.
+//
+// +kubebuilder:object:generate=true
+type CommitInfo struct {
+	// Author is the commit's author, as "Name <email>".
+	// +optional
+	Author string `json:"author,omitempty"`
+	// Subject is the first line of the commit message.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// CommitTime is the commit's time.
+	// +optional
+	CommitTime *metav1.Time `json:"commitTime,omitempty"`
+	// SignedBy is the fingerprint of the key that signed the commit, when it was verified.
+	// +optional
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // SuspensionStatus describes an active suspension.
