@@ -59,6 +59,9 @@ type RunOptions struct {
 	CacheDir string
 	// LeaderElection makes only one replica reconcile; every replica serves the webhook.
 	LeaderElection bool
+	// ReceiverAddr is host:port of the Git push receiver (every replica); "" or "0" disables
+	// it.
+	ReceiverAddr string
 
 	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
 	RESTConfig *rest.Config
@@ -194,6 +197,13 @@ func Run(ctx context.Context, o RunOptions) error {
 		if err := mgr.Add(reloader); err != nil {
 			return fmt.Errorf("add config reloader: %w", err)
 		}
+	}
+	var clk clock.PassiveClock = clock.RealClock{}
+	if o.Clock != nil {
+		clk = o.Clock
+	}
+	if err := addReceiver(mgr, o.ReceiverAddr, cfg.Reconciler.ServiceAccount.Namespace, clk, log); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
