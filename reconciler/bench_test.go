@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,19 +279,53 @@ func BenchmarkDriftRevert(b *testing.B) {
 
 // BenchmarkFirstSyncVsKubectl applies the same 1,004-object kustomization, in new namespaces
 // each round, with a first sync and with `kubectl apply --server-side -k` as the same
-// identity against the same API server, alternating, and reports both and their ratio.
+// identity against the same API server, alternating, and reports both, their ratio, the
+// reconciler's requests per object and the slowest round against the median (stalls). A
+// request of the reconciler slower than slowRequest is logged, and a sync still running after
+// stallAfter writes every goroutine's stack to a temporary file, to find out why it stalls.
 func BenchmarkFirstSyncVsKubectl(b *testing.B) {
-	var driftless, kubectl time.Duration
+	const (
+		slowRequest = 2 * time.Second
+		stallAfter  = 20 * time.Second
+	)
+	var requests atomic.Int64
+	counted := rest.CopyConfig(reconcilerConfig)
+	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			requests.Add(1)
+			start := time.Now()
+			res, err := rt.RoundTrip(req)
+			if d := time.Since(start); d > slowRequest {
+				status := 0
+				if res != nil {
+					status = res.StatusCode
+				}
+				b.Logf("slow request: %s %s took %v (status %d, err %v)", req.Method, req.URL.Path, d, status, err)
+			}
+			return res, err
+		})
+	}
+	client, err := dynamic.NewForConfig(counted)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var driftless, kubectl []time.Duration
+	var total int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		name := unique("bench-vs")
 		g := newRig(b, name, overFile)
 		g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+		g.opts.Client = client
 		g.commit(withKustomization(benchFiles(name, 0)))
 		r := g.reconciler()
+		before := requests.Load()
 		start := time.Now()
+		watchdog := time.AfterFunc(stallAfter, func() { dumpGoroutines(b, name) })
 		benchSync(b, r)
-		driftless += time.Since(start)
+		watchdog.Stop()
+		driftless = append(driftless, time.Since(start))
+		total += requests.Load() - before
 
 		peer := unique("bench-kubectl")
 		dir := b.TempDir()
@@ -307,9 +342,48 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 		if res := cp.Reconciler.Kubectl(context.Background(), "apply", "--server-side", "--field-manager=kubectl-bench", "-k", filepath.Join(dir, "apps")); res.Err != nil {
 			b.Fatalf("kubectl apply: %v\n%s", res.Err, res.Combined())
 		}
-		kubectl += time.Since(start)
+		kubectl = append(kubectl, time.Since(start))
+		b.Logf("round %d: driftless %v, kubectl %v", i+1, driftless[i].Round(time.Millisecond), kubectl[i].Round(time.Millisecond))
 	}
-	b.ReportMetric(driftless.Seconds()/float64(b.N), "driftless-s")
-	b.ReportMetric(kubectl.Seconds()/float64(b.N), "kubectl-s")
-	b.ReportMetric(driftless.Seconds()/kubectl.Seconds(), "ratio")
+	d, k := sum(driftless), sum(kubectl)
+	b.ReportMetric(d.Seconds()/float64(b.N), "driftless-s")
+	b.ReportMetric(k.Seconds()/float64(b.N), "kubectl-s")
+	b.ReportMetric(d.Seconds()/k.Seconds(), "ratio")
+	b.ReportMetric(float64(total)/float64(b.N)/float64(benchObjects+benchNamespaces), "requests/object")
+	b.ReportMetric(slowest(driftless).Seconds()/median(driftless).Seconds(), "driftless-max/median")
+	b.ReportMetric(slowest(kubectl).Seconds()/median(kubectl).Seconds(), "kubectl-max/median")
 }
+
+// dumpGoroutines writes every goroutine's stack to a new temporary file and logs its name.
+func dumpGoroutines(b *testing.B, name string) {
+	f, err := os.CreateTemp("", "driftless-stall-"+name+"-*.txt")
+	if err != nil {
+		b.Logf("stall: %v", err)
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+	b.Logf("stall: sync of %s still running; goroutines in %s", name, f.Name())
+}
+
+// sum adds ds.
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// median returns the median of ds, the mean of the middle two for an even count.
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// slowest returns the longest of ds.
+func slowest(ds []time.Duration) time.Duration { return slices.Max(ds) }
