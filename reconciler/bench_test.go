@@ -205,23 +205,60 @@ func BenchmarkNoopResync(b *testing.B) {
 	})
 }
 
-// BenchmarkOneObjectChange syncs a commit that changes one of the 1,004 objects.
+// BenchmarkOneObjectChange syncs a commit that changes one of the 1,004 objects, declared as
+// plain YAML and through a kustomization listing the files.
 func BenchmarkOneObjectChange(b *testing.B) {
-	name := unique("bench-one")
-	g := benchRig(b, name)
+	for _, variant := range []struct {
+		name  string
+		files func(map[string]string) map[string]string
+	}{
+		{"plain", func(f map[string]string) map[string]string { return f }},
+		{"kustomize", withKustomization},
+	} {
+		b.Run(variant.name, func(b *testing.B) {
+			name := unique("bench-one")
+			g := newRig(b, name, overFile)
+			g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+			g.commit(variant.files(benchFiles(name, 0)))
+			r := g.reconciler()
+			g.start(r, g.repo.Head(b, "main"))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				file := "apps/" + name + "-0/cm-0000.yaml"
+				g.commit(map[string]string{file: benchFiles(name, i+1)[file]})
+				b.StartTimer()
+				benchSync(b, r)
+			}
+			b.StopTimer()
+			if st := g.status(); st.ObjectsApplied != 1 {
+				b.Fatalf("one-object change applied %d objects, want 1", st.ObjectsApplied)
+			}
+			reportMemory(b)
+		})
+	}
+}
+
+// BenchmarkUnrelatedCommit syncs a commit to the kustomize overlay's repository that changes
+// only a file outside the source's path: nothing the kustomization reads changed, so the
+// render of the last commit is reused.
+func BenchmarkUnrelatedCommit(b *testing.B) {
+	name := unique("bench-unrelated")
+	g := newRig(b, name, overFile)
+	g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+	g.commit(withKustomization(benchFiles(name, 0)))
 	r := g.reconciler()
 	g.start(r, g.repo.Head(b, "main"))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		file := "apps/" + name + "-0/cm-0000.yaml"
-		g.commit(map[string]string{file: benchFiles(name, i+1)[file]})
+		g.commit(map[string]string{"docs/README.md": fmt.Sprintf("change %d\n", i)})
 		b.StartTimer()
 		benchSync(b, r)
 	}
 	b.StopTimer()
-	if st := g.status(); st.ObjectsApplied != 1 {
-		b.Fatalf("one-object change applied %d objects, want 1", st.ObjectsApplied)
+	if st := g.status(); st.ObjectsApplied != 0 {
+		b.Fatalf("unrelated commit applied %d objects", st.ObjectsApplied)
 	}
 	reportMemory(b)
 }

@@ -2,11 +2,14 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,17 +29,65 @@ type planner struct {
 	writes *writeLog
 	apply  *applier
 	gate   Gate
-	// rendered is the last successful render, reused while the artifact's revision is the
-	// same: a revision names its content, so rendering it again could only give the same
-	// objects. Only a sync touches it, and syncs are serialized.
-	rendered renderedRevision
+	// rendered is the last successful render, reused for an artifact in which nothing the
+	// render read changed. Only a sync touches it, and syncs are serialized.
+	rendered renderCache
 }
 
-// renderedRevision is the render of one revision. Its objects are never changed: the gate
-// and prepare work on copies.
-type renderedRevision struct {
-	key  string
-	objs []*unstructured.Unstructured
+// renderCache is the last render of a source. Its objects are never changed: the gate and
+// prepare work on copies.
+type renderCache struct {
+	// revision is the artifact rendered, or last found to read the same content.
+	revision string
+	// options are the path and the limits the render ran with.
+	options string
+	// inputs are the paths the render read, and digest their content in the artifact
+	// rendered; digest is empty when the source cannot name that content.
+	inputs render.Inputs
+	digest string
+	objs   []*unstructured.Unstructured
+}
+
+// reusable reports whether the cached render is the render of art with options: art is the
+// revision rendered (a revision names its content), or every path the render read holds the
+// same content in art (the same blob and tree hashes), so that rendering art could only give
+// the same objects.
+func (c *renderCache) reusable(art source.Artifact, options string) bool {
+	if c.objs == nil || c.options != options {
+		return false
+	}
+	if art.Revision != "" && art.Revision == c.revision {
+		return true
+	}
+	if c.digest == "" {
+		return false
+	}
+	d, ok := inputsDigest(c.inputs, art.Entries)
+	return ok && d == c.digest
+}
+
+// inputsDigest hashes what the paths of in hold in entries: for a path read or looked for,
+// whether it is absent, a directory or a file and the file's blob; for a directory listed,
+// its tree. It returns false when entries cannot name one of them (a symlink on the way, or
+// a source that names no content).
+func inputsDigest(in render.Inputs, entries *source.Entries) (string, bool) {
+	if !in.Complete || entries == nil {
+		return "", false
+	}
+	h := sha256.New()
+	for _, p := range in.Paths {
+		e, ok := entries.Lookup(p.Path)
+		if !ok {
+			return "", false
+		}
+		id := e.ID
+		if e.Kind == source.EntryDir && !p.Listed {
+			// Only that it is a directory counts, not what it holds.
+			id = ""
+		}
+		fmt.Fprintf(h, "%s\x00%t\x00%s\x00%s\n", p.Path, p.Listed, e.Kind, id)
+	}
+	return hex.EncodeToString(h.Sum(nil)), true
 }
 
 // planItem is one desired object and what the dry-run said about it.
@@ -59,15 +110,20 @@ type planItem struct {
 }
 
 // render renders the artifact's copy of the source's path, or returns the last render when
-// the artifact is the revision rendered last. An empty render is refused.
+// nothing it read differs in the artifact (see [renderCache.reusable]). An empty render is
+// refused.
 func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructured.Unstructured, SyncResult, error) {
 	limits := p.renderLimits()
-	key := fmt.Sprintf("%s\x00%s\x00%d\x00%d", art.Revision, p.src.Path, limits.MaxObjects, limits.MaxBytes)
-	if art.Revision != "" && p.rendered.key == key {
+	options := fmt.Sprintf("%s\x00%d\x00%d", p.src.Path, limits.MaxObjects, limits.MaxBytes)
+	if p.rendered.reusable(art, options) {
+		if p.rendered.revision != art.Revision {
+			logr.FromContextOrDiscard(ctx).V(1).Info("render reused: nothing it reads changed", "revision", short(art.Revision), "rendered", short(p.rendered.revision))
+			p.rendered.revision = art.Revision
+		}
 		return p.rendered.objs, "", nil
 	}
-	p.rendered = renderedRevision{}
-	rendered, err := render.RenderLimited(ctx, art.Dir, p.src.Path, limits)
+	p.rendered = renderCache{}
+	rendered, inputs, err := render.RenderWithInputs(ctx, art.Dir, p.src.Path, limits)
 	if errors.Is(err, render.ErrLimitExceeded) {
 		return nil, ResultLimitExceeded, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
 	}
@@ -77,7 +133,8 @@ func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructu
 	if len(rendered) == 0 {
 		return nil, ResultPruneRefused, fmt.Errorf("render %s at %s: no objects; refusing to apply an empty revision, which would prune every object of the source", p.src.Path, short(art.Revision))
 	}
-	p.rendered = renderedRevision{key: key, objs: rendered}
+	digest, _ := inputsDigest(inputs, art.Entries)
+	p.rendered = renderCache{revision: art.Revision, options: options, inputs: inputs, digest: digest, objs: rendered}
 	return rendered, "", nil
 }
 
