@@ -2,8 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -40,54 +38,63 @@ type renderCache struct {
 	// revision is the artifact rendered, or last found to read the same content.
 	revision string
 	// options are the path and the limits the render ran with.
-	options string
-	// inputs are the paths the render read, and digest their content in the artifact
-	// rendered; digest is empty when the source cannot name that content.
-	inputs render.Inputs
-	digest string
-	objs   []*unstructured.Unstructured
+	options  string
+	rendered render.Rendered
+	// values are what each path of rendered.Inputs held in the artifact rendered (its Git
+	// blob or tree); nil when the source cannot name them.
+	values []string
 }
 
-// reusable reports whether the cached render is the render of art with options: art is the
+// changes compares what the paths the cached render read hold in art with what they held
+// when rendered. same is true when the cache is the render of art with options: art is the
 // revision rendered (a revision names its content), or every path the render read holds the
 // same content in art (the same blob and tree hashes), so that rendering art could only give
-// the same objects.
-func (c *renderCache) reusable(art source.Artifact, options string) bool {
-	if c.objs == nil || c.options != options {
-		return false
+// the same objects. Otherwise changed lists the paths that differ, with their values in art;
+// it is nil when that cannot be told.
+func (c *renderCache) changes(art source.Artifact, options string) (same bool, changed []string, values []string) {
+	if c.rendered.Objects == nil || c.options != options {
+		return false, nil, nil
 	}
 	if art.Revision != "" && art.Revision == c.revision {
-		return true
+		return true, nil, nil
 	}
-	if c.digest == "" {
-		return false
+	if c.values == nil {
+		return false, nil, nil
 	}
-	d, ok := inputsDigest(c.inputs, art.Entries)
-	return ok && d == c.digest
+	values, ok := inputValues(c.rendered.Inputs, art.Entries)
+	if !ok {
+		return false, nil, nil
+	}
+	for i, v := range values {
+		if v != c.values[i] {
+			changed = append(changed, c.rendered.Inputs.Paths[i].Path)
+		}
+	}
+	return len(changed) == 0, changed, values
 }
 
-// inputsDigest hashes what the paths of in hold in entries: for a path read or looked for,
+// inputValues returns what the paths of in hold in entries: for a path read or looked for,
 // whether it is absent, a directory or a file and the file's blob; for a directory listed,
 // its tree. It returns false when entries cannot name one of them (a symlink on the way, or
 // a source that names no content).
-func inputsDigest(in render.Inputs, entries *source.Entries) (string, bool) {
+func inputValues(in render.Inputs, entries *source.Entries) ([]string, bool) {
 	if !in.Complete || entries == nil {
-		return "", false
+		return nil, false
 	}
-	h := sha256.New()
-	for _, p := range in.Paths {
+	values := make([]string, len(in.Paths))
+	for i, p := range in.Paths {
 		e, ok := entries.Lookup(p.Path)
 		if !ok {
-			return "", false
+			return nil, false
 		}
 		id := e.ID
 		if e.Kind == source.EntryDir && !p.Listed {
 			// Only that it is a directory counts, not what it holds.
 			id = ""
 		}
-		fmt.Fprintf(h, "%s\x00%t\x00%s\x00%s\n", p.Path, p.Listed, e.Kind, id)
+		values[i] = e.Kind.String() + " " + id
 	}
-	return hex.EncodeToString(h.Sum(nil)), true
+	return values, true
 }
 
 // planItem is one desired object and what the dry-run said about it.
@@ -109,33 +116,52 @@ type planItem struct {
 	res *unstructured.Unstructured
 }
 
-// render renders the artifact's copy of the source's path, or returns the last render when
-// nothing it read differs in the artifact (see [renderCache.reusable]). An empty render is
-// refused.
+// render renders the artifact's copy of the source's path. It returns the last render when
+// nothing it read differs in the artifact, and brings it up to date when only files it can
+// build alone differ (see [render.Rendered.Update]). An empty render is refused.
 func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructured.Unstructured, SyncResult, error) {
 	limits := p.renderLimits()
 	options := fmt.Sprintf("%s\x00%d\x00%d", p.src.Path, limits.MaxObjects, limits.MaxBytes)
-	if p.rendered.reusable(art, options) {
+	log := logr.FromContextOrDiscard(ctx)
+	same, changed, values := p.rendered.changes(art, options)
+	if same {
 		if p.rendered.revision != art.Revision {
-			logr.FromContextOrDiscard(ctx).V(1).Info("render reused: nothing it reads changed", "revision", short(art.Revision), "rendered", short(p.rendered.revision))
+			log.V(1).Info("render reused: nothing it reads changed", "revision", short(art.Revision), "rendered", short(p.rendered.revision))
 			p.rendered.revision = art.Revision
 		}
-		return p.rendered.objs, "", nil
+		return p.rendered.rendered.Objects, "", nil
+	}
+	if len(changed) > 0 {
+		rd, ok, err := p.rendered.rendered.Update(ctx, art.Dir, changed, limits)
+		if err != nil {
+			p.rendered = renderCache{}
+			return nil, renderResult(err), fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+		}
+		if ok {
+			log.V(1).Info("render updated: only files built alone changed", "revision", short(art.Revision), "changed", len(changed))
+			p.rendered = renderCache{revision: art.Revision, options: options, rendered: rd, values: values}
+			return rd.Objects, "", nil
+		}
 	}
 	p.rendered = renderCache{}
-	rendered, inputs, err := render.RenderWithInputs(ctx, art.Dir, p.src.Path, limits)
-	if errors.Is(err, render.ErrLimitExceeded) {
-		return nil, ResultLimitExceeded, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
-	}
+	rd, err := render.RenderWithInputs(ctx, art.Dir, p.src.Path, limits)
 	if err != nil {
-		return nil, ResultRenderFailed, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+		return nil, renderResult(err), fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
 	}
-	if len(rendered) == 0 {
+	if len(rd.Objects) == 0 {
 		return nil, ResultPruneRefused, fmt.Errorf("render %s at %s: no objects; refusing to apply an empty revision, which would prune every object of the source", p.src.Path, short(art.Revision))
 	}
-	digest, _ := inputsDigest(inputs, art.Entries)
-	p.rendered = renderCache{revision: art.Revision, options: options, inputs: inputs, digest: digest, objs: rendered}
-	return rendered, "", nil
+	values, _ = inputValues(rd.Inputs, art.Entries)
+	p.rendered = renderCache{revision: art.Revision, options: options, rendered: rd, values: values}
+	return rd.Objects, "", nil
+}
+
+// renderResult is the result of a sync whose render failed with err.
+func renderResult(err error) SyncResult {
+	if errors.Is(err, render.ErrLimitExceeded) {
+		return ResultLimitExceeded
+	}
+	return ResultRenderFailed
 }
 
 // check evaluates the source's policy set against the rendered objects of art and returns

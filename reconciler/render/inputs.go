@@ -31,12 +31,13 @@ type Inputs struct {
 	Complete bool
 }
 
-// recorder notes the paths a render looks at. The zero value is not usable; a nil
-// *recorder notes nothing.
+// recorder notes the paths a render looks at and, for a flat kustomization, what
+// [Rendered.Update] needs. The zero value is not usable; a nil *recorder notes nothing.
 type recorder struct {
 	mu         sync.Mutex
 	paths      map[string]bool
 	incomplete bool
+	flat       *flatKustomization
 }
 
 func newRecorder() *recorder { return &recorder{paths: map[string]bool{}} }

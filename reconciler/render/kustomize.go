@@ -61,11 +61,13 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 		return nil, err
 	}
 	out := make([]Object, 0, len(resources))
+	sizes := make([]int64, 0, len(resources))
 	for i, res := range resources {
 		b, err := res.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: encode %s: %w", dir, res.CurId(), err)
 		}
+		sizes = append(sizes, int64(len(b)))
 		if err := bud.add(0, int64(len(b)), "kustomize build "+dir); err != nil {
 			return nil, err
 		}
@@ -85,6 +87,11 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 	if trace {
 		for i := range out {
 			chk.locate(&out[i])
+		}
+	}
+	if rec != nil {
+		if kfile, ok := findKustomization(repoRoot{Root: r.Root}, dir); ok {
+			rec.flat = newFlat(r, dir, kfile, out, sizes, bud.limits)
 		}
 	}
 	return out, nil

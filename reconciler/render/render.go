@@ -119,25 +119,26 @@ func Render(ctx context.Context, root, path string) ([]*unstructured.Unstructure
 // RenderLimited is [Render] within limits: it stops, with a [*LimitError],
 // as soon as the render is over one of them.
 func RenderLimited(ctx context.Context, root, path string, limits Limits) ([]*unstructured.Unstructured, error) {
-	objs, _, err := RenderWithInputs(ctx, root, path, limits)
-	return objs, err
+	rd, err := RenderWithInputs(ctx, root, path, limits)
+	return rd.Objects, err
 }
 
 // RenderWithInputs is [RenderLimited], also returning the paths the render read: the files,
 // the directories it listed and the paths it only looked for. Rendering again where none of
 // them changed, within the same limits, gives the same objects, so a caller that can tell
-// whether they changed (by their Git hashes) can skip the render.
-func RenderWithInputs(ctx context.Context, root, path string, limits Limits) ([]*unstructured.Unstructured, Inputs, error) {
+// whether they changed (by their Git hashes) can skip the render, or bring it up to date
+// with [Rendered.Update] when only some files changed.
+func RenderWithInputs(ctx context.Context, root, path string, limits Limits) (Rendered, error) {
 	rec := newRecorder()
 	objs, err := renderWithOrigins(ctx, root, path, limits, false, rec)
 	if err != nil {
-		return nil, Inputs{}, err
+		return Rendered{}, err
 	}
 	out := make([]*unstructured.Unstructured, len(objs))
 	for i, o := range objs {
 		out[i] = o.Object
 	}
-	return out, rec.inputs(), nil
+	return Rendered{Objects: out, Inputs: rec.inputs(), flat: rec.flat}, nil
 }
 
 // RenderWithOrigins is [Render], also returning where each object came
