@@ -37,6 +37,9 @@ func TestRenderCacheFollowsWhatTheKustomizationReads(t *testing.T) {
 		"components/extra/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n  - extra.yaml\n",
 		"components/extra/extra.yaml":         cm("extra", "1"),
 		"docs/README.md":                      "docs\n",
+		"flat/kustomization.yaml":             "resources:\n  - a.yaml\n  - b.yaml\n",
+		"flat/a.yaml":                         cm("a", "1"),
+		"flat/b.yaml":                         cm("b", "1"),
 	})
 
 	git := source.NewGit(source.Spec{URL: repo.FileURL(), Ref: source.Ref{Branch: "main"}, CacheDir: t.TempDir()}, source.NewGitFetcher(), nil)
@@ -115,5 +118,18 @@ func TestRenderCacheFollowsWhatTheKustomizationReads(t *testing.T) {
 	}
 	if reused, _ := render("inner"); !reused {
 		t.Errorf("the same options and content were rendered again")
+	}
+
+	// A kustomization that lists only files is brought up to date file by file.
+	p.src.Path = "flat"
+	if _, v := render("a"); v != "1" {
+		t.Fatalf("flat: a = %q, want 1", v)
+	}
+	commit(map[string]string{"flat/a.yaml": cm("a", "2")})
+	if reused, v := render("a"); reused || v != "2" {
+		t.Errorf("after a commit changing a file of a flat kustomization: reused %t, a = %q; want a new render with a 2", reused, v)
+	}
+	if _, v := render("b"); v != "1" {
+		t.Errorf("after a commit changing a file of a flat kustomization: b = %q, want 1", v)
 	}
 }
