@@ -91,7 +91,7 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 	}
 	if rec != nil {
 		if kfile, ok := findKustomization(repoRoot{Root: r.Root}, dir); ok {
-			rec.flat = newFlat(r, dir, kfile, out, sizes, bud.limits)
+			rec.flat = newFlat(chk, dir, kfile, out, sizes, bud.limits)
 		}
 	}
 	return out, nil

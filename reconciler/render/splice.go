@@ -109,9 +109,9 @@ func declaredIDs(file string, data []byte) ([]string, bool) {
 
 // newFlat returns what an update of the render out of the kustomization file kfile needs,
 // or nil when the kustomization is not flat or out is not exactly the objects its files
-// declare.
-func newFlat(r repoRoot, dir, kfile string, out []Object, sizes []int64, limits Limits) *flatKustomization {
-	files, ok := flatResources(r, dir, kfile)
+// declare (as the checker read them).
+func newFlat(chk *refChecker, dir, kfile string, out []Object, sizes []int64, limits Limits) *flatKustomization {
+	files, ok := flatResources(chk.root, dir, kfile)
 	if !ok {
 		return nil
 	}
@@ -130,13 +130,13 @@ func newFlat(r repoRoot, dir, kfile string, out []Object, sizes []int64, limits 
 		if _, dup := f.files[file]; dup {
 			return nil
 		}
-		data, err := r.Root.ReadFile(file)
-		if err != nil {
-			return nil
-		}
-		ids, ok := declaredIDs(file, data)
-		if !ok {
-			return nil
+		docs := chk.documents(file)
+		ids := make([]string, len(docs))
+		for i, d := range docs {
+			if d.name == "" || d.apiVersion == "" {
+				return nil
+			}
+			ids[i] = objectID(d.apiVersion, d.kind, d.namespace, d.name)
 		}
 		for _, id := range ids {
 			if _, ok := f.index[id]; !ok {
