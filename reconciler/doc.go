@@ -8,8 +8,11 @@
 //     resolves to, its signature verified when the source asks for it) within the source's
 //     limits; on failure the cluster keeps the last good revision and the next attempt backs
 //     off exponentially, capped at the interval;
-//  2. renders the source's path in the artifact with [render.RenderLimited]; an empty render
-//     is refused and prunes nothing;
+//  2. renders the source's path in the artifact with [render.RenderWithInputs]; an empty
+//     render is refused and prunes nothing. The last render is reused while nothing it read
+//     changed (the Git blob and tree hashes of the paths it read, with the same path and
+//     limits), and a kustomization listing only files is brought up to date file by file
+//     ([render.Rendered.Update]);
 //  3. checks the rendered objects against the source's policy set with a [Gate]; any
 //     violation stops the revision;
 //  4. labels every object driftless.dev/source=<source>, annotates it
