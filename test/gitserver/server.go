@@ -28,6 +28,9 @@ type Server struct {
 	addr string
 	srv  *httptest.Server
 	logf func(format string, args ...any)
+	// fetches counts, per repository path, the fetches begun (upload-pack ref
+	// advertisements); guarded by mu.
+	fetches map[string]int
 }
 
 // Option configures a [Server] made by [New].
@@ -145,8 +148,31 @@ func (s *Server) Start(t testing.TB) {
 // Close stops the server for good.
 func (s *Server) Close() { s.Stop() }
 
+// Fetches returns how many fetches of the repository name (as given to CreateRepo) have
+// begun: each clone or fetch asks for the refs of git-upload-pack once.
+func (s *Server) Fetches(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetches["/"+name]
+}
+
+// countFetches counts the upload-pack ref advertisements next handles.
+func (s *Server) countFetches(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if repo, ok := strings.CutSuffix(r.URL.Path, "/info/refs"); ok && r.URL.Query().Get("service") == "git-upload-pack" {
+			s.mu.Lock()
+			if s.fetches == nil {
+				s.fetches = map[string]int{}
+			}
+			s.fetches[repo]++
+			s.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) serve(l net.Listener) {
-	srv := httptest.NewUnstartedServer(s.handler())
+	srv := httptest.NewUnstartedServer(s.countFetches(s.handler()))
 	srv.Listener.Close()
 	srv.Listener = l
 	srv.Start()

@@ -45,6 +45,8 @@ type Server struct {
 	WebhookAddr  string
 	MetricsAddr  string
 	ProbeAddr    string
+	// ReceiverAddr is where the Git push receiver listens.
+	ReceiverAddr string
 	// Clock is the fake clock break-glass expiry runs on; nil with Options.RealClock.
 	Clock  *clocktesting.FakeClock
 	CA     *harness.CA
@@ -95,7 +97,7 @@ func NewWithOptions(cp *harness.ControlPlane, config string, o Options) (*Server
 		g.Clock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
 	}
 	var err error
-	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr} {
+	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr, &g.ReceiverAddr} {
 		if *a, err = harness.FreeAddr(); err != nil {
 			return nil, err
 		}
@@ -134,6 +136,7 @@ func (g *Server) Start() error {
 		WebhookAddr:          g.WebhookAddr,
 		MetricsAddr:          g.MetricsAddr,
 		ProbeAddr:            g.ProbeAddr,
+		ReceiverAddr:         g.ReceiverAddr,
 		ConfigReloadInterval: 100 * time.Millisecond,
 		CacheDir:             filepath.Join(g.Dir, "cache"),
 		RESTConfig:           g.cp.Reconciler.Config,
