@@ -1,11 +1,39 @@
 package reconciler_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/driftless-dev/driftless/reconciler"
 )
+
+// webDeployment is a Deployment that leaves most fields to the API server's defaults,
+// including the protocol in its ports' list keys.
+func webDeployment(ns, name string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[2]s
+  namespace: %[1]s
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: %[2]s}
+  template:
+    metadata:
+      labels: {app: %[2]s}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1
+          ports:
+            - containerPort: 8080
+          env:
+            - name: MODE
+              value: git
+`, ns, name)
+}
 
 func TestDiffReportsWhatASyncWouldChange(t *testing.T) {
 	name := unique("diff")
@@ -15,57 +43,95 @@ func TestDiffReportsWhatASyncWouldChange(t *testing.T) {
 		"apps/a.yaml": configMap(name, "a", map[string]string{"x": "1"}, nil),
 		"apps/b.yaml": configMap(name, "b", map[string]string{"y": "1"}, nil),
 		"apps/u.yaml": configMap(name, "u", map[string]string{"z": "1"}, nil),
+		"apps/d.yaml": webDeployment(name, "d"),
+		"apps/e.yaml": webDeployment(name, "e"),
 	})
 	r := g.reconciler()
 	g.sync(r)
-	// Out of band, with no reconciler running: a gains a key.
+	// Out of band, with no reconciler running: a gains a key, e a container variable.
 	kubectl(t, "-n", name, "patch", "configmap", "a", "--type=merge", "-p", `{"data":{"oob":"added"}}`)
+	kubectl(t, "-n", name, "patch", "deployment", "e", "-p", `{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"OOB","value":"added"}]}]}}}}`)
 	commit := g.commit(map[string]string{
 		"apps/a.yaml": configMap(name, "a", map[string]string{"x": "2"}, nil),
 		"apps/c.yaml": configMap(name, "c", map[string]string{"new": "1"}, nil),
 	}, "apps/b.yaml")
 
-	report, err := r.Diff(testCtx(t))
-	if err != nil {
-		t.Fatalf("diff: %v", err)
-	}
-	if report.Revision != commit || report.Unchanged != 1 {
-		t.Errorf("report revision %s with %d unchanged, want %s with 1 (u)", report.Revision, report.Unchanged, commit)
-	}
 	tests := []struct {
 		object string
 		action reconciler.Action
 		diff   []string
+		// readOnly: only the read diff predicts it; the dry-run's removal of foreign fields
+		// stops at lists.
+		readOnly bool
 	}{
-		{"ConfigMap " + name + "/a", reconciler.ActionUpdate, []string{"--- cluster", "+++ git@" + commit[:12], `-  oob: added`, `-  x: "1"`, `+  x: "2"`}},
-		{"ConfigMap " + name + "/c", reconciler.ActionCreate, []string{`+  new: "1"`, "+kind: ConfigMap"}},
-		{"ConfigMap " + name + "/b", reconciler.ActionPrune, nil},
+		{"ConfigMap " + name + "/a", reconciler.ActionUpdate, []string{"--- cluster", "+++ git@" + commit[:12], `-  oob: added`, `-  x: "1"`, `+  x: "2"`}, false},
+		{"ConfigMap " + name + "/c", reconciler.ActionCreate, []string{`+  new: "1"`, "+kind: ConfigMap"}, false},
+		{"Deployment.apps " + name + "/e", reconciler.ActionUpdate, []string{"-        - name: OOB", "-          value: added"}, true},
+		{"ConfigMap " + name + "/b", reconciler.ActionPrune, nil, false},
 	}
-	if len(report.Changes) != len(tests) {
-		t.Fatalf("changes = %+v, want %d", report.Changes, len(tests))
+	reports := map[reconciler.DiffMode]*reconciler.DiffReport{}
+	for _, mode := range []reconciler.DiffMode{reconciler.DiffRead, reconciler.DiffServerDryRun} {
+		t.Run(string(mode), func(t *testing.T) {
+			report, err := r.Diff(testCtx(t), mode)
+			if err != nil {
+				t.Fatalf("diff: %v", err)
+			}
+			reports[mode] = report
+			// The read diff merged with the API server's schemas, and says what it cannot know.
+			if notes := strings.Join(report.Notes, "\n"); mode == reconciler.DiffRead &&
+				(strings.Contains(notes, "lists compared whole") || !strings.Contains(notes, "defaulting, mutating admission webhooks")) {
+				t.Errorf("read diff notes:\n%s", notes)
+			}
+			// u and d are unchanged: d's defaulted fields (the ports' protocol among them)
+			// are no change.
+			want := 2
+			for _, tc := range tests {
+				if tc.readOnly && mode != reconciler.DiffRead {
+					want++
+				}
+			}
+			if report.Revision != commit || report.Unchanged != want || report.Mode != mode {
+				t.Errorf("report %s revision %s with %d unchanged, want %s with %d:\n%+v", report.Mode, report.Revision, report.Unchanged, commit, want, report.Changes)
+			}
+			for _, tc := range tests {
+				var found *reconciler.ObjectDiff
+				for i := range report.Changes {
+					if report.Changes[i].Object == tc.object {
+						found = &report.Changes[i]
+					}
+				}
+				if tc.readOnly && mode != reconciler.DiffRead {
+					continue
+				}
+				if found == nil {
+					t.Errorf("no change for %s in %+v", tc.object, report.Changes)
+					continue
+				}
+				if found.Action != tc.action {
+					t.Errorf("%s: action %s, want %s", tc.object, found.Action, tc.action)
+				}
+				for _, w := range tc.diff {
+					if !strings.Contains(found.Diff, w) {
+						t.Errorf("%s: diff does not contain %q:\n%s", tc.object, w, found.Diff)
+					}
+				}
+				for _, noise := range []string{"managedFields", "resourceVersion", "driftless.dev/revision"} {
+					if strings.Contains(found.Diff, noise) {
+						t.Errorf("%s: diff shows %s:\n%s", tc.object, noise, found.Diff)
+					}
+				}
+			}
+		})
 	}
-	for _, tc := range tests {
-		var found *reconciler.ObjectDiff
-		for i := range report.Changes {
-			if report.Changes[i].Object == tc.object {
-				found = &report.Changes[i]
-			}
+	// Both modes agree on the ConfigMaps, diff for diff.
+	if rd, dr := reports[reconciler.DiffRead], reports[reconciler.DiffServerDryRun]; rd != nil && dr != nil {
+		byObject := map[string]reconciler.ObjectDiff{}
+		for _, c := range dr.Changes {
+			byObject[c.Object] = c
 		}
-		if found == nil {
-			t.Errorf("no change for %s in %+v", tc.object, report.Changes)
-			continue
-		}
-		if found.Action != tc.action {
-			t.Errorf("%s: action %s, want %s", tc.object, found.Action, tc.action)
-		}
-		for _, w := range tc.diff {
-			if !strings.Contains(found.Diff, w) {
-				t.Errorf("%s: diff does not contain %q:\n%s", tc.object, w, found.Diff)
-			}
-		}
-		for _, noise := range []string{"managedFields", "resourceVersion", "driftless.dev/revision"} {
-			if strings.Contains(found.Diff, noise) {
-				t.Errorf("%s: diff shows %s:\n%s", tc.object, noise, found.Diff)
+		for _, c := range rd.Changes {
+			if strings.HasPrefix(c.Object, "ConfigMap ") && byObject[c.Object] != c {
+				t.Errorf("%s: read diff %+v, dry-run diff %+v", c.Object, c, byObject[c.Object])
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -155,4 +156,18 @@ func decodeInventory(s string) (*inventory, error) {
 		inv.setOrigin(ref.key(), e.Origin)
 	}
 	return inv, nil
+}
+
+// readInventory reads the source's inventory from the cluster; found is false when the source
+// has none yet. It is the one place that knows where an inventory is kept.
+func (e *env) readInventory(ctx context.Context) (*inventory, bool, error) {
+	d, found, err := readConfigMap(ctx, e.client, e.namespace, InventoryConfigMapName(e.src.Name))
+	if err != nil || !found {
+		return &inventory{}, false, err
+	}
+	inv, err := decodeInventory(d[inventoryKey])
+	if err != nil {
+		return nil, true, fmt.Errorf("configmap %s/%s: %w", e.namespace, InventoryConfigMapName(e.src.Name), err)
+	}
+	return inv, true, nil
 }

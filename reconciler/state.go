@@ -47,15 +47,11 @@ func (st *state) load(ctx context.Context, e *env) error {
 	if st.loaded {
 		return nil
 	}
-	d, found, err := readConfigMap(ctx, e.client, e.namespace, InventoryConfigMapName(e.src.Name))
+	inv, found, err := e.readInventory(ctx)
 	if err != nil {
 		return fmt.Errorf("read inventory: %w", err)
 	}
 	if found {
-		inv, err := decodeInventory(d[inventoryKey])
-		if err != nil {
-			return fmt.Errorf("configmap %s/%s: %w", e.namespace, InventoryConfigMapName(e.src.Name), err)
-		}
 		st.inv = inv
 	}
 	saved, found, err := ReadSourceStatus(ctx, e.client, e.namespace, e.src.Name)
