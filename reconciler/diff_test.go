@@ -143,3 +143,101 @@ func TestDiffReportsWhatASyncWouldChange(t *testing.T) {
 		t.Error("diff created c or deleted b")
 	}
 }
+
+// TestDiffNewKindsNamespacesAndRefusals: a revision that brings its own Namespace, CRD and
+// custom resource shows them all as created, in both modes; an object that exists without the
+// source's label shows as refused, as the sync would refuse it; after the sync a custom
+// resource typed by the CRD's published schema is unchanged.
+func TestDiffNewKindsNamespacesAndRefusals(t *testing.T) {
+	name := unique("diffkinds")
+	group := name + ".example.com"
+	g := newRig(t, name, overFile)
+	namespace(t, name+"-other")
+	kubectl(t, "-n", name+"-other", "create", "configmap", "taken", "--from-literal=k=v")
+	files := map[string]string{
+		"apps/namespace.yaml": namespaceYAML(name),
+		"apps/crd.yaml": `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.` + group + `
+spec:
+  group: ` + group + `
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
+`,
+		"apps/widget.yaml": `apiVersion: ` + group + `/v1
+kind: Widget
+metadata:
+  name: gear
+  namespace: ` + name + `
+spec:
+  size: 3
+  ports:
+  - name: http
+    port: 80
+`,
+		"apps/taken.yaml": configMap(name+"-other", "taken", map[string]string{"k": "git"}, nil),
+	}
+	g.commit(files)
+	r := g.reconciler()
+	for _, mode := range []reconciler.DiffMode{reconciler.DiffRead, reconciler.DiffServerDryRun} {
+		report, err := r.Diff(testCtx(t), mode)
+		if err != nil {
+			t.Fatalf("diff (%s): %v", mode, err)
+		}
+		got := map[string]reconciler.Action{}
+		for _, c := range report.Changes {
+			got[c.Object] = c.Action
+		}
+		want := map[string]reconciler.Action{
+			"Namespace " + name: reconciler.ActionCreate,
+			"CustomResourceDefinition.apiextensions.k8s.io widgets." + group: reconciler.ActionCreate,
+			"Widget." + group + " " + name + "/gear":                         reconciler.ActionCreate,
+			"ConfigMap " + name + "-other/taken":                             reconciler.ActionAdoptionRefused,
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || report.Unchanged != 0 {
+			t.Errorf("diff (%s) = %v with %d unchanged, want %v", mode, got, report.Unchanged, want)
+		}
+	}
+
+	// Without the refused object, the sync applies; then a person adds a port to the widget.
+	delete(files, "apps/taken.yaml")
+	g.commit(files, "apps/taken.yaml")
+	g.sync(r)
+	// kubectl owns a field Git declares too (kept) and a list item Git does not (removed).
+	kubectl(t, "-n", name, "patch", "widgets."+group, "gear", "--type=merge", "-p", `{"spec":{"size":3}}`)
+	kubectl(t, "-n", name, "patch", "widgets."+group, "gear", "--type=json", "-p", `[{"op":"add","path":"/spec/ports/-","value":{"name":"debug","port":9000}}]`)
+	report, err := r.Diff(testCtx(t), reconciler.DiffRead)
+	if err != nil {
+		t.Fatalf("diff: %v", err)
+	}
+	if len(report.Changes) != 1 || report.Changes[0].Action != reconciler.ActionUpdate ||
+		!strings.Contains(report.Changes[0].Diff, "-  - name: debug") || strings.Contains(report.Changes[0].Diff, "-  - name: http") {
+		t.Errorf("diff after a port was added = %+v, want the added port removed and nothing else", report.Changes)
+	}
+	if strings.Contains(strings.Join(report.Notes, "\n"), "lists compared whole") {
+		t.Errorf("the widget was compared without its schema: %v", report.Notes)
+	}
+}
