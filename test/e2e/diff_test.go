@@ -227,6 +227,33 @@ func TestDiffCommand(t *testing.T) {
 		t.Errorf("the diffs changed the cluster:\nbefore\n%s\nafter\n%s", before, after)
 	}
 
+	// dave may read the two namespaces only, not the inventory: the prunes are unknown, and
+	// the diff says why instead of failing.
+	dave, err := cp.AddUnboundUser(ctx, "dave", "auditors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"production", diffNamespace} {
+		// As the reconciler: production is protected.
+		if res := cp.Reconciler.Kubectl(ctx, "create", "rolebinding", "diff-dave-view", "-n", ns, "--clusterrole=system:aggregate-to-view", "--user=dave"); res.Err != nil {
+			t.Fatal(res.Combined())
+		}
+	}
+	if err := harness.Poll(ctx, time.Minute, func() error {
+		if res := dave.Kubectl(ctx, "auth", "can-i", "get", "configmaps", "-n", diffNamespace); strings.TrimSpace(res.Stdout) != "yes" {
+			return fmt.Errorf("dave may not read configmaps yet: %s", res.Combined())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = driftless(t, dave, "diff", "--config", config)
+	if code := app.ExitCode(err); err == nil || code != 1 ||
+		!strings.Contains(out, "1 create, 2 update, 1 unknown, 1 unchanged") || strings.Contains(out, "prune ConfigMap") ||
+		!strings.Contains(out, "note: cannot read configmap driftless-system/driftless-inventory-viewdiff: forbidden; objects to prune are unknown") {
+		t.Errorf("dave's diff: exit %d (%v)\n%s", code, err, out)
+	}
+
 	// Once synced, nothing is pending: exit 0 for whoever reads everything; carol still
 	// cannot tell for the Secret.
 	if _, err := r.Sync(ctx); err != nil {
