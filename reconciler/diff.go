@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -250,13 +251,15 @@ type differ struct {
 	commit    string
 	inv       *inventory
 	predictor *predictor
-	notes     []string
+	// mu guards notes, which parallel comparisons add to.
+	mu    sync.Mutex
+	notes []string
 }
 
-// note adds a note to the report once. Notes are added from parallel calls.
+// note adds a note to the report once.
 func (d *differ) note(n string) {
-	d.predictor.mu.Lock()
-	defer d.predictor.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, have := range d.notes {
 		if have == n {
 			return

@@ -30,9 +30,9 @@ differ and the fields the reconciler would remove because kubectl's field manage
 Nothing is written: no apply, no dry-run, no impersonation. Read access is enough (the view
 ClusterRole): an object you may not read, such as a Secret, is shown as unknown, saying so.
 
-The read is exact for what server-side apply merges, but the API server's defaulting, mutating
-admission webhooks and validation do not run: a value it would default or normalise may show
-as a change. --server-dry-run asks the API server instead; it needs the rights to patch every
+Each apply is predicted with the API server's own server-side apply merge and published schema,
+but its defaulting, mutating admission webhooks and validation do not run: a value it would
+default or normalise may show as a change. --server-dry-run asks the API server instead; it needs the rights to patch every
 object and, in protected namespaces, the reconciler's identity (the guard decides dry-runs like
 real requests).
 
