@@ -54,6 +54,9 @@ const (
 	// ActionAdoptionRefused: the object exists without the source's label and nothing opts in
 	// to adoption, so the sync would refuse the whole revision (AdoptionRefused).
 	ActionAdoptionRefused Action = "adoption-refused"
+	// ActionConflict: another source applies the object too, so the sync would refuse the
+	// whole revision.
+	ActionConflict Action = "conflict"
 	// ActionUnknown: the diff could not tell, because the caller may not read the object;
 	// Message says what is missing.
 	ActionUnknown Action = "unknown"
@@ -200,7 +203,7 @@ func (r *Reconciler) Diff(ctx context.Context, mode DiffMode) (*DiffReport, erro
 		return nil, err
 	}
 	markAutoscaled(objs)
-	d := &differ{env: r.env, mode: mode, commit: short(art.Revision), predictor: newPredictor(r.env.openapi)}
+	d := &differ{env: r.env, mode: mode, commit: short(art.Revision), predictor: newPredictor(r.env.openapi), claims: &claims{e: r.env}}
 	if mode == DiffRead {
 		d.note(readNote)
 	}
@@ -251,6 +254,8 @@ type differ struct {
 	commit    string
 	inv       *inventory
 	predictor *predictor
+	// claims knows which objects other sources' inventories hold.
+	claims *claims
 	// mu guards notes, which parallel comparisons add to.
 	mu    sync.Mutex
 	notes []string
@@ -280,6 +285,18 @@ func (d *differ) object(ctx context.Context, o *object) (*ObjectDiff, error) {
 		return nil, fmt.Errorf("read %s: %w", o.ref, err)
 	}
 	keepLive(o, live, true)
+	if live != nil {
+		owner, err := d.claims.claimedByOther(ctx, live)
+		switch {
+		case apierrors.IsForbidden(err):
+			d.note(fmt.Sprintf("cannot read the inventory of source %s: forbidden; whether it applies objects of this source too is unknown", live.GetLabels()[v1alpha1.LabelSource]))
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", o.ref, err)
+		case owner != "":
+			return &ObjectDiff{Object: o.ref.String(), Action: ActionConflict, Message: fmt.Sprintf(
+				"source %s applies it too; the sync would refuse the revision (declare it in one source only)", owner)}, nil
+		}
+	}
 	if live != nil && ownershipIn(&d.src, d.inv, o.ref.key(), live) == refused {
 		return &ObjectDiff{Object: o.ref.String(), Action: ActionAdoptionRefused, Message: fmt.Sprintf(
 			"it exists without the label %s=%s and neither it (%s=%q) nor the source (adopt: true) opts in to adoption; the sync would refuse the revision",
@@ -385,7 +402,7 @@ func firstError(errs []error) error {
 }
 
 // actionOrder is the order in which [DiffReport.Counts] lists actions.
-var actionOrder = []Action{ActionCreate, ActionUpdate, ActionPrune, ActionOrphan, ActionBreakGlass, ActionAdoptionRefused, ActionUnknown}
+var actionOrder = []Action{ActionCreate, ActionUpdate, ActionPrune, ActionOrphan, ActionBreakGlass, ActionAdoptionRefused, ActionConflict, ActionUnknown}
 
 // Counts says how many changes of each action the report holds: "1 create", "2 update".
 func (r *DiffReport) Counts() []string {

@@ -241,3 +241,28 @@ spec:
 		t.Errorf("the widget was compared without its schema: %v", report.Notes)
 	}
 }
+
+// TestDiffShowsAnObjectAnotherSourceApplies: the sync refuses a revision that declares an
+// object another source applies, and the diff says so instead of showing an update.
+func TestDiffShowsAnObjectAnotherSourceApplies(t *testing.T) {
+	ns, first, second := unique("diffclaim"), unique("diff-first"), unique("diff-second")
+	namespace(t, ns)
+	a := newRig(t, first, overFile)
+	b := newRig(t, second, overFile)
+	a.commit(map[string]string{"apps/shared.yaml": configMap(ns, "shared", map[string]string{"owner": "a"}, nil)})
+	a.sync(a.reconciler())
+	b.commit(map[string]string{"apps/shared.yaml": configMap(ns, "shared", map[string]string{"owner": "b"}, nil)})
+	rb := b.reconciler()
+	for _, mode := range []reconciler.DiffMode{reconciler.DiffRead, reconciler.DiffServerDryRun} {
+		report, err := rb.Diff(testCtx(t), mode)
+		if err != nil {
+			t.Fatalf("diff (%s): %v", mode, err)
+		}
+		if len(report.Changes) != 1 || report.Changes[0].Action != reconciler.ActionConflict || !strings.Contains(report.Changes[0].Message, "source "+first+" applies it too") {
+			t.Errorf("diff (%s) = %+v, want a conflict with %s", mode, report.Changes, first)
+		}
+	}
+	if _, err := rb.Sync(testCtx(t)); err == nil || !strings.Contains(err.Error(), "applied by source "+first+" too") {
+		t.Errorf("sync of %s: %v, want the refusal the diff predicted", second, err)
+	}
+}

@@ -25,7 +25,7 @@ func newDiffCommand() *cobra.Command {
 		Long: `diff fetches the source's ref, renders and checks it like the reconciler, reads the live
 objects and the source's inventory, and shows what a sync would do: objects to create, update
 (with a unified diff from the cluster to Git) and prune, objects left alone under break-glass,
-and objects the sync would refuse to adopt. An update covers the fields Git declares that
+and objects the sync would refuse (not the source's, or another source's). An update covers the fields Git declares that
 differ and the fields the reconciler would remove because kubectl's field managers set them.
 Nothing is written: no apply, no dry-run, no impersonation. Read access is enough (the view
 ClusterRole): an object you may not read, such as a Secret, is shown as unknown, saying so.
