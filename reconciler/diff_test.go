@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/discovery"
+
 	"github.com/driftless-dev/driftless/reconciler"
 )
 
@@ -226,6 +228,17 @@ spec:
 	delete(files, "apps/taken.yaml")
 	g.commit(files, "apps/taken.yaml")
 	g.sync(r)
+	// The API server publishes a new CRD's schema a moment after it is established; until
+	// then a diff compares without it and says so.
+	disco, err := discovery.NewDiscoveryClientForConfig(reconcilerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the widget's schema is published", func() (bool, string) {
+		paths, err := disco.OpenAPIV3().Paths()
+		_, ok := paths["apis/"+group+"/v1"]
+		return ok, fmt.Sprintf("%d paths, %v", len(paths), err)
+	})
 	// kubectl owns a field Git declares too (kept) and a list item Git does not (removed).
 	kubectl(t, "-n", name, "patch", "widgets."+group, "gear", "--type=merge", "-p", `{"spec":{"size":3}}`)
 	kubectl(t, "-n", name, "patch", "widgets."+group, "gear", "--type=json", "-p", `[{"op":"add","path":"/spec/ports/-","value":{"name":"debug","port":9000}}]`)
