@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -108,6 +109,24 @@ func TestDiffCommand(t *testing.T) {
 			t.Fatal(r.Combined())
 		}
 	}
+	t.Cleanup(func() {
+		// Leave nothing for the next run; production is protected, so the reconciler
+		// deletes there.
+		ctx := context.Background()
+		for _, c := range []struct {
+			u    *harness.User
+			args []string
+		}{
+			{cp.Admin, []string{"delete", "clusterrolebinding", "diff-carol-view"}},
+			{cp.Admin, []string{"-n", diffNamespace, "delete", "rolebinding,configmap,secret,deployment", "--all"}},
+			{cp.Admin, []string{"-n", v1alpha1.DefaultNamespace, "delete", "configmap", "driftless-inventory-viewdiff", "driftless-status-viewdiff"}},
+			{cp.Reconciler, []string{"-n", "production", "delete", "rolebinding/diff-dave-view", "configmap/diff-pool"}},
+		} {
+			if res := c.u.Kubectl(ctx, append(c.args, "--ignore-not-found")...); res.Err != nil {
+				t.Errorf("clean up: %s", res.Combined())
+			}
+		}
+	})
 	repo := gitserver.InitBare(t, filepath.Join(t.TempDir(), "config.git"))
 	repo.Commit(t, "main", gitserver.Change{Files: diffFiles("10", true, false), Message: "Add the pool"})
 	src := v1alpha1.Source{Name: "viewdiff", URL: repo.FileURL(), Path: "app"}
