@@ -91,12 +91,14 @@ func TestBreakGlass(t *testing.T) {
 				if left := until.Sub(g.clock.Now()); res.RequeueAfter != left {
 					t.Errorf("RequeueAfter = %s, want the time to the expiry, %s", res.RequeueAfter, left)
 				}
-				report, err := r.Diff(testCtx(t))
-				if err != nil {
-					t.Fatalf("diff: %v", err)
-				}
-				if len(report.Changes) != 1 || report.Changes[0].Action != "break-glass" || !strings.Contains(report.Changes[0].Diff, "-  extra: added") {
-					t.Errorf("diff under break-glass = %+v, want the object as break-glass with extra removed", report.Changes)
+				for _, mode := range []reconciler.DiffMode{reconciler.DiffRead, reconciler.DiffServerDryRun} {
+					report, err := r.Diff(testCtx(t), mode)
+					if err != nil {
+						t.Fatalf("diff (%s): %v", mode, err)
+					}
+					if len(report.Changes) != 1 || report.Changes[0].Action != "break-glass" || !strings.Contains(report.Changes[0].Diff, "-  extra: added") {
+						t.Errorf("diff (%s) under break-glass = %+v, want the object as break-glass with extra removed", mode, report.Changes)
+					}
 				}
 
 				g.clock.SetTime(until.Add(time.Second))

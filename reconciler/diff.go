@@ -2,13 +2,36 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
+)
+
+// DiffMode is how a diff learns what applying an object would do.
+type DiffMode string
+
+// The diff modes.
+const (
+	// DiffRead reads the live objects and the inventory and predicts each apply locally
+	// (predict.go): it needs get on the objects only, sends no write and no dry-run, needs no
+	// impersonation, and passes no admission. Defaulting, mutating admission webhooks and
+	// validation are not applied, so it may show a change the API server would normalise
+	// away; it never hides one those do not make.
+	DiffRead DiffMode = "read"
+	// DiffServerDryRun asks the API server with a server-side dry-run apply of every object:
+	// its own answer, defaults and admission included. It needs the rights to patch every
+	// object and, in protected namespaces, the reconciler's identity, since the guard decides
+	// dry-runs like real requests.
+	DiffServerDryRun DiffMode = "server-dry-run"
 )
 
 // Action is what a sync would do to one object.
@@ -22,9 +45,21 @@ const (
 	ActionUpdate Action = "update"
 	// ActionPrune: the object left Git and would be deleted.
 	ActionPrune Action = "prune"
+	// ActionOrphan: the object left Git but would not be deleted, only released (its source
+	// label removed); Message says why.
+	ActionOrphan Action = "orphan"
 	// ActionBreakGlass: the object differs from Git under an active break-glass and is left
 	// alone until it expires.
 	ActionBreakGlass Action = "break-glass"
+	// ActionAdoptionRefused: the object exists without the source's label and nothing opts in
+	// to adoption, so the sync would refuse the whole revision (AdoptionRefused).
+	ActionAdoptionRefused Action = "adoption-refused"
+	// ActionConflict: another source applies the object too, so the sync would refuse the
+	// whole revision.
+	ActionConflict Action = "conflict"
+	// ActionUnknown: the diff could not tell, because the caller may not read the object;
+	// Message says what is missing.
+	ActionUnknown Action = "unknown"
 )
 
 // ObjectDiff is what a sync would do to one object.
@@ -34,14 +69,19 @@ type ObjectDiff struct {
 	// Action is what the sync would do.
 	Action Action `json:"action"`
 	// Diff is a unified diff of the object's YAML from the cluster (---) to Git (+++),
-	// without status and the fields the API server maintains. Empty for a prune.
+	// without status and the fields the API server maintains. Empty for a prune, an orphan
+	// and an unknown.
 	Diff string `json:"diff,omitempty"`
+	// Message explains an unknown, an orphan or a refused adoption.
+	Message string `json:"message,omitempty"`
 }
 
 // DiffReport is what a sync of a source's current revision would change.
 type DiffReport struct {
 	// Source is the source's name.
 	Source string `json:"source"`
+	// Mode is how the diff was computed.
+	Mode DiffMode `json:"mode"`
 	// Revision is the commit the source's ref resolves to now.
 	Revision string `json:"revision"`
 	// Author is Revision's author.
@@ -51,25 +91,103 @@ type DiffReport struct {
 	// Violations are the policy violations that would stop the sync; the objects are
 	// compared anyway.
 	Violations []Violation `json:"violations,omitempty"`
-	// Changes lists every object the sync would create, update, prune or leave alone under
-	// break-glass, in apply order then prune order.
+	// Changes lists every object the sync would create, update, prune, orphan or leave alone
+	// under break-glass, and those the diff could not tell (unknown), in apply order then
+	// prune order.
 	Changes []ObjectDiff `json:"changes,omitempty"`
 	// Unchanged counts the objects that already match Git.
 	Unchanged int `json:"unchanged"`
+	// Notes say where the report may be inexact: what it could not read, and what a read
+	// cannot know.
+	Notes []string `json:"notes,omitempty"`
 }
 
-// Diff fetches and renders the source's current revision and reports what a sync would
-// change, using server-side dry-run so that defaults and admission are taken into account.
-// It changes nothing in the cluster and needs no running reconciler, only read access and
-// permission to dry-run. Fields that a sync would remove because they were set out of band
-// are shown removed when they sit in maps (such as a ConfigMap's data or annotations).
-func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
+// Pending reports whether the report has a change, or an object it could not tell.
+func (r *DiffReport) Pending() bool { return len(r.Changes) > 0 }
+
+// readNote is the note of every read-only report.
+const readNote = "computed from a read of the live objects, without asking the API server: its defaulting, " +
+	"mutating admission webhooks and validation are not applied, so a value the API server would default or " +
+	"normalise may show as a change (--server-dry-run asks the API server, with the rights to patch every object)"
+
+// DiffOptions are what [DiffConfig] needs.
+type DiffOptions struct {
+	// Options are the reconciler's. CacheDir may be empty: the diff then fetches into a
+	// temporary directory it removes. A read diff reads with Client and never writes; give it
+	// OpenAPI so that it merges with the API server's schemas.
+	Options
+	// Source names the one source to diff; empty diffs every source.
+	Source string
+	// Mode is how to diff; empty is [DiffRead].
+	Mode DiffMode
+}
+
+// DiffConfig reports what a sync of each source of cfg (or of the one opts names) would
+// change, without changing anything. An error means no report could be made: the
+// configuration names no such source, a fetch, render or policy evaluation failed, or the
+// cluster could not be read at all.
+func DiffConfig(ctx context.Context, cfg *v1alpha1.DriftlessConfig, opts DiffOptions) ([]*DiffReport, error) {
+	mode := opts.Mode
+	switch mode {
+	case "":
+		mode = DiffRead
+	case DiffRead, DiffServerDryRun:
+	default:
+		return nil, fmt.Errorf("diff mode %q: want %q or %q", mode, DiffRead, DiffServerDryRun)
+	}
+	sel := *cfg
+	sel.Sources = nil
+	for _, s := range cfg.Sources {
+		if opts.Source == "" || s.Name == opts.Source {
+			sel.Sources = append(sel.Sources, s)
+		}
+	}
+	if len(sel.Sources) == 0 {
+		if opts.Source == "" {
+			return nil, errors.New("the configuration declares no source")
+		}
+		return nil, fmt.Errorf("the configuration declares no source named %q", opts.Source)
+	}
+	if opts.CacheDir == "" {
+		dir, err := os.MkdirTemp("", "driftless-diff-")
+		if err != nil {
+			return nil, fmt.Errorf("diff: cache directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		opts.CacheDir = dir
+	}
+	rs, err := NewForConfig(&sel, opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	reports := make([]*DiffReport, 0, len(rs))
+	for _, r := range rs {
+		rep, err := r.Diff(ctx, mode)
+		if err != nil {
+			return nil, fmt.Errorf("diff source %q: %w", r.Name(), err)
+		}
+		reports = append(reports, rep)
+	}
+	return reports, nil
+}
+
+// Diff fetches, renders, gates and prepares the source's current revision as a sync does, and
+// reports what a sync would change: every object the revision declares that would be created,
+// or changed in a field Git declares, or lose a field that the reconciler would take over
+// from kubectl's field managers (managedfields.go) and remove; and every object of the
+// inventory that would be pruned or orphaned. It changes nothing in the cluster and needs no
+// running reconciler. With [DiffRead] it only reads; an object it may not read is reported as
+// unknown, saying so. With [DiffServerDryRun] it asks the API server (see [DiffServerDryRun]).
+func (r *Reconciler) Diff(ctx context.Context, mode DiffMode) (*DiffReport, error) {
+	if mode != DiffRead && mode != DiffServerDryRun {
+		return nil, fmt.Errorf("diff mode %q: want %q or %q", mode, DiffRead, DiffServerDryRun)
+	}
 	art, _, err := r.fetch.fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
 	md := art.Metadata
-	rep := &DiffReport{Source: r.env.src.Name, Revision: art.Revision, Author: md.Author, Subject: md.Subject}
+	rep := &DiffReport{Source: r.env.src.Name, Mode: mode, Revision: art.Revision, Author: md.Author, Subject: md.Subject}
 	rendered, res, err := r.plan.render(ctx, art)
 	if res == ResultPruneRefused {
 		return nil, fmt.Errorf("render %s at %s: no objects; a sync would refuse it", r.env.src.Path, short(art.Revision))
@@ -85,14 +203,29 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 		return nil, err
 	}
 	markAutoscaled(objs)
+	d := &differ{env: r.env, mode: mode, commit: short(art.Revision), predictor: newPredictor(r.env.openapi), claims: &claims{e: r.env}}
+	if mode == DiffRead {
+		d.note(readNote)
+	}
+	inv, found, err := r.env.readInventory(ctx)
+	switch {
+	case apierrors.IsForbidden(err):
+		d.note(fmt.Sprintf("cannot read the inventory of gitsource %s/%s: forbidden; objects to prune are unknown, and objects are taken as the source's by their label alone",
+			r.env.namespace, r.env.src.Name))
+		inv, found = &inventory{}, false
+	case err != nil:
+		return nil, err
+	}
+	d.inv = inv
+
 	changes := make([]*ObjectDiff, len(objs))
 	errs := parallel(ctx, r.env.concurrency, indexes(len(objs)), func(ctx context.Context, i int) error {
-		c, err := r.diffObject(ctx, objs[i], short(art.Revision))
+		c, err := d.object(ctx, objs[i])
 		changes[i] = c
 		return err
 	})
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("diff: %w", joinErrors(errs))
+		return nil, firstError(errs)
 	}
 	desired := map[objKey]*object{}
 	for i, c := range changes {
@@ -103,68 +236,187 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 			rep.Changes = append(rep.Changes, *c)
 		}
 	}
+	if found && r.env.src.PruneEnabled() {
+		pruned, err := d.prunes(ctx, r.prune, pruneCandidates(inv, desired))
+		if err != nil {
+			return nil, err
+		}
+		rep.Changes = append(rep.Changes, pruned...)
+	}
+	rep.Notes = d.notes
+	return rep, nil
+}
 
-	inv, _, found, err := readInventoryOf(ctx, r.env.client, r.env.namespace, r.env.src.Name)
-	if err != nil {
+// differ compares the desired objects of one revision with the cluster.
+type differ struct {
+	*env
+	mode      DiffMode
+	commit    string
+	inv       *inventory
+	predictor *predictor
+	// claims knows which objects other sources' inventories hold.
+	claims *claims
+	// mu guards notes, which parallel comparisons add to.
+	mu    sync.Mutex
+	notes []string
+}
+
+// note adds a note to the report once.
+func (d *differ) note(n string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, have := range d.notes {
+		if have == n {
+			return
+		}
+	}
+	d.notes = append(d.notes, n)
+}
+
+// object compares one desired object with the cluster; nil means unchanged.
+func (d *differ) object(ctx context.Context, o *object) (*ObjectDiff, error) {
+	live, err := d.resource(o.gvr, o.ref.Namespace).Get(ctx, o.ref.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		live = nil
+	case apierrors.IsForbidden(err):
+		return &ObjectDiff{Object: o.ref.String(), Action: ActionUnknown, Message: cannotRead(o.ref, "shown as unknown")}, nil
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", o.ref, err)
+	}
+	keepLive(o, live, true)
+	if live != nil {
+		owner, err := d.claims.claimedByOther(ctx, live)
+		switch {
+		case apierrors.IsForbidden(err):
+			d.note(fmt.Sprintf("cannot read the inventory of source %s: forbidden; whether it applies objects of this source too is unknown", live.GetLabels()[v1alpha1.LabelSource]))
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", o.ref, err)
+		case owner != "":
+			return &ObjectDiff{Object: o.ref.String(), Action: ActionConflict, Message: fmt.Sprintf(
+				"source %s applies it too; the sync would refuse the revision (declare it in one source only)", owner)}, nil
+		}
+	}
+	if live != nil && ownershipIn(&d.src, d.inv, o.ref.key(), live) == refused {
+		return &ObjectDiff{Object: o.ref.String(), Action: ActionAdoptionRefused, Message: fmt.Sprintf(
+			"it exists without the label %s=%s and neither it (%s=%q) nor the source (adopt: true) opts in to adoption; the sync would refuse the revision",
+			v1alpha1.LabelSource, d.src.Name, v1alpha1.AnnotationAdopt, v1alpha1.AdoptAllowed)}, nil
+	}
+	var want *unstructured.Unstructured
+	switch d.mode {
+	case DiffServerDryRun:
+		dry, err := d.dryRun(ctx, o)
+		if err != nil {
+			if live == nil && (apierrors.IsNotFound(err) || meta.IsNoMatchError(err)) {
+				// Its namespace or kind is created by the same revision.
+				return d.created(o, o.obj)
+			}
+			return nil, err
+		}
+		if live == nil {
+			return d.created(o, dry)
+		}
+		want = withoutForeignFields(dry, d.takeover)
+	default:
+		if live == nil {
+			return d.created(o, o.applied())
+		}
+		predicted, why, err := d.predictor.predict(o, live, d.takeover, d.clock.Now())
+		if why != "" {
+			d.note(fmt.Sprintf("%s: lists compared whole, so fields the API server defaulted inside them may show as removed (%s)", o.ref.GroupVersionKind().GroupVersion(), why))
+		}
+		if err != nil {
+			return nil, err
+		}
+		want = predicted
+	}
+	diff, err := unifiedDiff(live, want, "cluster", "git@"+d.commit)
+	if err != nil || diff == "" {
 		return nil, err
 	}
-	if !found || !r.env.src.PruneEnabled() {
-		return rep, nil
+	action := ActionUpdate
+	if readBreakGlass(live, d.clock.Now(), d.maxBreakGlass()).State == v1alpha1.BreakGlassActive {
+		action = ActionBreakGlass
 	}
-	for _, ref := range pruneCandidates(inv, desired) {
-		m, err := r.env.mapper.RESTMapping(ref.GroupVersionKind().GroupKind(), ref.Version)
+	return &ObjectDiff{Object: o.ref.String(), Action: action, Diff: diff}, nil
+}
+
+// created is the change of an object the sync would create as want.
+func (d *differ) created(o *object, want *unstructured.Unstructured) (*ObjectDiff, error) {
+	diff, err := unifiedDiff(nil, want, "cluster", "git@"+d.commit)
+	return &ObjectDiff{Object: o.ref.String(), Action: ActionCreate, Diff: diff}, err
+}
+
+// prunes decides, as a sync's prune would, what happens to each candidate that left Git.
+func (d *differ) prunes(ctx context.Context, p *pruner, cands []ObjectRef) ([]ObjectDiff, error) {
+	var out []ObjectDiff
+	for _, ref := range cands {
+		m, err := d.mapper.RESTMapping(ref.GroupVersionKind().GroupKind(), ref.Version)
 		if meta.IsNoMatchError(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("diff %s: %w", ref, err)
 		}
-		live, err := r.env.resource(m.Resource, ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		live, err := d.resource(m.Resource, ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
 			continue
+		case apierrors.IsForbidden(err):
+			out = append(out, ObjectDiff{Object: ref.String(), Action: ActionUnknown, Message: cannotRead(ref, "whether it would be pruned is unknown")})
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", ref, err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("diff %s: %w", ref, err)
-		}
-		if decision, _ := r.prune.decidePrune(ref, live, inv.origin(ref.key())); decision == pruneDelete {
-			rep.Changes = append(rep.Changes, ObjectDiff{Object: ref.String(), Action: ActionPrune})
+		switch decision, why := p.decidePrune(ref, live, d.inv.origin(ref.key())); decision {
+		case pruneDelete:
+			out = append(out, ObjectDiff{Object: ref.String(), Action: ActionPrune})
+		case pruneOrphan:
+			out = append(out, ObjectDiff{Object: ref.String(), Action: ActionOrphan, Message: "left Git but would not be deleted: " + why})
 		}
 	}
-	return rep, nil
+	return out, nil
 }
 
-// diffObject compares one desired object with the cluster; nil means unchanged.
-func (r *Reconciler) diffObject(ctx context.Context, o *object, commit string) (*ObjectDiff, error) {
-	live, err := r.env.resource(o.gvr, o.ref.Namespace).Get(ctx, o.ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-		live = nil
-	} else if err != nil {
-		return nil, fmt.Errorf("get %s: %w", o.ref, err)
+// cannotRead says that the caller may not read ref, and what the diff makes of it:
+// "cannot read secret payments/db: forbidden; shown as unknown".
+func cannotRead(ref ObjectRef, consequence string) string {
+	kind := strings.ToLower(ref.Kind)
+	if ref.Group != "" {
+		kind += "." + ref.Group
 	}
-	keepLive(o, live, true)
-	dry, err := r.env.dryRun(ctx, o)
-	if err != nil {
-		if live == nil && (apierrors.IsNotFound(err) || meta.IsNoMatchError(err)) {
-			// Its namespace or kind is created by the same revision.
-			diff, derr := unifiedDiff(nil, o.obj, "cluster", "git@"+commit)
-			return &ObjectDiff{Object: o.ref.String(), Action: ActionCreate, Diff: diff}, derr
+	name := ref.Name
+	if ref.Namespace != "" {
+		name = ref.Namespace + "/" + ref.Name
+	}
+	return fmt.Sprintf("cannot read %s %s: forbidden; %s", kind, name, consequence)
+}
+
+// firstError returns the first of errs, saying how many more there were: one clear error
+// instead of a stack of similar ones.
+func firstError(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return fmt.Errorf("%w (and %d more errors)", errs[0], len(errs)-1)
+}
+
+// actionOrder is the order in which [DiffReport.Counts] lists actions.
+var actionOrder = []Action{ActionCreate, ActionUpdate, ActionPrune, ActionOrphan, ActionBreakGlass, ActionAdoptionRefused, ActionConflict, ActionUnknown}
+
+// Counts says how many changes of each action the report holds: "1 create", "2 update".
+func (r *DiffReport) Counts() []string {
+	n := map[Action]int{}
+	for _, c := range r.Changes {
+		n[c.Action]++
+	}
+	var out []string
+	for _, a := range actionOrder {
+		if n[a] > 0 {
+			out = append(out, fmt.Sprintf("%d %s", n[a], a))
 		}
-		return nil, err
 	}
-	if live == nil {
-		diff, err := unifiedDiff(nil, dry, "cluster", "git@"+commit)
-		return &ObjectDiff{Object: o.ref.String(), Action: ActionCreate, Diff: diff}, err
-	}
-	want := withoutForeignFields(dry, r.env.takeover)
-	diff, err := unifiedDiff(live, want, "cluster", "git@"+commit)
-	if err != nil || diff == "" {
-		return nil, err
-	}
-	action := ActionUpdate
-	if readBreakGlass(live, r.env.clock.Now(), r.env.maxBreakGlass()).State == v1alpha1.BreakGlassActive {
-		action = ActionBreakGlass
-	}
-	return &ObjectDiff{Object: o.ref.String(), Action: action, Diff: diff}, nil
+	return out
 }
 
 // indexes returns 0..n-1.

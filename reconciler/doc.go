@@ -73,7 +73,10 @@
 // break-glass expires the object is reverted, added fields and the annotations included, and
 // an Event and a log line carry the change as a patch to commit to the overlay.
 //
-// [Reconciler.Diff] reports what a sync would change without changing anything.
+// [Reconciler.Diff] and [DiffConfig] report what a sync would change without changing
+// anything: by default ([DiffRead]) from a read of the live objects alone, predicting each
+// apply with the same takeover and the API server's server-side apply field manager
+// (predict.go), so that read access is enough; or with a server-side dry-run.
 //
 // Inside, a Reconciler is parts with one job each — fetch, plan, apply, prune, heal and
 // status — sharing one small state (inventory, desired objects, status, break-glass holds)

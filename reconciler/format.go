@@ -197,19 +197,30 @@ func displayOrUnknown(s string) string {
 }
 
 // WriteDiff writes what syncing each source would change, as `driftless diff` shows it: per
-// source its revision and counts, the policy violations that would stop the sync, and each
-// change with its unified diff.
+// source its revision and counts, the policy violations that would stop the sync, each change
+// with its unified diff or why it is unknown, and the notes on what the diff could not know.
 func WriteDiff(out io.Writer, reports []*DiffReport) error {
 	for _, rep := range reports {
-		fmt.Fprintf(out, "source %s at %s %q by %s: %d change(s), %d unchanged\n", rep.Source, short(rep.Revision), rep.Subject, rep.Author, len(rep.Changes), rep.Unchanged)
+		counts := "no change"
+		if c := rep.Counts(); len(c) > 0 {
+			counts = strings.Join(c, ", ")
+		}
+		fmt.Fprintf(out, "source %s at %s %q by %s: %s, %d unchanged\n", rep.Source, short(rep.Revision), rep.Subject, rep.Author, counts, rep.Unchanged)
 		for _, v := range rep.Violations {
 			fmt.Fprintf(out, "  policy violation (the sync would stop here): %s\n", v.String())
 		}
 		for _, c := range rep.Changes {
-			fmt.Fprintf(out, "  %s %s\n", c.Action, c.Object)
+			if c.Message != "" {
+				fmt.Fprintf(out, "  %s %s: %s\n", c.Action, c.Object, c.Message)
+			} else {
+				fmt.Fprintf(out, "  %s %s\n", c.Action, c.Object)
+			}
 			if c.Diff != "" {
 				fmt.Fprintln(out, displayIndent(c.Diff, "    "))
 			}
+		}
+		for _, n := range rep.Notes {
+			fmt.Fprintf(out, "  note: %s\n", n)
 		}
 	}
 	return nil

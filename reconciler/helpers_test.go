@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -85,9 +86,14 @@ func newRig(t testing.TB, name, transport string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	disco, err := discovery.NewDiscoveryClientForConfig(reconcilerConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
 	g.opts = reconciler.Options{
 		Client:   dyn,
 		Mapper:   mapper,
+		OpenAPI:  disco.OpenAPIV3(),
 		Fetcher:  source.NewGitFetcher(),
 		CacheDir: t.TempDir(),
 		Recorder: recorder,

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -155,4 +156,14 @@ func decodeInventory(s string) (*inventory, error) {
 		inv.setOrigin(ref.key(), e.Origin)
 	}
 	return inv, nil
+}
+
+// readInventory reads the source's inventory from the cluster; found is false when the source
+// has none yet. It is the one place that knows where an inventory is kept.
+func (e *env) readInventory(ctx context.Context) (*inventory, bool, error) {
+	inv, _, found, err := readInventoryOf(ctx, e.client, e.namespace, e.src.Name)
+	if err != nil || !found {
+		return &inventory{}, false, err
+	}
+	return inv, true, nil
 }

@@ -87,10 +87,16 @@ const (
 // ownershipOf decides whether the source may apply over live, the existing object k. The
 // caller holds p.st.mu.
 func (p *planner) ownershipOf(k objKey, live *unstructured.Unstructured) ownership {
+	return ownershipIn(&p.src, p.st.inv, k, live)
+}
+
+// ownershipIn decides whether src, whose inventory is inv, may apply over live, the existing
+// object k.
+func ownershipIn(src *v1alpha1.Source, inv *inventory, k objKey, live *unstructured.Unstructured) ownership {
 	switch {
-	case live.GetLabels()[v1alpha1.LabelSource] == p.src.Name, p.st.inv.origin(k) != originUnknown:
+	case live.GetLabels()[v1alpha1.LabelSource] == src.Name, inv.origin(k) != originUnknown:
 		return owned
-	case live.GetAnnotations()[v1alpha1.AnnotationAdopt] == v1alpha1.AdoptAllowed, p.src.Adopt:
+	case live.GetAnnotations()[v1alpha1.AnnotationAdopt] == v1alpha1.AdoptAllowed, src.Adopt:
 		return adoptable
 	}
 	return refused

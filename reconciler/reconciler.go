@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/openapi"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
@@ -57,6 +58,9 @@ type Options struct {
 	// Ledger durably records drift reverts, break-glass session ends and applied revisions.
 	// Nil records none.
 	Ledger *ledger.Ledger
+	// OpenAPI serves the API server's OpenAPI v3 schemas, which a read-only diff
+	// ([DiffRead]) merges with. Nil merges without them: lists are compared whole.
+	OpenAPI openapi.Client
 }
 
 // Reconciler keeps the objects of one source as its ref declares them. Make one with [New]
@@ -117,6 +121,8 @@ type env struct {
 	concurrency int
 	// retention is how long an ended break-glass session stays in the record.
 	retention time.Duration
+	// openapi serves the schemas a read-only diff merges with; nil when none.
+	openapi openapi.Client
 }
 
 // New returns the reconciler of one source. The source is defaulted as configuration
@@ -189,6 +195,7 @@ func NewRun(run SourceRun, opts Options) (*Reconciler, error) {
 		takeover:    takeover{prefixes: opts.TakeoverManagers, sessions: &sessionStarts{}},
 		concurrency: opts.Concurrency,
 		retention:   opts.BreakGlassRetention,
+		openapi:     opts.OpenAPI,
 	}
 	if e.clock == nil {
 		e.clock = clock.RealClock{}

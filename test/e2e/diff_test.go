@@ -1,66 +1,331 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/yaml"
+
+	"github.com/driftless-dev/driftless/cmd/driftless/app"
+	"github.com/driftless-dev/driftless/config/v1alpha1"
+	"github.com/driftless-dev/driftless/reconciler"
+	"github.com/driftless-dev/driftless/reconciler/source"
 	"github.com/driftless-dev/driftless/test/gitserver"
 	"github.com/driftless-dev/driftless/test/harness"
 )
 
-// TestDiffCommand runs `driftless diff` as documented: as the reconciler's identity (admin
-// impersonating it), because the guard decides dry-runs in protected namespaces like real
-// requests.
-func TestDiffCommand(t *testing.T) {
-	repo := gitserver.InitBare(t, filepath.Join(t.TempDir(), "config.git"))
-	cm := func(value string) string {
-		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: diff-config\n  namespace: production\ndata:\n  POOL_SIZE: %q\n", value)
-	}
-	repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"app/configmap.yaml": cm("10")}, Message: "Add the pool size"})
-	config := filepath.Join(t.TempDir(), "driftless.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`apiVersion: driftless.dev/v1alpha1
-kind: DriftlessConfig
-sources:
-  - name: diffsource
-    url: %s
-    path: app
-`, repo.FileURL())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	asReconciler := []string{"diff", "--config", config, "--as", harness.ReconcilerName}
+// diffNamespace is not protected, so that admin can add a field with kubectl as a person
+// could outside protected namespaces (or under break-glass inside them).
+const diffNamespace = "diff-view"
 
-	out, err := driftless(t, cp.Admin, asReconciler...)
-	if err != nil {
-		t.Fatalf("diff: %v\n%s", err, out)
+// diffFiles are the source's files at one revision: pool is production's pool size, and old
+// is left out when it is false.
+func diffFiles(pool string, old, added bool) map[string]string {
+	cm := func(ns, name, key, value string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\ndata:\n  %s: %q\n", name, ns, key, value)
 	}
-	if !strings.Contains(out, "create ConfigMap production/diff-config") || !strings.Contains(out, `"Add the pool size"`) {
-		t.Errorf("diff does not show the create:\n%s", out)
+	files := map[string]string{
+		"app/pool.yaml":  cm("production", "diff-pool", "POOL_SIZE", pool),
+		"app/flags.yaml": cm(diffNamespace, "diff-flags", "FLAG", "on"),
+		"app/creds.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: diff-creds\n  namespace: " + diffNamespace + "\ndata:\n  password: czNjcmV0\n",
+		"app/web.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: diff-web
+  namespace: ` + diffNamespace + `
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: diff-web}
+  template:
+    metadata:
+      labels: {app: diff-web}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1
+          ports:
+            - containerPort: 8080
+`,
 	}
-	if r := cp.Admin.Kubectl(t.Context(), "get", "-n", "production", "configmap/diff-config"); r.Err == nil {
-		t.Fatal("diff created the object")
+	if old {
+		files["app/old.yaml"] = cm(diffNamespace, "diff-old", "LEGACY", "yes")
 	}
+	if added {
+		files["app/new.yaml"] = cm(diffNamespace, "diff-new", "NEW", "1")
+	}
+	return files
+}
 
-	// Once applied (as the reconciler would), a new commit shows as an update with its diff.
-	if r := cp.Reconciler.KubectlWith(t.Context(), []byte(cm("10")), nil, "apply", "--server-side", "--field-manager=driftless", "-f", "-"); r.Err != nil {
-		t.Fatal(r.Combined())
+// resourceVersions lists every ConfigMap, Secret and Deployment of the namespaces the test
+// touches with its resource version: what a write of any kind would change.
+func resourceVersions(t *testing.T) string {
+	t.Helper()
+	var out []string
+	for _, ns := range []string{diffNamespace, "production", v1alpha1.DefaultNamespace} {
+		r := cp.Admin.Kubectl(t.Context(), "get", "configmaps,secrets,deployments", "-n", ns, "-o",
+			`jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}`)
+		if r.Err != nil {
+			t.Fatal(r.Combined())
+		}
+		out = append(out, r.Stdout)
 	}
-	repo.Commit(t, "main", gitserver.Change{Files: map[string]string{"app/configmap.yaml": cm("80")}, Message: "Raise the pool size"})
-	out, err = driftless(t, cp.Admin, asReconciler...)
+	return strings.Join(out, "")
+}
+
+// diffReports runs driftless diff -o json as u and returns the reports and the exit code.
+func diffReports(t *testing.T, u *harness.User, args ...string) ([]*reconciler.DiffReport, int) {
+	t.Helper()
+	out, err := driftless(t, u, append([]string{"diff", "-o", "json"}, args...)...)
+	code := 0
 	if err != nil {
-		t.Fatalf("diff: %v\n%s", err, out)
+		code = app.ExitCode(err)
 	}
-	for _, want := range []string{"update ConfigMap production/diff-config", `-  POOL_SIZE: "10"`, `+  POOL_SIZE: "80"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("diff does not show %q:\n%s", want, out)
+	var reports []*reconciler.DiffReport
+	if code < 2 {
+		if jerr := json.Unmarshal([]byte(out), &reports); jerr != nil {
+			t.Fatalf("diff -o json as %s (exit %d, %v): %v\n%s", u.Name, code, err, jerr, out)
 		}
 	}
-	assertKubectlOutput(t, cp.Admin, `{.data.POOL_SIZE}`, "10", "get", "-n", "production", "configmap/diff-config")
+	return reports, code
+}
 
-	// As a person, the guard denies the dry-runs, as the command's help says.
-	if out, err := driftless(t, cp.Bob, "diff", "--config", config); err == nil || !strings.Contains(out+err.Error(), "driftless: bob may not") {
-		t.Errorf("bob's diff in a protected namespace: err %v\n%s", err, out)
+// diffHome holds the GitSource of TestDiffCommand's source.
+const diffHome = "diff-home"
+
+// TestDiffCommand runs `driftless diff` as a person who may only read (the view ClusterRole:
+// no Secrets, no writes, no impersonation) on a pending commit that changes a field, adds an
+// object, removes one to prune and leaves a field kubectl added, which the sync would remove.
+func TestDiffCommand(t *testing.T) {
+	ctx := t.Context()
+	for _, ns := range []string{diffNamespace, v1alpha1.DefaultNamespace, diffHome} {
+		if r := cp.Admin.Kubectl(ctx, "create", "namespace", ns); r.Err != nil && !strings.Contains(r.Stderr, "AlreadyExists") {
+			t.Fatal(r.Combined())
+		}
 	}
+	t.Cleanup(func() {
+		// Leave nothing for the next run; production is protected, so the reconciler
+		// deletes there.
+		ctx := context.Background()
+		for _, c := range []struct {
+			u    *harness.User
+			args []string
+		}{
+			{cp.Admin, []string{"delete", "clusterrolebinding", "diff-carol-view", "diff-carol-sources"}},
+			{cp.Admin, []string{"delete", "clusterrole", "diff-source-viewer"}},
+			{cp.Admin, []string{"-n", diffNamespace, "delete", "rolebinding,configmap,secret,deployment", "--all"}},
+			{cp.Admin, []string{"-n", diffHome, "delete", "gitsource", "viewdiff"}},
+			{cp.Reconciler, []string{"-n", "production", "delete", "rolebinding/diff-dave-view", "configmap/diff-pool"}},
+		} {
+			if res := c.u.Kubectl(ctx, append(c.args, "--ignore-not-found")...); res.Err != nil {
+				t.Errorf("clean up: %s", res.Combined())
+			}
+		}
+	})
+	repo := gitserver.InitBare(t, filepath.Join(t.TempDir(), "config.git"))
+	repo.Commit(t, "main", gitserver.Change{Files: diffFiles("10", true, false), Message: "Add the pool"})
+	src := v1alpha1.Source{Name: "viewdiff", URL: repo.FileURL(), Path: "app"}
+	config := filepath.Join(t.TempDir(), "driftless.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, "apiVersion: driftless.dev/v1alpha1\nkind: DriftlessConfig\nreconciler:\n  serviceAccount: {namespace: %s, name: driftless}\nsources:\n  - name: %s\n    url: %s\n    path: %s\n",
+		diffHome, src.Name, src.URL, src.Path), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The source's status and inventory live in its GitSource. It is kept in a namespace of
+	// its own, which the `driftless run` of this package does not reconcile, so that only
+	// this test's reconciler syncs it.
+	gs, err := yaml.Marshal(v1alpha1.GitSourceForSource(src, diffHome))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := cp.Admin.KubectlWith(ctx, gs, nil, "create", "-f", "-"); res.Err != nil {
+		t.Fatalf("create gitsource: %v\n%s", res.Err, res.Combined())
+	}
+
+	// The reconciler applies the first revision, as `driftless run` would.
+	r := newReconciler(t, src)
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	// A person adds a key with kubectl, outside protected namespaces.
+	if res := cp.Admin.Kubectl(ctx, "-n", diffNamespace, "patch", "configmap", "diff-flags", "--type=merge", "-p", `{"data":{"OOB":"added"}}`); res.Err != nil {
+		t.Fatal(res.Combined())
+	}
+	commit := repo.Commit(t, "main", gitserver.Change{Files: diffFiles("80", false, true), Delete: []string{"app/old.yaml"}, Message: "Raise the pool size"})
+
+	// carol may read (view), nothing more. The view ClusterRole is an aggregation that
+	// kube-controller-manager fills, and none runs here: bind what it aggregates, the
+	// bootstrap role system:aggregate-to-view (no Secrets).
+	carol, err := cp.AddUnboundUser(ctx, "carol", "auditors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := cp.Admin.Kubectl(ctx, "create", "clusterrolebinding", "diff-carol-view", "--clusterrole=system:aggregate-to-view", "--user=carol"); res.Err != nil {
+		t.Fatal(res.Combined())
+	}
+	// What config/rbac's driftless-source-viewer aggregates into view: reading GitSources.
+	if res := cp.Admin.Kubectl(ctx, "create", "clusterrole", "diff-source-viewer", "--verb=get,list,watch", "--resource=gitsources.driftless.dev"); res.Err != nil {
+		t.Fatal(res.Combined())
+	}
+	if res := cp.Admin.Kubectl(ctx, "create", "clusterrolebinding", "diff-carol-sources", "--clusterrole=diff-source-viewer", "--user=carol"); res.Err != nil {
+		t.Fatal(res.Combined())
+	}
+	// The authorizer sees a new binding within moments.
+	if err := harness.Poll(ctx, time.Minute, func() error {
+		if res := carol.Kubectl(ctx, "auth", "can-i", "get", "configmaps", "-n", "production"); strings.TrimSpace(res.Stdout) != "yes" {
+			return fmt.Errorf("carol may not read configmaps yet: %s", res.Combined())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "configmaps", "-n", "production"}, "yes"},
+		{[]string{"get", "configmaps", "-n", v1alpha1.DefaultNamespace}, "yes"},
+		{[]string{"get", "secrets", "-n", diffNamespace}, "no"},
+		{[]string{"patch", "configmaps", "-n", "production"}, "no"},
+		{[]string{"impersonate", "users"}, "no"},
+	} {
+		res := carol.Kubectl(ctx, append([]string{"auth", "can-i"}, c.args...)...)
+		if got := strings.TrimSpace(res.Stdout); got != c.want {
+			t.Fatalf("carol can-i %v = %q, want %q (%s)", c.args, got, c.want, res.Stderr)
+		}
+	}
+	before := resourceVersions(t)
+
+	// carol's diff: every change of the pending commit, the Secret she may not read as
+	// unknown, and the Deployment (unchanged, with the API server's defaults) not at all.
+	out, err := driftless(t, carol, "diff", "--config", config)
+	t.Logf("carol's diff (%v):\n%s", err, out)
+	if code := app.ExitCode(err); err == nil || code != 1 {
+		t.Fatalf("carol's diff: exit %d (%v), want 1 (changes)\n%s", code, err, out)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("source viewdiff at %s %q", commit[:12], "Raise the pool size"),
+		"1 create, 2 update, 1 prune, 1 unknown, 1 unchanged",
+		"update ConfigMap production/diff-pool", `-  POOL_SIZE: "10"`, `+  POOL_SIZE: "80"`,
+		"update ConfigMap diff-view/diff-flags", "-  OOB: added",
+		"create ConfigMap diff-view/diff-new", `+  NEW: "1"`,
+		"prune ConfigMap diff-view/diff-old",
+		"unknown Secret diff-view/diff-creds: cannot read secret diff-view/diff-creds: forbidden; shown as unknown",
+		"note: computed from a read of the live objects",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("carol's diff does not show %q:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{"diff-web", "is forbidden: User", "czNjcmV0", "lists compared whole"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("carol's diff shows %q:\n%s", unwanted, out)
+		}
+	}
+	if !strings.Contains(err.Error(), "source viewdiff: 1 create, 2 update, 1 prune, 1 unknown") {
+		t.Errorf("carol's diff error: %v", err)
+	}
+	if after := resourceVersions(t); after != before {
+		t.Errorf("carol's diff changed the cluster:\nbefore\n%s\nafter\n%s", before, after)
+	}
+
+	// A dry-run needs write rights carol does not have: exit 2, one error that names them.
+	out, err = driftless(t, carol, "diff", "--config", config, "--server-dry-run")
+	if code := app.ExitCode(err); err == nil || code != 2 || !strings.Contains(err.Error(), `User "carol" cannot patch resource`) {
+		t.Errorf("carol's --server-dry-run: exit %d, %v\n%s", code, err, out)
+	}
+
+	// As the reconciler, the API server's dry-run and the read agree, change for change;
+	// carol's read differs only in the Secret she may not read.
+	dry, dryCode := diffReports(t, cp.Reconciler, "--config", config, "--server-dry-run")
+	read, readCode := diffReports(t, cp.Reconciler, "--config", config)
+	mine, mineCode := diffReports(t, carol, "--config", config)
+	if dryCode != 1 || readCode != 1 || mineCode != 1 || len(dry) != 1 || len(read) != 1 || len(mine) != 1 {
+		t.Fatalf("exit codes dry-run %d, read %d, carol %d; reports %d, %d, %d", dryCode, readCode, mineCode, len(dry), len(read), len(mine))
+	}
+	if !reflect.DeepEqual(dry[0].Changes, read[0].Changes) || dry[0].Unchanged != read[0].Unchanged {
+		t.Errorf("dry-run (%d unchanged):\n%+v\nread (%d unchanged):\n%+v", dry[0].Unchanged, dry[0].Changes, read[0].Unchanged, read[0].Changes)
+	}
+	var readable []reconciler.ObjectDiff
+	for _, c := range mine[0].Changes {
+		if c.Action != reconciler.ActionUnknown {
+			readable = append(readable, c)
+		}
+	}
+	if !reflect.DeepEqual(readable, read[0].Changes) || mine[0].Unchanged != read[0].Unchanged-1 {
+		t.Errorf("carol's read without the unknown:\n%+v\nthe reconciler's read:\n%+v", readable, read[0].Changes)
+	}
+	if after := resourceVersions(t); after != before {
+		t.Errorf("the diffs changed the cluster:\nbefore\n%s\nafter\n%s", before, after)
+	}
+
+	// dave may read the two namespaces only, not the inventory: the prunes are unknown, and
+	// the diff says why instead of failing.
+	dave, err := cp.AddUnboundUser(ctx, "dave", "auditors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"production", diffNamespace} {
+		// As the reconciler: production is protected.
+		if res := cp.Reconciler.Kubectl(ctx, "create", "rolebinding", "diff-dave-view", "-n", ns, "--clusterrole=system:aggregate-to-view", "--user=dave"); res.Err != nil {
+			t.Fatal(res.Combined())
+		}
+	}
+	if err := harness.Poll(ctx, time.Minute, func() error {
+		if res := dave.Kubectl(ctx, "auth", "can-i", "get", "configmaps", "-n", diffNamespace); strings.TrimSpace(res.Stdout) != "yes" {
+			return fmt.Errorf("dave may not read configmaps yet: %s", res.Combined())
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = driftless(t, dave, "diff", "--config", config)
+	if code := app.ExitCode(err); err == nil || code != 1 ||
+		!strings.Contains(out, "1 create, 2 update, 1 unknown, 1 unchanged") || strings.Contains(out, "prune ConfigMap") ||
+		!strings.Contains(out, "note: cannot read the inventory of gitsource "+diffHome+"/viewdiff: forbidden; objects to prune are unknown") {
+		t.Errorf("dave's diff: exit %d (%v)\n%s", code, err, out)
+	}
+
+	// Once synced, nothing is pending: exit 0 for whoever reads everything; carol still
+	// cannot tell for the Secret.
+	if _, err := r.Sync(ctx); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if out, err := driftless(t, cp.Reconciler, "diff", "--config", config); err != nil || !strings.Contains(out, "no change, 5 unchanged") {
+		t.Errorf("the reconciler's diff after the sync: exit %d (%v)\n%s", app.ExitCode(err), err, out)
+	}
+	if out, err := driftless(t, carol, "diff", "--config", config); app.ExitCode(err) != 1 || !strings.Contains(out, "1 unknown, 4 unchanged") {
+		t.Errorf("carol's diff after the sync: exit %d (%v)\n%s", app.ExitCode(err), err, out)
+	}
+}
+
+// newReconciler returns a reconciler of src acting as the reconciler's identity.
+func newReconciler(t *testing.T, src v1alpha1.Source) *reconciler.Reconciler {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cp.Reconciler.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := rest.HTTPClientFor(cp.Reconciler.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cp.Reconciler.Config, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := reconciler.New(src, reconciler.Options{Client: dyn, Mapper: mapper, Fetcher: source.NewGitFetcher(), CacheDir: t.TempDir(), Namespace: diffHome})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

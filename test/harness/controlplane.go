@@ -228,6 +228,17 @@ func (cp *ControlPlane) Stop() error {
 // kubeconfig and binds it to cluster-admin (unless it is in system:masters already, or the
 // control plane was started with Options.OwnRBAC).
 func (cp *ControlPlane) AddUser(ctx context.Context, name string, groups ...string) (*User, error) {
+	return cp.addUser(ctx, name, !cp.ownRBAC, groups)
+}
+
+// AddUnboundUser provisions a user like AddUser but binds it to nothing, whatever the control
+// plane's options: the test grants its rights, as an installation's RBAC would.
+func (cp *ControlPlane) AddUnboundUser(ctx context.Context, name string, groups ...string) (*User, error) {
+	return cp.addUser(ctx, name, false, groups)
+}
+
+// addUser provisions a user and, when bind is set, binds it to cluster-admin.
+func (cp *ControlPlane) addUser(ctx context.Context, name string, bind bool, groups []string) (*User, error) {
 	au, err := cp.env.AddUser(envtest.User{Name: name, Groups: groups}, &rest.Config{QPS: 200, Burst: 400})
 	if err != nil {
 		return nil, fmt.Errorf("add user %s: %w", name, err)
@@ -241,7 +252,7 @@ func (cp *ControlPlane) AddUser(ctx context.Context, name string, groups ...stri
 		return nil, err
 	}
 	u := &User{Name: name, Groups: groups, Config: au.Config(), Kubeconfig: path, kubectl: cp.KubectlPath}
-	if cp.ownRBAC || slices.Contains(groups, "system:masters") {
+	if !bind || slices.Contains(groups, "system:masters") {
 		return u, nil
 	}
 	cs, err := kubernetes.NewForConfig(cp.env.Config)
