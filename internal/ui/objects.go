@@ -55,7 +55,10 @@ type ObjectsView struct {
 	Objects []Object `json:"objects"`
 	// DiffNote says what the diffs show.
 	DiffNote string `json:"diffNote"`
-	// Notes say what the view could not show.
+	// Forbidden are the kinds (resource.group) the caller may not list: their objects are
+	// not shown.
+	Forbidden []string `json:"forbidden,omitempty"`
+	// Notes say what else the view could not show.
 	Notes []string `json:"notes,omitempty"`
 	// Error says why the view could not be read.
 	Error string `json:"error,omitempty"`
@@ -155,10 +158,8 @@ func (r *Reader) Objects(ctx context.Context, source, namespace string) ObjectsV
 	}
 	wg.Wait()
 	sort.Slice(v.Objects, func(i, j int) bool { return v.Objects[i].Object < v.Objects[j].Object })
-	if len(forbidden) > 0 {
-		slices.Sort(forbidden)
-		v.Notes = append(v.Notes, "your RBAC does not let you list "+strings.Join(forbidden, ", ")+": objects of these kinds are not shown")
-	}
+	slices.Sort(forbidden)
+	v.Forbidden = forbidden
 	if len(failed) > 0 {
 		slices.Sort(failed)
 		v.Notes = append(v.Notes, "could not list "+strings.Join(failed, "; "))

@@ -35,13 +35,13 @@
     if (m > 0) return m + "m " + sec + "s";
     return sec + "s";
   }
-  function utc(t) { return new Date(t).toISOString().replace(".000Z", "Z").replace("T", " "); }
+  function utc(t) { return new Date(t).toISOString().slice(0, 19).replace("T", " "); }
   // when renders a time as "3m 10s ago" with the exact time as its datetime and title.
   function when(t, never) {
     if (isZero(t)) return h("span", { class: "muted", text: never || "never" });
     var ms = now() - new Date(t).getTime();
     var text = ms >= 0 ? dur(ms) + " ago" : "in " + dur(-ms);
-    return h("time", { datetime: t, title: utc(t), "data-ago": t, text: text });
+    return h("time", { datetime: t, title: utc(t) + " UTC", "data-ago": t, text: text });
   }
   function short(sha) { return sha ? sha.slice(0, 12) : ""; }
   function badge(kind, text) { return h("span", { class: "badge " + kind, text: text }); }
@@ -241,9 +241,14 @@
     if (!d.found) out.push(empty("No source named " + r.source + " has a status yet."));
     out.push(h("p", { class: "note", text: d.diffNote }));
     out = out.concat(notes(d.notes));
+    if ((d.forbidden || []).length) {
+      out.push(h("details", { class: "note", "data-key": "forbidden" },
+        h("summary", { text: "Not shown: objects of " + d.forbidden.length + " kinds your RBAC does not let you list" }),
+        h("p", { class: "mono", text: d.forbidden.join(", ") })));
+    }
     if (!d.objects.length) return out.concat(empty("No object you may list carries the label driftless.dev/source=" + r.source + "."));
     if (d.revision) out.push(h("p", null, "Source at ", h("code", { text: short(d.revision) }), "; " + d.objects.length + " objects."));
-    out.push(table("Live objects of " + r.source, ["Object", "State", "Applied at", "Written by others", "Diff"], d.objects.map(function (o) {
+    out.push(h("div", { class: "objects" }, table("Live objects of " + r.source, ["Object", "State", "Applied at", "Written by others", "Diff"], d.objects.map(function (o) {
       var writers = (o.writers || []).map(function (w) {
         return h("li", null, h("code", { text: w.manager }), " (" + w.operation + (w.person ? ", a person's tool" : "") + ") ", isZero(w.time) ? "" : when(w.time), ": ", h("code", { text: w.fields.join(", ") }));
       });
@@ -253,7 +258,7 @@
         h("td", null, o.revision ? h("code", { text: short(o.revision) }) : h("span", { class: "muted", text: "not recorded" })),
         h("td", null, writers.length ? h("ul", null, writers) : h("span", { class: "muted", text: "nobody" })),
         h("td", null, o.diff ? h("details", { "data-key": "diff:" + o.object }, h("summary", { text: "Diff (" + o.diff.split("\n").length + " lines)" }), diffBlock(o.diff, "Diff of " + o.object)) : h("span", { class: "muted", text: "no difference" })));
-    })));
+    }))));
     return out;
   }
 
