@@ -56,6 +56,8 @@ func TestGuard(t *testing.T) {
 		header map[string]string
 		cookie *http.Cookie
 		want   int
+		// body is a part of the answer that says the guard, not the router, answered.
+		body string
 	}{
 		{name: "logged in", method: http.MethodGet, path: "/", cookie: cookie, want: http.StatusOK},
 		{name: "logged in, HEAD", method: http.MethodHead, path: "/static/app.js", cookie: cookie, want: http.StatusOK},
@@ -67,8 +69,9 @@ func TestGuard(t *testing.T) {
 		{name: "localhost is another Host", method: http.MethodGet, path: "/", host: "localhost:4321", cookie: cookie, want: http.StatusMisdirectedRequest},
 		{name: "another origin", method: http.MethodGet, path: "/api/sources", cookie: cookie, header: map[string]string{"Origin": "http://attacker.example"}, want: http.StatusForbidden},
 		{name: "another site", method: http.MethodGet, path: "/", cookie: cookie, header: map[string]string{"Sec-Fetch-Site": "cross-site"}, want: http.StatusForbidden},
-		{name: "POST", method: http.MethodPost, path: "/", cookie: cookie, want: http.StatusMethodNotAllowed},
-		{name: "DELETE", method: http.MethodDelete, path: "/api/sources", cookie: cookie, want: http.StatusMethodNotAllowed},
+		{name: "POST", method: http.MethodPost, path: "/", cookie: cookie, want: http.StatusMethodNotAllowed, body: "read-only"},
+		{name: "DELETE", method: http.MethodDelete, path: "/api/sources", cookie: cookie, want: http.StatusMethodNotAllowed, body: "read-only"},
+		{name: "POST with the token", method: http.MethodPost, path: "/?token=guess", want: http.StatusMethodNotAllowed, body: "read-only"},
 		{name: "the token again, without the cookie", method: http.MethodGet, path: strings.TrimPrefix(s.URL(), base), want: http.StatusForbidden},
 		{name: "a wrong token", method: http.MethodGet, path: "/?token=guess", want: http.StatusForbidden},
 	}
@@ -88,6 +91,9 @@ func TestGuard(t *testing.T) {
 			s.ServeHTTP(w, r)
 			if w.Code != c.want {
 				t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, w.Code, c.want, w.Body.String())
+			}
+			if !strings.Contains(w.Body.String(), c.body) {
+				t.Errorf("%s %s answered %q, want it to say %q", c.method, c.path, w.Body.String(), c.body)
 			}
 			if csp := w.Header().Get("Content-Security-Policy"); csp != contentSecurityPolicy {
 				t.Errorf("Content-Security-Policy %q, want %q", csp, contentSecurityPolicy)
