@@ -153,11 +153,9 @@ type BreakGlassView struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Session is a break-glass session.
+// Session is a break-glass session; the page counts its time left down to Until from Now.
 type Session struct {
 	reconciler.BreakGlassSession
-	// SecondsLeft is the time left at Now, for an active session.
-	SecondsLeft int64 `json:"secondsLeft,omitempty"`
 }
 
 // maxEnded bounds the ended sessions shown.
@@ -201,7 +199,7 @@ func (r *Reader) BreakGlass(ctx context.Context, namespace string) BreakGlassVie
 				s.Until = bg.Until
 			}
 		}
-		v.Active = append(v.Active, Session{BreakGlassSession: s, SecondsLeft: max(0, int64(s.Until.Sub(now)/time.Second))})
+		v.Active = append(v.Active, Session{BreakGlassSession: s})
 	}
 	slices.SortStableFunc(v.Active, func(a, b Session) int { return a.Until.Compare(b.Until) })
 	return v

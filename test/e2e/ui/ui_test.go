@@ -183,6 +183,23 @@ func (b *browser) screenshot(name string) {
 	b.shots[name] = shot
 }
 
+// checkRequests fails the test for every request the page made that went anywhere but
+// origin, and returns how many went to its API.
+func (b *browser) checkRequests(origin string) (api int) {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, u := range b.requests {
+		if !strings.HasPrefix(u, origin+"/") {
+			b.t.Errorf("the page requested %s: every request must go to %s", u, origin)
+		}
+		if strings.HasPrefix(u, origin+"/api/") {
+			api++
+		}
+	}
+	return api
+}
+
 // js quotes s as a JavaScript string.
 func js(s string) string { return strconv.Quote(s) }
 
@@ -217,6 +234,8 @@ func TestWebView(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden {
 		t.Errorf("the link a second time: %d %s, want 403", res.StatusCode, body)
 	}
+	// The page has loaded: nothing it asked for left 127.0.0.1 (checked again at the end).
+	b.checkRequests(origin)
 	b.screenshot("sources")
 
 	// A marker that a reload would wipe: every update from here on must come without one.
@@ -301,16 +320,7 @@ func TestWebView(t *testing.T) {
 	}
 
 	// Nothing the page asked for left 127.0.0.1.
-	api := 0
-	for _, u := range requests {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s: every request must go to %s", u, origin)
-		}
-		if strings.HasPrefix(u, origin+"/api/") {
-			api++
-		}
-	}
-	if api < 5 {
+	if api := b.checkRequests(origin); api < 5 {
 		t.Errorf("recorded %d requests to the view's API (%d in all); the recording missed the page's polling", api, len(requests))
 	}
 	t.Logf("%d requests, all to %s", len(requests), origin)
