@@ -134,7 +134,9 @@ func newBrowser(t *testing.T) *browser {
 // do runs actions, failing the test with what the page shows when one fails.
 func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("%s: %v\nthe page shows:\n%s", what, err, b.text())
 	}
 }
@@ -153,7 +155,11 @@ func (b *browser) text() string {
 // waitFor polls the JavaScript condition in the page until it holds; it never reloads.
 func (b *browser) waitFor(what, condition string, timeout time.Duration) {
 	b.t.Helper()
-	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](condition, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(200*time.Millisecond)))
+	// The poll's own timeout runs in the page; the context's bounds the wait even when the
+	// page's timers lag.
+	ctx, cancel := context.WithTimeout(b.ctx, timeout+15*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](condition, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(200*time.Millisecond)))
 	if err != nil {
 		b.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", what, err, b.text())
 	}
@@ -162,7 +168,9 @@ func (b *browser) waitFor(what, condition string, timeout time.Duration) {
 // eval evaluates a JavaScript expression.
 func eval[T any](b *browser, expr string) T {
 	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
 		b.t.Fatalf("evaluate %s: %v", expr, err)
 	}
@@ -172,7 +180,9 @@ func eval[T any](b *browser, expr string) T {
 // screenshot captures the 1280×800 viewport as name.png.
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
-	shot, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
