@@ -60,8 +60,15 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	  $(GO) test ./$$1 -run '^$$' -fuzz "^$$2$$" -fuzztime $${FUZZTIME:-30s}; \
 	done
 
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+
+.PHONY: generate
+generate: ## Regenerate the deepcopy functions of config/v1alpha1 (controller-gen).
+	$(CONTROLLER_GEN) object paths=./config/v1alpha1
+
 .PHONY: manifests
-manifests: build ## Regenerate config/webhook/manifests.yaml and config/default/self-protection.yaml from config/default/driftless.yaml.
+manifests: generate build ## Regenerate config/crd, config/webhook/manifests.yaml and config/default/self-protection.yaml.
+	$(CONTROLLER_GEN) crd paths=./config/v1alpha1 output:crd:artifacts:config=config/crd/bases
 	$(BIN) manifests webhook --config config/default/driftless.yaml > config/webhook/manifests.yaml
 	$(BIN) manifests self-protection --config config/default/driftless.yaml > config/default/self-protection.yaml
 

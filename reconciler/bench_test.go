@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +114,14 @@ func vmHWM() int64 {
 	return 0
 }
 
+// startBench runs r until the benchmark ends, after a first sync of its own: on a loaded
+// machine a first sync of 1,004 objects can take longer than the start helper waits.
+func startBench(b *testing.B, g *rig, r *reconciler.Reconciler) {
+	b.Helper()
+	benchSync(b, r)
+	g.start(r, g.repo.Head(b, "main"))
+}
+
 // BenchmarkFirstSync applies the generated repository to an empty cluster: 1,004 objects
 // dry-run and created. Each iteration uses a new source and new namespaces.
 func BenchmarkFirstSync(b *testing.B) {
@@ -174,7 +183,7 @@ func BenchmarkNoopResync(b *testing.B) {
 			g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
 			g.commit(variant.files(benchFiles(name, 0)))
 			r := g.reconciler()
-			g.start(r, g.repo.Head(b, "main"))
+			startBench(b, g, r)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				benchSync(b, r)
@@ -204,23 +213,82 @@ func BenchmarkNoopResync(b *testing.B) {
 	})
 }
 
-// BenchmarkOneObjectChange syncs a commit that changes one of the 1,004 objects.
+// BenchmarkOneObjectChange syncs a commit that changes one of the 1,004 objects, declared as
+// plain YAML and through a kustomization listing the files, and reports the requests the
+// reconciler's client makes per sync (the 1,003 unchanged objects should need none).
 func BenchmarkOneObjectChange(b *testing.B) {
-	name := unique("bench-one")
-	g := benchRig(b, name)
+	var requests atomic.Int64
+	counted := rest.CopyConfig(reconcilerConfig)
+	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if !strings.Contains(req.URL.RawQuery, "watch=true") {
+				requests.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	client, err := dynamic.NewForConfig(counted)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, variant := range []struct {
+		name  string
+		files func(map[string]string) map[string]string
+	}{
+		{"plain", func(f map[string]string) map[string]string { return f }},
+		{"kustomize", withKustomization},
+	} {
+		b.Run(variant.name, func(b *testing.B) {
+			name := unique("bench-one")
+			g := newRig(b, name, overFile)
+			g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+			g.opts.Client = client
+			g.commit(variant.files(benchFiles(name, 0)))
+			r := g.reconciler()
+			startBench(b, g, r)
+			b.ResetTimer()
+			var total int64
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				file := "apps/" + name + "-0/cm-0000.yaml"
+				g.commit(map[string]string{file: benchFiles(name, i+1)[file]})
+				before := requests.Load()
+				b.StartTimer()
+				benchSync(b, r)
+				b.StopTimer()
+				total += requests.Load() - before
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(total)/float64(b.N), "requests/sync")
+			if st := g.status(); st.ObjectsApplied != 1 {
+				b.Fatalf("one-object change applied %d objects, want 1", st.ObjectsApplied)
+			}
+			reportMemory(b)
+		})
+	}
+}
+
+// BenchmarkUnrelatedCommit syncs a commit to the kustomize overlay's repository that changes
+// only a file outside the source's path: nothing the kustomization reads changed, so the
+// render of the last commit is reused.
+func BenchmarkUnrelatedCommit(b *testing.B) {
+	name := unique("bench-unrelated")
+	g := newRig(b, name, overFile)
+	g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+	g.commit(withKustomization(benchFiles(name, 0)))
 	r := g.reconciler()
-	g.start(r, g.repo.Head(b, "main"))
+	startBench(b, g, r)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		file := "apps/" + name + "-0/cm-0000.yaml"
-		g.commit(map[string]string{file: benchFiles(name, i+1)[file]})
+		g.commit(map[string]string{"docs/README.md": fmt.Sprintf("change %d\n", i)})
 		b.StartTimer()
 		benchSync(b, r)
 	}
 	b.StopTimer()
-	if st := g.status(); st.ObjectsApplied != 1 {
-		b.Fatalf("one-object change applied %d objects, want 1", st.ObjectsApplied)
+	if st := g.status(); st.ObjectsApplied != 0 {
+		b.Fatalf("unrelated commit applied %d objects", st.ObjectsApplied)
 	}
 	reportMemory(b)
 }
@@ -232,7 +300,7 @@ func BenchmarkDriftRevert(b *testing.B) {
 	src := unique("bench-drift")
 	g := benchRig(b, src)
 	r := g.reconciler()
-	g.start(r, g.repo.Head(b, "main"))
+	startBench(b, g, r)
 	ns, name := src+"-1", "cm-0001"
 	cms := admin.CoreV1().ConfigMaps(ns)
 	b.ResetTimer()
@@ -278,19 +346,53 @@ func BenchmarkDriftRevert(b *testing.B) {
 
 // BenchmarkFirstSyncVsKubectl applies the same 1,004-object kustomization, in new namespaces
 // each round, with a first sync and with `kubectl apply --server-side -k` as the same
-// identity against the same API server, alternating, and reports both and their ratio.
+// identity against the same API server, alternating, and reports both, their ratio, the
+// reconciler's requests per object and the slowest round against the median (stalls). A
+// request of the reconciler slower than slowRequest is logged, and a sync still running after
+// stallAfter writes every goroutine's stack to a temporary file, to find out why it stalls.
 func BenchmarkFirstSyncVsKubectl(b *testing.B) {
-	var driftless, kubectl time.Duration
+	const (
+		slowRequest = 2 * time.Second
+		stallAfter  = 20 * time.Second
+	)
+	var requests atomic.Int64
+	counted := rest.CopyConfig(reconcilerConfig)
+	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			requests.Add(1)
+			start := time.Now()
+			res, err := rt.RoundTrip(req)
+			if d := time.Since(start); d > slowRequest {
+				status := 0
+				if res != nil {
+					status = res.StatusCode
+				}
+				b.Logf("slow request: %s %s took %v (status %d, err %v)", req.Method, req.URL.Path, d, status, err)
+			}
+			return res, err
+		})
+	}
+	client, err := dynamic.NewForConfig(counted)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var driftless, kubectl []time.Duration
+	var total int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		name := unique("bench-vs")
 		g := newRig(b, name, overFile)
 		g.src.Timeout = metav1.Duration{Duration: 5 * time.Minute}
+		g.opts.Client = client
 		g.commit(withKustomization(benchFiles(name, 0)))
 		r := g.reconciler()
+		before := requests.Load()
 		start := time.Now()
+		watchdog := time.AfterFunc(stallAfter, func() { dumpGoroutines(b, name) })
 		benchSync(b, r)
-		driftless += time.Since(start)
+		watchdog.Stop()
+		driftless = append(driftless, time.Since(start))
+		total += requests.Load() - before
 
 		peer := unique("bench-kubectl")
 		dir := b.TempDir()
@@ -307,9 +409,48 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 		if res := cp.Reconciler.Kubectl(context.Background(), "apply", "--server-side", "--field-manager=kubectl-bench", "-k", filepath.Join(dir, "apps")); res.Err != nil {
 			b.Fatalf("kubectl apply: %v\n%s", res.Err, res.Combined())
 		}
-		kubectl += time.Since(start)
+		kubectl = append(kubectl, time.Since(start))
+		b.Logf("round %d: driftless %v, kubectl %v", i+1, driftless[i].Round(time.Millisecond), kubectl[i].Round(time.Millisecond))
 	}
-	b.ReportMetric(driftless.Seconds()/float64(b.N), "driftless-s")
-	b.ReportMetric(kubectl.Seconds()/float64(b.N), "kubectl-s")
-	b.ReportMetric(driftless.Seconds()/kubectl.Seconds(), "ratio")
+	d, k := sum(driftless), sum(kubectl)
+	b.ReportMetric(d.Seconds()/float64(b.N), "driftless-s")
+	b.ReportMetric(k.Seconds()/float64(b.N), "kubectl-s")
+	b.ReportMetric(d.Seconds()/k.Seconds(), "ratio")
+	b.ReportMetric(float64(total)/float64(b.N)/float64(benchObjects+benchNamespaces), "requests/object")
+	b.ReportMetric(slowest(driftless).Seconds()/median(driftless).Seconds(), "driftless-max/median")
+	b.ReportMetric(slowest(kubectl).Seconds()/median(kubectl).Seconds(), "kubectl-max/median")
 }
+
+// dumpGoroutines writes every goroutine's stack to a new temporary file and logs its name.
+func dumpGoroutines(b *testing.B, name string) {
+	f, err := os.CreateTemp("", "driftless-stall-"+name+"-*.txt")
+	if err != nil {
+		b.Logf("stall: %v", err)
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+	b.Logf("stall: sync of %s still running; goroutines in %s", name, f.Name())
+}
+
+// sum adds ds.
+func sum(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// median returns the median of ds, the mean of the middle two for an even count.
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// slowest returns the longest of ds.
+func slowest(ds []time.Duration) time.Duration { return slices.Max(ds) }

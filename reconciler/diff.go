@@ -104,16 +104,12 @@ func (r *Reconciler) Diff(ctx context.Context) (*DiffReport, error) {
 		}
 	}
 
-	d, found, err := readConfigMap(ctx, r.env.client, r.env.namespace, InventoryConfigMapName(r.env.src.Name))
+	inv, _, found, err := readInventoryOf(ctx, r.env.client, r.env.namespace, r.env.src.Name)
 	if err != nil {
 		return nil, err
 	}
 	if !found || !r.env.src.PruneEnabled() {
 		return rep, nil
-	}
-	inv, err := decodeInventory(d[inventoryKey])
-	if err != nil {
-		return nil, fmt.Errorf("configmap %s/%s: %w", r.env.namespace, InventoryConfigMapName(r.env.src.Name), err)
 	}
 	for _, ref := range pruneCandidates(inv, desired) {
 		m, err := r.env.mapper.RESTMapping(ref.GroupVersionKind().GroupKind(), ref.Version)

@@ -1,4 +1,4 @@
-// Package reconciler keeps a cluster as Git declares it: for each configured source, a
+// Package reconciler keeps a cluster as Git declares it: for each GitSource, a
 // [Reconciler] pulls the approved revision, renders it, gates it on policy, applies it with
 // server-side apply, prunes what left Git and reverts drift.
 //
@@ -8,8 +8,11 @@
 //     resolves to, its signature verified when the source asks for it) within the source's
 //     limits; on failure the cluster keeps the last good revision and the next attempt backs
 //     off exponentially, capped at the interval;
-//  2. renders the source's path in the artifact with [render.RenderLimited]; an empty render
-//     is refused and prunes nothing;
+//  2. renders the source's path in the artifact with [render.RenderWithInputs]; an empty
+//     render is refused and prunes nothing. The last render is reused while nothing it read
+//     changed (the Git blob and tree hashes of the paths it read, with the same path and
+//     limits), and a kustomization listing only files is brought up to date file by file
+//     ([render.Rendered.Update]);
 //  3. checks the rendered objects against the source's policy set with a [Gate]; any
 //     violation stops the revision;
 //  4. labels every object driftless.dev/source=<source>, annotates it
@@ -31,10 +34,27 @@
 // Objects that a new commit does not change are not written, so their revision annotation
 // names the commit that last changed them; the status names the commit applied.
 //
-// The inventory (what the source applied, in apply order) and the status (revision, result,
-// violations, counts, active break-glass) live in ConfigMaps in the Driftless namespace,
-// driftless-inventory-<source> and driftless-status-<source>, so a restart forgets nothing
-// and `kubectl get configmap -o yaml` shows the status. [ReadStatus] reads it back.
+// Sources are GitSource objects (driftless.dev/v1alpha1) in the Driftless namespace. The
+// [GitSourceController] turns each into a [SourceRun] (Secrets written to files readable only
+// by the process, the suspension read by the injected clock) and puts it into the [Set],
+// which starts, restarts (on any change) or stops the source's reconciler live; a
+// driftless.dev/reconcile-requested-at annotation reaches the running reconciler's loop
+// through [Reconciler.Request], without a restart. GitSources in other namespaces are
+// ignored: a GitSource applies with the reconciler's rights. A deleted GitSource orphans its
+// objects unless spec.pruneOnDelete asked for a finalizer, which prunes them within the
+// ownership rules first. A suspended source (spec.suspend, or valid driftless.dev/suspend
+// annotations within the break-glass maximum) neither syncs nor heals; at the annotations'
+// expiry its reconciler removes them, records the end in an Event and the ledger, and the
+// restarted source reverts the drift. The [ConfigMirror] mirrors the deprecated sources of
+// the configuration file into labelled GitSources.
+//
+// The inventory (what the source applied, in apply order) and the status (conditions Ready,
+// Reconciling and Stalled, revision, result, violations, counts, active break-glass, and the
+// last ten syncs as history) live in the status of the source's GitSource, written with
+// server-side apply by two field managers (driftless for the report, driftless-inventory for
+// the inventory), so a restart forgets nothing and `kubectl get gitsources` shows the status.
+// [ReadStatus] reads it back. The driftless-inventory-<source> and driftless-status-<source>
+// ConfigMaps of earlier versions are read once, moved into the GitSource and deleted.
 //
 // Drift: [Reconciler.Start] watches the applied objects and re-applies one as soon as it is
 // changed out of band. Re-applying alone would keep fields that someone else added, since
@@ -63,7 +83,7 @@
 // [source.Source] from the configuration; everything after it works on the artifact.
 //
 // This package must not shell out (git, kubectl, kustomize), must not keep state outside
-// the cluster apart from the Git cache, and must not write status anywhere but the status
-// ConfigMap. It never deletes an object it did not record in its inventory as created (or
-// that was not explicitly confirmed for pruning).
+// the cluster apart from the Git cache and the credential files, and must not write status
+// anywhere but the GitSource's status. It never deletes an object it did not record in its
+// inventory as created (or that was not explicitly confirmed for pruning).
 package reconciler

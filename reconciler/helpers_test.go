@@ -72,6 +72,7 @@ func newRig(t testing.TB, name, transport string) *rig {
 	g.src.Path = "apps"
 	g.src.Interval = metav1.Duration{Duration: time.Minute}
 	g.src.Timeout = metav1.Duration{Duration: time.Minute}
+	createGitSource(t, g.src)
 	dyn, err := dynamic.NewForConfig(reconcilerConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +153,36 @@ func (g *rig) waitRevision(commit string) {
 	})
 }
 
-// status reads the source's status ConfigMap.
+// createGitSource creates the GitSource of src in the Driftless namespace, as an
+// administrator would: the reconciler keeps the source's status and inventory in it.
+func createGitSource(t testing.TB, src v1alpha1.Source) {
+	t.Helper()
+	gs := v1alpha1.GitSourceForSource(src, v1alpha1.DefaultNamespace)
+	delete(gs.Labels, v1alpha1.LabelFromConfig)
+	b, err := yaml.Marshal(gs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cp.Admin.KubectlWith(t.Context(), b, nil, "create", "-f", "-"); r.Err != nil {
+		t.Fatalf("create gitsource %s: %v\n%s", src.Name, r.Err, r.Combined())
+	}
+}
+
+// inventoryText returns the inventory of source name, one object a line.
+func inventoryText(t testing.TB, name string) string {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cp.Admin.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := reconciler.InventoryText(t.Context(), dyn, v1alpha1.DefaultNamespace, name)
+	if err != nil {
+		t.Fatalf("read inventory of %s: %v", name, err)
+	}
+	return inv
+}
+
+// status reads the source's status from its GitSource.
 func (g *rig) status() reconciler.Status {
 	g.t.Helper()
 	st, found, err := reconciler.ReadSourceStatus(g.t.Context(), g.opts.Client, v1alpha1.DefaultNamespace, g.src.Name)

@@ -124,7 +124,7 @@ func TestOwnershipNamespacePruneNeedsConfirmation(t *testing.T) {
 		t.Errorf("the confirmed Namespace is %s and not being deleted, want it pruned", phase)
 	}
 	waitEvent(t, metav1.NamespaceDefault, kept, "Orphaned", "left Git but not deleted", "source "+name)
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	inv := inventoryText(t, name)
 	if strings.Contains(inv, `"k":"Namespace"`) || !strings.Contains(inv, `"n":"cm"`) {
 		t.Errorf("inventory = %s, want only the ConfigMap", inv)
 	}
@@ -166,7 +166,7 @@ func TestOwnershipAdoption(t *testing.T) {
 	if pre := getConfigMap(t, ns, "pre"); dataOf(pre) != "k=git" || pre.Labels[v1alpha1.LabelSource] != name {
 		t.Errorf("pre = %s labels %v, want adopted with Git's data", dataOf(pre), pre.Labels)
 	}
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	inv := inventoryText(t, name)
 	for _, w := range []string{`"n":"pre","o":"a"`, `"k":"Namespace","n":"` + ns + `","o":"a"`, `"n":"keep","o":"c"`} {
 		if !strings.Contains(inv, w) {
 			t.Errorf("inventory %s does not record %s", inv, w)
@@ -233,6 +233,12 @@ func TestOwnershipUpgradeFromInventoryWithoutOrigins(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Create(t.Context(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: reconciler.StatusConfigMapName(name)},
+		Data:       map[string]string{"source": name, "driftReverts": "7", "lastChange": "reverted by the old version"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	r := g.reconciler()
 	g.sync(r)
@@ -245,7 +251,19 @@ func TestOwnershipUpgradeFromInventoryWithoutOrigins(t *testing.T) {
 			t.Errorf("configmap %s = %v, want the object the previous version left (uid %s)", n, cm, uid)
 		}
 	}
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	// The inventory and the status moved into the GitSource, and the old ConfigMaps are gone.
+	for _, cm := range []string{reconciler.InventoryConfigMapName(name), reconciler.StatusConfigMapName(name)} {
+		if got := getConfigMap(t, v1alpha1.DefaultNamespace, cm); got != nil {
+			t.Errorf("the ConfigMap %s of the previous version is still there: %v", cm, got.Data)
+		}
+	}
+	if st := g.status(); st.DriftReverts != 7 {
+		t.Errorf("drift reverts = %d, want the 7 the previous version counted", st.DriftReverts)
+	}
+	if got := kubectl(t, "-n", v1alpha1.DefaultNamespace, "get", "gitsource", name, "-o", "jsonpath={.status.inventory.entries[*].id}"); !strings.Contains(got, ns+"_a__ConfigMap") {
+		t.Errorf("gitsource inventory = %q, want a", got)
+	}
+	inv := inventoryText(t, name)
 	if !strings.Contains(inv, `"n":"a","o":"c"`) || !strings.Contains(inv, `"n":"b","o":"c"`) || strings.Contains(inv, "unlabelled") {
 		t.Errorf("inventory = %s, want a and b recorded as created, and the unlabelled object dropped", inv)
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,17 +27,74 @@ type planner struct {
 	writes *writeLog
 	apply  *applier
 	gate   Gate
-	// rendered is the last successful render, reused while the artifact's revision is the
-	// same: a revision names its content, so rendering it again could only give the same
-	// objects. Only a sync touches it, and syncs are serialized.
-	rendered renderedRevision
+	// rendered is the last successful render, reused for an artifact in which nothing the
+	// render read changed. Only a sync touches it, and syncs are serialized.
+	rendered renderCache
 }
 
-// renderedRevision is the render of one revision. Its objects are never changed: the gate
-// and prepare work on copies.
-type renderedRevision struct {
-	key  string
-	objs []*unstructured.Unstructured
+// renderCache is the last render of a source. Its objects are never changed: the gate and
+// prepare work on copies.
+type renderCache struct {
+	// revision is the artifact rendered, or last found to read the same content.
+	revision string
+	// options are the path and the limits the render ran with.
+	options  string
+	rendered render.Rendered
+	// values are what each path of rendered.Inputs held in the artifact rendered (its Git
+	// blob or tree); nil when the source cannot name them.
+	values []string
+}
+
+// changes compares what the paths the cached render read hold in art with what they held
+// when rendered. same is true when the cache is the render of art with options: art is the
+// revision rendered (a revision names its content), or every path the render read holds the
+// same content in art (the same blob and tree hashes), so that rendering art could only give
+// the same objects. Otherwise changed lists the paths that differ, with their values in art;
+// it is nil when that cannot be told.
+func (c *renderCache) changes(art source.Artifact, options string) (same bool, changed []string, values []string) {
+	if c.rendered.Objects == nil || c.options != options {
+		return false, nil, nil
+	}
+	if art.Revision != "" && art.Revision == c.revision {
+		return true, nil, nil
+	}
+	if c.values == nil {
+		return false, nil, nil
+	}
+	values, ok := inputValues(c.rendered.Inputs, art.Entries)
+	if !ok {
+		return false, nil, nil
+	}
+	for i, v := range values {
+		if v != c.values[i] {
+			changed = append(changed, c.rendered.Inputs.Paths[i].Path)
+		}
+	}
+	return len(changed) == 0, changed, values
+}
+
+// inputValues returns what the paths of in hold in entries: for a path read or looked for,
+// whether it is absent, a directory or a file and the file's blob; for a directory listed,
+// its tree. It returns false when entries cannot name one of them (a symlink on the way, or
+// a source that names no content).
+func inputValues(in render.Inputs, entries *source.Entries) ([]string, bool) {
+	if !in.Complete || entries == nil {
+		return nil, false
+	}
+	values := make([]string, len(in.Paths))
+	for i, p := range in.Paths {
+		e, ok := entries.Lookup(p.Path)
+		if !ok {
+			return nil, false
+		}
+		id := e.ID
+		if e.Kind == source.EntryDir && !p.Listed {
+			// Only that it is a directory counts, not what it holds.
+			id = ""
+		}
+		values[i] = e.Kind.String() + " " + id
+	}
+	return values, true
 }
 
 // planItem is one desired object and what the dry-run said about it.
@@ -58,27 +116,52 @@ type planItem struct {
 	res *unstructured.Unstructured
 }
 
-// render renders the artifact's copy of the source's path, or returns the last render when
-// the artifact is the revision rendered last. An empty render is refused.
+// render renders the artifact's copy of the source's path. It returns the last render when
+// nothing it read differs in the artifact, and brings it up to date when only files it can
+// build alone differ (see [render.Rendered.Update]). An empty render is refused.
 func (p *planner) render(ctx context.Context, art source.Artifact) ([]*unstructured.Unstructured, SyncResult, error) {
 	limits := p.renderLimits()
-	key := fmt.Sprintf("%s\x00%s\x00%d\x00%d", art.Revision, p.src.Path, limits.MaxObjects, limits.MaxBytes)
-	if art.Revision != "" && p.rendered.key == key {
-		return p.rendered.objs, "", nil
+	options := fmt.Sprintf("%s\x00%d\x00%d", p.src.Path, limits.MaxObjects, limits.MaxBytes)
+	log := logr.FromContextOrDiscard(ctx)
+	same, changed, values := p.rendered.changes(art, options)
+	if same {
+		if p.rendered.revision != art.Revision {
+			log.V(1).Info("render reused: nothing it reads changed", "revision", short(art.Revision), "rendered", short(p.rendered.revision))
+			p.rendered.revision = art.Revision
+		}
+		return p.rendered.rendered.Objects, "", nil
 	}
-	p.rendered = renderedRevision{}
-	rendered, err := render.RenderLimited(ctx, art.Dir, p.src.Path, limits)
-	if errors.Is(err, render.ErrLimitExceeded) {
-		return nil, ResultLimitExceeded, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+	if len(changed) > 0 {
+		rd, ok, err := p.rendered.rendered.Update(ctx, art.Dir, changed, limits)
+		if err != nil {
+			p.rendered = renderCache{}
+			return nil, renderResult(err), fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+		}
+		if ok {
+			log.V(1).Info("render updated: only files built alone changed", "revision", short(art.Revision), "changed", len(changed))
+			p.rendered = renderCache{revision: art.Revision, options: options, rendered: rd, values: values}
+			return rd.Objects, "", nil
+		}
 	}
+	p.rendered = renderCache{}
+	rd, err := render.RenderWithInputs(ctx, art.Dir, p.src.Path, limits)
 	if err != nil {
-		return nil, ResultRenderFailed, fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
+		return nil, renderResult(err), fmt.Errorf("render %s at %s: %w", p.src.Path, short(art.Revision), err)
 	}
-	if len(rendered) == 0 {
+	if len(rd.Objects) == 0 {
 		return nil, ResultPruneRefused, fmt.Errorf("render %s at %s: no objects; refusing to apply an empty revision, which would prune every object of the source", p.src.Path, short(art.Revision))
 	}
-	p.rendered = renderedRevision{key: key, objs: rendered}
-	return rendered, "", nil
+	values, _ = inputValues(rd.Inputs, art.Entries)
+	p.rendered = renderCache{revision: art.Revision, options: options, rendered: rd, values: values}
+	return rd.Objects, "", nil
+}
+
+// renderResult is the result of a sync whose render failed with err.
+func renderResult(err error) SyncResult {
+	if errors.Is(err, render.ErrLimitExceeded) {
+		return ResultLimitExceeded
+	}
+	return ResultRenderFailed
 }
 
 // check evaluates the source's policy set against the rendered objects of art and returns

@@ -85,13 +85,24 @@ type Reconciler struct {
 
 	// syncMu serializes syncs: one fetch and render at a time in the source's cache.
 	syncMu sync.Mutex
+
+	// kick wakes the sync loop for a requested sync; request is the pending request's
+	// driftless.dev/reconcile-requested-at value, guarded by reqMu.
+	kick    chan struct{}
+	reqMu   sync.Mutex
+	request string
+	// taken is the last request a sync took, so that the same request is answered once.
+	taken string
 }
 
 // env is what every part of one source's reconciler reads: the source's configuration and
 // the injected dependencies. Nothing in it changes after [New] but the break-glass maximum,
 // which is atomic.
 type env struct {
-	src       v1alpha1.Source
+	src v1alpha1.Source
+	// run is what the source's GitSource says besides the source: its generation and
+	// whether it is suspended or stalled.
+	run       SourceRun
 	client    dynamic.Interface
 	mapper    meta.RESTMapper
 	recorder  events.EventRecorder
@@ -109,8 +120,32 @@ type env struct {
 }
 
 // New returns the reconciler of one source. The source is defaulted as configuration
-// loading does.
+// loading does. Its status and inventory live in the status of the GitSource of the same
+// name in the options' namespace, which must exist.
 func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
+	return NewRun(SourceRun{Source: src}, opts)
+}
+
+// SourceRun is a source as the GitSource controller runs it: the source, and what its
+// GitSource says besides it. A change of any field restarts the source's reconciler.
+type SourceRun struct {
+	// Source is the source, its credentials resolved to files.
+	Source v1alpha1.Source
+	// Generation is the GitSource's metadata.generation, reported as observedGeneration.
+	Generation int64
+	// Suspension, when set, stops syncing and self-heal; with Until set, the reconciler
+	// ends it at Until by removing the suspend annotations.
+	Suspension *v1alpha1.SuspensionStatus
+	// SuspendProblem says why suspend annotations present on the GitSource are ignored.
+	SuspendProblem string
+	// Stalled, when set, says why the source cannot run (such as a missing Secret); the
+	// reconciler only reports it.
+	Stalled string
+}
+
+// NewRun returns the reconciler of one source as its GitSource says to run it.
+func NewRun(run SourceRun, opts Options) (*Reconciler, error) {
+	src := run.Source
 	var errs []error
 	if src.Name == "" {
 		errs = append(errs, errors.New("source name must be set"))
@@ -140,8 +175,10 @@ func New(src v1alpha1.Source, opts Options) (*Reconciler, error) {
 		src.Timeout.Duration = v1alpha1.DefaultTimeout
 	}
 	v1alpha1.SetLimitsDefaults(&src.Limits)
+	run.Source = src
 	e := &env{
 		src:         src,
+		run:         run,
 		client:      opts.Client,
 		mapper:      opts.Mapper,
 		recorder:    opts.Recorder,
@@ -231,7 +268,7 @@ func newReconciler(e *env, src source.Source, gate Gate) *Reconciler {
 		status:   Status{Source: e.src.Name, URL: loc.URL, Ref: loc.Ref, Path: e.src.Path},
 	}
 	w := &writeLog{written: map[objKey][]string{}, verified: map[objKey]verification{}}
-	r := &Reconciler{env: e, st: st, writes: w}
+	r := &Reconciler{env: e, st: st, writes: w, kick: make(chan struct{}, 1)}
 	r.status = &statusWriter{env: e, st: st}
 	r.fetch = &fetcher{env: e, source: src}
 	r.apply = &applier{env: e, st: st, writes: w}
@@ -240,4 +277,34 @@ func newReconciler(e *env, src source.Source, gate Gate) *Reconciler {
 	r.heal = &healer{env: e, st: st, writes: w, apply: r.apply, status: r.status, timers: map[objKey]expiryTimer{}}
 	r.apply.heal = r.heal
 	return r
+}
+
+// Request asks for a sync now, answering the driftless.dev/reconcile-requested-at value
+// token: the running sync loop syncs at once (or right after the sync in progress) and
+// records token as the status's lastHandledReconcileAt. Requests made before the loop
+// runs are answered by its first sync. Request never blocks.
+func (r *Reconciler) Request(token string) {
+	r.reqMu.Lock()
+	if token == r.taken || token == r.request {
+		r.reqMu.Unlock()
+		return
+	}
+	r.request = token
+	r.reqMu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// takeRequest returns the pending request's token and clears it.
+func (r *Reconciler) takeRequest() string {
+	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
+	t := r.request
+	r.request = ""
+	if t != "" {
+		r.taken = t
+	}
+	return t
 }

@@ -30,6 +30,10 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	e := r.env
 	log := crlog.FromContext(ctx).WithValues("source", e.src.Name)
 	ctx = logr.NewContext(ctx, log)
+	if e.run.Stalled != "" || e.run.Suspension != nil {
+		r.idle(ctx)
+		return nil
+	}
 	if e.src.SelfHealEnabled() {
 		defer r.heal.start(ctx)()
 	}
@@ -49,6 +53,8 @@ func (r *Reconciler) Start(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C():
+		case <-r.kick:
+			t.Stop()
 		}
 	}
 }

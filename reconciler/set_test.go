@@ -14,23 +14,23 @@ import (
 	"github.com/driftless-dev/driftless/reconciler"
 )
 
-// TestSetFollowsConfiguration changes a running set's configuration as a reload does: an
+// TestSetFollowsSources changes a running set's sources as the GitSource controller does: an
 // added source is applied, a changed one restarts with its new settings, a removed one stops
-// and leaves its objects, and a bad configuration changes nothing.
-func TestSetFollowsConfiguration(t *testing.T) {
+// and leaves its objects, and a source that cannot run changes nothing.
+func TestSetFollowsSources(t *testing.T) {
 	a, b := newRig(t, unique("set-a"), overFile), newRig(t, unique("set-b"), overFile)
 	for _, g := range []*rig{a, b} {
 		namespace(t, g.src.Name)
 	}
 	revA := a.commit(map[string]string{"apps/a.yaml": configMap(a.src.Name, "a", map[string]string{"x": "1"}, nil)})
 	revB := b.commit(map[string]string{"apps/b.yaml": configMap(b.src.Name, "b", map[string]string{"y": "1"}, nil)})
-	config := func(sources ...v1alpha1.Source) *v1alpha1.DriftlessConfig {
-		c := &v1alpha1.DriftlessConfig{Sources: sources}
-		v1alpha1.SetDefaults(c)
-		return c
-	}
-	set, err := reconciler.NewSet(config(a.src), a.opts)
+	cfg := &v1alpha1.DriftlessConfig{}
+	v1alpha1.SetDefaults(cfg)
+	set, err := reconciler.NewSet(cfg, a.opts)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Put(reconciler.SourceRun{Source: a.src}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.NewWithInterface(t, testr.Options{})))
@@ -45,18 +45,18 @@ func TestSetFollowsConfiguration(t *testing.T) {
 	a.waitRevision(revA)
 
 	// Added: b is applied without a restart.
-	if err := set.SetConfig(config(a.src, b.src)); err != nil {
+	if err := set.Put(reconciler.SourceRun{Source: b.src}); err != nil {
 		t.Fatal(err)
 	}
 	b.waitRevision(revB)
-	if got := set.Names(); !slices.Equal(got, []string{a.src.Name, b.src.Name}) {
+	if got := set.Names(); !slices.Equal(got, sorted(a.src.Name, b.src.Name)) {
 		t.Errorf("running %v, want both sources", got)
 	}
 
 	// Changed: a new path restarts the source with it.
 	revA2 := a.commit(map[string]string{"other/a2.yaml": configMap(a.src.Name, "a2", map[string]string{"x": "2"}, nil)})
 	a.src.Path = "other"
-	if err := set.SetConfig(config(a.src, b.src)); err != nil {
+	if err := set.Put(reconciler.SourceRun{Source: a.src, Generation: 2}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "source a applies its new path", func() (bool, string) {
@@ -64,24 +64,16 @@ func TestSetFollowsConfiguration(t *testing.T) {
 	})
 	a.waitRevision(revA2)
 
-	// A bad configuration changes nothing.
-	bad := b.src
-	bad.URL = ""
-	if err := set.SetConfig(config(a.src, bad)); err == nil {
-		t.Error("a source without a URL was accepted")
+	// A source that cannot run changes nothing.
+	if err := set.Put(reconciler.SourceRun{}); err == nil {
+		t.Error("a source without a name was accepted")
 	}
-	dup := config(a.src, a.src)
-	if err := set.Check(dup); err == nil {
-		t.Error("a source configured twice was accepted")
-	}
-	if got := set.Names(); !slices.Equal(got, []string{a.src.Name, b.src.Name}) {
-		t.Errorf("after refused configurations running %v, want both sources", got)
+	if got := set.Names(); !slices.Equal(got, sorted(a.src.Name, b.src.Name)) {
+		t.Errorf("after a refused source running %v, want both sources", got)
 	}
 
 	// Removed: b stops, and its objects stay.
-	if err := set.SetConfig(config(a.src)); err != nil {
-		t.Fatal(err)
-	}
+	set.Remove(b.src.Name)
 	if got := set.Names(); !slices.Equal(got, []string{a.src.Name}) {
 		t.Errorf("running %v, want only %s", got, a.src.Name)
 	}
@@ -91,17 +83,26 @@ func TestSetFollowsConfiguration(t *testing.T) {
 	}
 }
 
+// sorted returns names sorted.
+func sorted(names ...string) []string {
+	slices.Sort(names)
+	return names
+}
+
 // TestSetBreakGlassMaximumReachesRunningReconcilers raises the break-glass maximum on a
 // running set: a break-glass beyond the old maximum is then honoured, not reverted.
 func TestSetBreakGlassMaximumReachesRunningReconcilers(t *testing.T) {
 	g := newRig(t, unique("set-bg"), overFile)
 	namespace(t, g.src.Name)
 	rev := g.commit(map[string]string{"apps/a.yaml": configMap(g.src.Name, "a", map[string]string{"x": "1"}, nil)})
-	cfg := &v1alpha1.DriftlessConfig{Sources: []v1alpha1.Source{g.src}}
+	cfg := &v1alpha1.DriftlessConfig{}
 	v1alpha1.SetDefaults(cfg)
 	cfg.Guard.BreakGlass.MaxDuration = metav1.Duration{Duration: time.Hour}
 	set, err := reconciler.NewSet(cfg, g.opts)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Put(reconciler.SourceRun{Source: g.src}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.NewWithInterface(t, testr.Options{})))

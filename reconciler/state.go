@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -35,6 +36,9 @@ type state struct {
 	sessions      map[objKey]*storedSession
 	history       []storedSession
 	sessionsDirty bool
+	// legacy is true while the source's ConfigMaps of a version before sources were
+	// GitSources wait to be deleted, after the next status write.
+	legacy bool
 	// watch is the healer's watch of the applied objects while it runs; nil otherwise. Live
 	// objects are read from its cache.
 	watch *watcher
@@ -43,49 +47,102 @@ type state struct {
 // load reads the inventory, the status and the break-glass record of the source from the
 // cluster, once; the caller holds st.mu. Until the inventory is read, nothing is applied: a
 // reconciler that forgot what it applied could never prune it.
+//
+// The inventory and the status live in the status of the source's GitSource. When it has no
+// inventory yet but a version before sources were GitSources left the source's inventory and
+// status ConfigMaps, load takes both from them and writes the inventory into the GitSource at
+// once; the status writer deletes the ConfigMaps after it wrote the status. Nothing is pruned
+// or re-created by the move.
 func (st *state) load(ctx context.Context, e *env) error {
 	if st.loaded {
 		return nil
 	}
-	d, found, err := readConfigMap(ctx, e.client, e.namespace, InventoryConfigMapName(e.src.Name))
+	gs, found, err := getGitSource(ctx, e.client, e.namespace, e.src.Name)
 	if err != nil {
 		return fmt.Errorf("read inventory: %w", err)
 	}
-	if found {
-		inv, err := decodeInventory(d[inventoryKey])
+	if !found {
+		return fmt.Errorf("read inventory: gitsource %s/%s not found: the status and inventory of source %s live in it", e.namespace, e.src.Name, e.src.Name)
+	}
+	legacy := false
+	if gs.Status.Inventory != nil {
+		inv, err := inventoryFromStatus(gs.Status.Inventory)
 		if err != nil {
-			return fmt.Errorf("configmap %s/%s: %w", e.namespace, InventoryConfigMapName(e.src.Name), err)
+			return fmt.Errorf("gitsource %s/%s: %w", e.namespace, e.src.Name, err)
 		}
 		st.inv = inv
-	}
-	saved, found, err := ReadSourceStatus(ctx, e.client, e.namespace, e.src.Name)
-	if err != nil {
-		// The status is a report; an unreadable one is replaced.
-		logr.FromContextOrDiscard(ctx).Error(err, "ignoring unreadable status")
-	} else if found {
-		st.status.Revision, st.status.Author, st.status.CommitTime, st.status.Subject = saved.Revision, saved.Author, saved.CommitTime, saved.Subject
-		st.status.LastApplied = saved.LastApplied
-		st.status.DriftReverts = saved.DriftReverts
-		st.status.LastChange, st.status.LastChangeTime = saved.LastChange, saved.LastChangeTime
+		st.restoreStatus(statusFromGitSource(gs))
+	} else {
+		inv, isLegacy, found, err := readInventoryOf(ctx, e.client, e.namespace, e.src.Name)
+		if err != nil {
+			return fmt.Errorf("read inventory: %w", err)
+		}
+		if found && isLegacy {
+			legacy = true
+			st.inv = inv
+		}
+		saved, found, err := readLegacyStatus(ctx, e.client, e.namespace, e.src.Name)
+		if err != nil {
+			// The status is a report; an unreadable one is replaced.
+			logr.FromContextOrDiscard(ctx).Error(err, "ignoring unreadable status")
+		} else if found {
+			legacy = true
+			st.restoreStatus(saved)
+		}
+		st.restoreStatus(statusFromGitSource(gs))
 	}
 	if err := st.loadSessions(ctx, e); err != nil {
 		// Without the record, a session's patch after a restart would be against the
 		// current Git and could undo others' commits: do not start without it.
 		return err
 	}
+	if legacy {
+		// Move the inventory before anything else is written, so that no sync runs on an
+		// inventory that is only in the old ConfigMap.
+		if err := st.saveInventory(ctx, e, st.inv); err != nil {
+			return err
+		}
+		st.legacy = true
+		logr.FromContextOrDiscard(ctx).Info("moved the inventory and status of the source from its ConfigMaps into its GitSource",
+			"inventory", InventoryConfigMapName(e.src.Name), "status", StatusConfigMapName(e.src.Name), "objects", len(st.inv.refs))
+	}
 	st.status.ObjectsManaged = len(st.inv.refs)
 	st.loaded = true
 	return nil
 }
 
-// saveInventory writes inv to the cluster and makes it the source's inventory; the caller
-// holds st.mu.
+// restoreStatus keeps what a restart must not forget of a saved status: the applied revision,
+// the drift count, the last change, the history, the conditions and the last handled sync
+// request. Fields saved empty leave what is known.
+func (st *state) restoreStatus(saved Status) {
+	s := &st.status
+	if saved.Revision != "" {
+		s.Revision, s.Author, s.CommitTime, s.Subject, s.SignedBy = saved.Revision, saved.Author, saved.CommitTime, saved.Subject, saved.SignedBy
+		s.LastApplied = saved.LastApplied
+	}
+	s.DriftReverts = max(s.DriftReverts, saved.DriftReverts)
+	if saved.LastChange != "" {
+		s.LastChange, s.LastChangeTime = saved.LastChange, saved.LastChangeTime
+	}
+	if len(saved.History) > 0 {
+		s.History = saved.History
+	}
+	if len(saved.Conditions) > 0 {
+		s.Conditions = saved.Conditions
+	}
+	if saved.LastHandledReconcileAt != "" {
+		s.LastHandledReconcileAt = saved.LastHandledReconcileAt
+	}
+}
+
+// saveInventory writes inv to the status of the source's GitSource and makes it the source's
+// inventory; the caller holds st.mu.
 func (st *state) saveInventory(ctx context.Context, e *env, inv *inventory) error {
-	_, err := applyConfigMap(ctx, e.client, e.namespace, InventoryConfigMapName(e.src.Name), componentInv, map[string]string{
-		"source":     e.src.Name,
-		inventoryKey: inv.encode(),
-	})
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(inv.toStatus())
 	if err != nil {
+		return fmt.Errorf("save inventory: %w", err)
+	}
+	if _, err := applyGitSourceStatus(ctx, e.client, e.namespace, e.src.Name, inventoryFieldManager, map[string]any{"inventory": m}); err != nil {
 		return fmt.Errorf("save inventory: %w", err)
 	}
 	st.inv = inv
@@ -113,16 +170,12 @@ func (c *claims) claimedByOther(ctx context.Context, live *unstructured.Unstruct
 	defer c.mu.Unlock()
 	keys, ok := c.invs[owner]
 	if !ok {
-		d, found, err := readConfigMap(ctx, c.e.client, c.e.namespace, InventoryConfigMapName(owner))
+		inv, _, found, err := readInventoryOf(ctx, c.e.client, c.e.namespace, owner)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("inventory of source %s: %w", owner, err)
 		}
 		keys = map[objKey]bool{}
 		if found {
-			inv, err := decodeInventory(d[inventoryKey])
-			if err != nil {
-				return "", fmt.Errorf("inventory of source %s: %w", owner, err)
-			}
 			keys = inv.keys()
 		}
 		if c.invs == nil {

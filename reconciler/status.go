@@ -7,12 +7,12 @@ import (
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
+
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
 
 // SyncResult is the outcome of one sync of a source.
@@ -41,7 +41,8 @@ const (
 	ResultPruneFailed SyncResult = "PruneFailed"
 )
 
-// Status is the state of one source, as kept in its status ConfigMap.
+// Status is the state of one source, as kept in the status of its GitSource (and, before
+// sources were GitSources, in its status ConfigMap).
 type Status struct {
 	// Source is the source's name.
 	Source string `json:"source"`
@@ -89,6 +90,20 @@ type Status struct {
 	DriftReverts int64 `json:"driftReverts"`
 	// BreakGlass lists the objects left alone under an active break-glass.
 	BreakGlass []BreakGlassObject `json:"breakGlass,omitempty"`
+
+	// SignedBy is the fingerprint of the key that signed Revision, when it was verified.
+	SignedBy string `json:"signedBy,omitempty"`
+	// ObservedGeneration is the generation of the GitSource the last sync ran with.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// LastHandledReconcileAt is the driftless.dev/reconcile-requested-at value the last
+	// requested sync answered.
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// Conditions are the GitSource's Ready, Reconciling and Stalled conditions.
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// History lists the last syncs, newest first.
+	History []v1alpha1.RevisionRecord `json:"history,omitempty"`
+	// Suspension describes the active suspension; nil when the source is not suspended.
+	Suspension *v1alpha1.SuspensionStatus `json:"suspension,omitempty"`
 }
 
 // Labels of the ConfigMaps the reconciler keeps its state in.
@@ -99,10 +114,14 @@ const (
 	componentInv    = "inventory"
 )
 
-// StatusConfigMapName is the name of a source's status ConfigMap.
+// StatusConfigMapName is the name of the status ConfigMap of a source, as versions before
+// sources were GitSources wrote it; the first sync of the GitSource moves it into its status
+// and deletes it.
 func StatusConfigMapName(sourceName string) string { return "driftless-status-" + sourceName }
 
-// InventoryConfigMapName is the name of a source's inventory ConfigMap.
+// InventoryConfigMapName is the name of the inventory ConfigMap of a source, as versions
+// before sources were GitSources wrote it; the first sync of the GitSource moves it into its
+// status and deletes it.
 func InventoryConfigMapName(sourceName string) string { return "driftless-inventory-" + sourceName }
 
 var configMapsGVR = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
@@ -209,33 +228,38 @@ func decodeStatus(d map[string]string) (Status, error) {
 	return s, nil
 }
 
-// ReadStatus reads the status of every source from the status ConfigMaps in namespace (the
+// ReadStatus reads the status of every source from the GitSources in namespace (the
 // namespace Driftless runs in), sorted by source name. It is what `driftless status` shows.
 func ReadStatus(ctx context.Context, client dynamic.Interface, namespace string) ([]Status, error) {
-	list, err := client.Resource(configMapsGVR).Namespace(namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labelManagedBy + "=" + FieldManager + "," + labelComponent + "=" + componentStatus,
-	})
+	list, err := client.Resource(v1alpha1.GitSourceGVR).Namespace(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list status configmaps in %s: %w", namespace, err)
+		return nil, fmt.Errorf("list gitsources in %s: %w", namespace, err)
 	}
 	out := make([]Status, 0, len(list.Items))
 	for i := range list.Items {
-		var cm corev1.ConfigMap
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, &cm); err != nil {
-			return nil, fmt.Errorf("decode configmap %s/%s: %w", namespace, list.Items[i].GetName(), err)
-		}
-		s, err := decodeStatus(cm.Data)
+		gs, err := decodeGitSource(&list.Items[i])
 		if err != nil {
-			return nil, fmt.Errorf("configmap %s/%s: %w", namespace, cm.Name, err)
+			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, statusFromGitSource(gs))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
 	return out, nil
 }
 
-// ReadSourceStatus reads the status of one source; found is false when it has none yet.
+// ReadSourceStatus reads the status of one source from its GitSource; found is false when
+// there is no such GitSource.
 func ReadSourceStatus(ctx context.Context, client dynamic.Interface, namespace, sourceName string) (s Status, found bool, err error) {
+	gs, found, err := getGitSource(ctx, client, namespace, sourceName)
+	if err != nil || !found {
+		return Status{}, found, err
+	}
+	return statusFromGitSource(gs), true, nil
+}
+
+// readLegacyStatus reads the status ConfigMap a version before sources were GitSources
+// wrote; found is false when there is none.
+func readLegacyStatus(ctx context.Context, client dynamic.Interface, namespace, sourceName string) (s Status, found bool, err error) {
 	d, found, err := readConfigMap(ctx, client, namespace, StatusConfigMapName(sourceName))
 	if err != nil || !found {
 		return Status{}, found, err

@@ -52,10 +52,10 @@ func TestStatusAndMetrics(t *testing.T) {
 		t.Errorf("status = %+v, want RenderFailed keeping %s with 2 managed objects", st, commit)
 	}
 	// The status reads well with plain kubectl.
-	out := kubectl(t, "-n", v1alpha1.DefaultNamespace, "get", "configmap", reconciler.StatusConfigMapName(name), "-o", "yaml")
-	for _, want := range []string{"result: RenderFailed", "revision: " + commit, "objectsManaged: \"2\""} {
+	out := kubectl(t, "-n", v1alpha1.DefaultNamespace, "get", "gitsource", name, "-o", "yaml")
+	for _, want := range []string{"lastSyncResult: RenderFailed", "lastAppliedRevision: " + commit, "objectsManaged: 2", "reason: RenderFailed"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("kubectl get configmap shows no %q:\n%s", want, out)
+			t.Errorf("kubectl get gitsource shows no %q:\n%s", want, out)
 		}
 	}
 

@@ -9,9 +9,11 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/internal/ledger"
 )
 
@@ -45,7 +47,7 @@ func (w *statusWriter) record(ctx context.Context, start time.Time, out outcome)
 		w.ledger.RevisionApplied(now, w.src.Name, st.Revision, ledger.Revision{
 			Commit: art.Revision, Author: md.Author, Committer: md.Committer, SignedBy: md.SignedBy, Subject: md.Subject, CommitTime: md.Created,
 		})
-		st.Revision, st.Author, st.CommitTime, st.Subject = art.Revision, md.Author, md.Created, md.Subject
+		st.Revision, st.Author, st.CommitTime, st.Subject, st.SignedBy = art.Revision, md.Author, md.Created, md.Subject, md.SignedBy
 		st.LastApplied = now
 		msg = fmt.Sprintf("applied %s: %d objects created or changed, %d pruned, %d unchanged", short(art.Revision), out.applied, out.pruned, out.unchanged)
 		if len(out.orphaned) > 0 {
@@ -61,6 +63,19 @@ func (w *statusWriter) record(ctx context.Context, start time.Time, out outcome)
 		w.st.failures++
 	}
 	st.Message = msg
+	if out.request != "" {
+		st.LastHandledReconcileAt = out.request
+	}
+	st.ObservedGeneration = w.run.Generation
+	rec := v1alpha1.RevisionRecord{
+		Revision: st.AttemptedRevision, Time: metav1.NewTime(now), Result: string(out.result),
+		Message: truncate(msg, maxHistoryMessage), Created: out.created, Changed: out.applied - out.created, Pruned: out.pruned,
+	}
+	if out.art != nil {
+		md := out.art.Metadata
+		rec.Author, rec.Subject, rec.SignedBy = md.Author, md.Subject, md.SignedBy
+	}
+	st.History = addHistory(st.History, rec)
 	cm := w.write(ctx)
 	w.metrics.observeSync(w.src.Name, out.result, w.clock.Since(start), out.applied, out.pruned)
 
@@ -110,28 +125,37 @@ func (w *statusWriter) backoff() time.Duration {
 	return min(d, w.src.Interval.Duration)
 }
 
-// writeStatus writes the status ConfigMap, the one place the source's status is written, and
-// returns it for Events to refer to. A failure is logged: the status is a report, and the
-// sync's result does not depend on it.
+// write writes the status of the source's GitSource, the one place the source's status is
+// written, and returns the GitSource for Events to refer to. A failure is logged: the status
+// is a report, and the sync's result does not depend on it. After the first write, the
+// ConfigMaps of a version before sources were GitSources are deleted.
 func (w *statusWriter) write(ctx context.Context) *unstructured.Unstructured {
 	w.saveSessions(ctx)
 	st := &w.st.status
 	st.BreakGlass = sortedBreakGlass(w.st.bg)
 	w.metrics.setBreakGlass(w.src.Name, st.BreakGlass)
-	name := StatusConfigMapName(w.src.Name)
 	ref := &unstructured.Unstructured{}
-	ref.SetAPIVersion("v1")
-	ref.SetKind("ConfigMap")
+	ref.SetAPIVersion(v1alpha1.APIVersion)
+	ref.SetKind(v1alpha1.GitSourceKind)
 	ref.SetNamespace(w.namespace)
-	ref.SetName(name)
-	data, err := encodeStatus(*st)
+	ref.SetName(w.src.Name)
+	now := w.clock.Now()
+	data, err := w.gitSourceStatus(st, now)
 	if err == nil {
 		// A sync that timed out still records why.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		var cm *unstructured.Unstructured
-		if cm, err = applyConfigMap(wctx, w.client, w.namespace, name, componentStatus, data); err == nil {
-			return cm
+		var gs *unstructured.Unstructured
+		if gs, err = applyGitSourceStatus(wctx, w.client, w.namespace, w.src.Name, FieldManager, data); err == nil {
+			st.Conditions = w.conditions(st, now)
+			if w.st.legacy {
+				if err := deleteLegacyConfigMaps(wctx, w.client, w.namespace, w.src.Name); err != nil {
+					logr.FromContextOrDiscard(ctx).Error(err, "cannot delete the ConfigMaps the inventory and status moved from")
+				} else {
+					w.st.legacy = false
+				}
+			}
+			return gs
 		}
 	}
 	logr.FromContextOrDiscard(ctx).Error(err, "cannot write status")

@@ -38,6 +38,11 @@ type outcome struct {
 	unchanged  int
 	// orphaned names the objects that left Git but were not deleted, with the reason.
 	orphaned []string
+	// created counts the objects of applied that did not exist before.
+	created int
+	// request is the driftless.dev/reconcile-requested-at value this sync answers; empty
+	// for a scheduled sync.
+	request string
 }
 
 // Sync fetches the source, renders it, checks it against the policy set, applies it and
@@ -53,14 +58,21 @@ func (r *Reconciler) syncLogged(ctx context.Context) (Result, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	start := r.env.clock.Now()
+	request := r.takeRequest()
 	sctx, cancel := context.WithTimeout(ctx, r.env.src.Timeout.Duration)
 	out := r.sync(sctx)
 	cancel()
+	out.request = request
 	if out.err != nil && out.result == ResultApplied {
 		out.result = ResultApplyFailed
 	}
 	r.st.mu.Lock()
 	defer r.st.mu.Unlock()
+	// A sync that failed before the apply did not read the saved state; the status it
+	// writes must keep the history and the applied revision all the same.
+	if err := r.st.load(ctx, r.env); err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "cannot read the saved state of the source")
+	}
 	return r.status.record(ctx, start, out), out.err
 }
 
@@ -158,6 +170,9 @@ func (r *Reconciler) applyRevision(ctx context.Context, out outcome, objs []*obj
 		switch {
 		case it.changed && it.res != nil:
 			out.applied++
+			if it.live == nil {
+				out.created++
+			}
 		case !it.changed:
 			out.unchanged++
 		}

@@ -76,8 +76,8 @@ func TestSyncAppliesUpdatesAndPrunes(t *testing.T) {
 			if st.Result != reconciler.ResultApplied || st.Revision != second || st.ObjectsApplied != 1 || st.ObjectsPruned != 1 || st.ObjectsManaged != 2 {
 				t.Errorf("status after second sync = %+v, want Applied %s, 1 applied, 1 pruned, 2 managed", st, second)
 			}
-			inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name))
-			if inv == nil || !strings.Contains(inv.Data["objects"], `"n":"a"`) || strings.Contains(inv.Data["objects"], `"n":"b"`) {
+			inv := inventoryText(t, name)
+			if !strings.Contains(inv, `"n":"a"`) || strings.Contains(inv, `"n":"b"`) {
 				t.Errorf("inventory = %v, want a and not b", inv)
 			}
 			waitEvent(t, ns, "b", "Pruned", "left Git")
@@ -233,7 +233,7 @@ func TestSyncRefusesBadRevisions(t *testing.T) {
 					t.Errorf("status violations = %+v, want %+v", st.Violations, want)
 				}
 			}
-			waitEvent(t, v1alpha1.DefaultNamespace, reconciler.StatusConfigMapName(name), string(tc.want), strings.Split(msg, "|")...)
+			waitEvent(t, v1alpha1.DefaultNamespace, name, string(tc.want), strings.Split(msg, "|")...)
 		})
 	}
 }
@@ -419,7 +419,7 @@ spec:
 	if size, _, _ := unstructured.NestedInt64(w.Object, "spec", "size"); size != 3 || w.GetLabels()[v1alpha1.LabelSource] != name {
 		t.Errorf("widget = %v, want size 3 labelled with the source", w.Object)
 	}
-	inv := getConfigMap(t, v1alpha1.DefaultNamespace, reconciler.InventoryConfigMapName(name)).Data["objects"]
+	inv := inventoryText(t, name)
 	iNS, iCRD, iW := strings.Index(inv, `"k":"Namespace"`), strings.Index(inv, `"k":"CustomResourceDefinition"`), strings.Index(inv, `"k":"Widget"`)
 	if iNS < 0 || iCRD < 0 || iW < 0 || iW < iCRD || iW < iNS {
 		t.Errorf("inventory order = %s, want the Namespace and the CRD before the Widget", inv)

@@ -29,6 +29,10 @@ type facts struct {
 	rawObject, rawOldObject   []byte
 	object, oldObject         *objectMeta
 	decodedObject, decodedOld bool
+	// The fast path's scans of the objects (scan.go), made once each when first needed.
+	scans      [2]objectScan
+	scanned    [2]bool
+	scanUsable [2]bool
 	// err is the first decoding error. A decision taken while it is set is discarded and the
 	// request is rejected as malformed.
 	err error
@@ -95,7 +99,7 @@ func newFacts(req *admission.Request) (*facts, error) {
 func (f *facts) newObject() *objectMeta {
 	if !f.decodedObject {
 		f.decodedObject = true
-		f.object = f.decode("object", f.rawObject)
+		f.object = f.decode("object", f.rawObject, scanNew)
 	}
 	return f.object
 }
@@ -104,7 +108,7 @@ func (f *facts) newObject() *objectMeta {
 func (f *facts) oldObjectMeta() *objectMeta {
 	if !f.decodedOld {
 		f.decodedOld = true
-		f.oldObject = f.decode("oldObject", f.rawOldObject)
+		f.oldObject = f.decode("oldObject", f.rawOldObject, scanOld)
 	}
 	return f.oldObject
 }
@@ -115,9 +119,36 @@ func (f *facts) replaceObjects(m *objectMeta) {
 	f.decodedObject, f.decodedOld = true, true
 }
 
-func (f *facts) decode(field string, raw []byte) *objectMeta {
+// Which object a scan is of.
+const (
+	scanNew = 0
+	scanOld = 1
+)
+
+// scan returns the fast path's scan of the new (scanNew) or old (scanOld) object; ok is false
+// when the object must be decoded with encoding/json instead.
+func (f *facts) scan(which int) (*objectScan, bool) {
+	if !f.scanned[which] {
+		f.scanned[which] = true
+		raw := f.rawObject
+		if which == scanOld {
+			raw = f.rawOldObject
+		}
+		f.scans[which], f.scanUsable[which] = scanObject(raw)
+	}
+	return &f.scans[which], f.scanUsable[which]
+}
+
+// decode returns the metadata of one object: from the fast path's scan when it applies,
+// otherwise decoded by encoding/json.
+func (f *facts) decode(field string, raw []byte, which int) *objectMeta {
 	if len(raw) == 0 {
 		return nil
+	}
+	if s, ok := f.scan(which); ok {
+		if m, ok := metaFromScan(s); ok {
+			return m
+		}
 	}
 	var obj struct {
 		Metadata objectMeta `json:"metadata"`
@@ -148,10 +179,11 @@ func (f *facts) displayName() string {
 
 // sourceName returns the source that owns the object, from the new or the old object.
 func (f *facts) sourceName() string {
-	for _, m := range []*objectMeta{f.newObject(), f.oldObjectMeta()} {
-		if m != nil && m.Labels[v1alpha1.LabelSource] != "" {
-			return m.Labels[v1alpha1.LabelSource]
-		}
+	if m := f.newObject(); m != nil && m.Labels[v1alpha1.LabelSource] != "" {
+		return m.Labels[v1alpha1.LabelSource]
+	}
+	if m := f.oldObjectMeta(); m != nil {
+		return m.Labels[v1alpha1.LabelSource]
 	}
 	return ""
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -54,6 +56,67 @@ func FuzzAdmissionReview(f *testing.F) {
 		var in admissionv1.AdmissionReview
 		if err := json.Unmarshal(body, &in); err != nil || in.Request == nil || in.Request.UID == "" {
 			t.Fatalf("guard allowed a review it cannot decode (%v): %q", err, body)
+		}
+	})
+}
+
+// FuzzScanAgreesWithDecode checks the guard's fast path through an object's JSON (scan.go)
+// against encoding/json on arbitrary bytes: whenever the fast path applies, the document must
+// be one encoding/json accepts, and the metadata and the pod template's restartedAt annotation
+// it reads must be what decoding the whole object gives.
+func FuzzScanAgreesWithDecode(f *testing.F) {
+	for _, seed := range []string{
+		string(deploymentJSON),
+		string(owned.raw("app", "production").Raw),
+		string(breakGlassObj("INC-1", now).raw("app", "production").Raw),
+		`{"metadata":null}`,
+		`{"metadata":"x"}`,
+		`{"Metadata":{"name":"a"}}`,
+		`{"metadata":{"Labels":{"a":"b"}}}`,
+		`{"metadata":{"name":"a"},"metadata":{"uid":"b"}}`,
+		`{"metadata":{"labels":{"a":"b","a":"c"},"annotations":{}}}`,
+		`{"metadata":{"labels":{"a":null,"b":"\u00e9"},"name":"x\"y","namespace":null}}`,
+		`{"metadata":{"labels":{"a":1}}}`,
+		`{"metadata":{"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"u","controller":true}]}}`,
+		`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-01-01T00:00:00Z"}}}}}`,
+		`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io\/restartedAt":1}}}}}`,
+		`{"spec":{"template":{"metadata":{"annotations":"x"}}},"spec":{}}`,
+		` {"a":[1,-0.5E+3,true,false,null,{"b":[]}],"c":"\ud800"} `,
+		`{"a":01}`,
+		`{"a":1}x`,
+		`{"a":"` + "\x01" + `"}`,
+		`{"m\u0065tadata":{"name":"a"}}`,
+		"{\"metadata\":{\"name\":\"\xff\"}}",
+		`[]`,
+		`null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, ok := scanObject(raw)
+		if !ok {
+			return
+		}
+		var whole map[string]any
+		if err := json.Unmarshal(raw, &whole); err != nil {
+			t.Fatalf("the fast path accepted %q, which encoding/json rejects: %v", raw, err)
+		}
+		want, _, _ := unstructured.NestedString(whole, "spec", "template", "metadata", "annotations", AnnotationRestartedAt)
+		if got := restartedAt(&s); got != want {
+			t.Fatalf("restartedAt of %q: fast path %q, encoding/json %q", raw, got, want)
+		}
+		m, ok := metaFromScan(&s)
+		if !ok {
+			return
+		}
+		var full struct {
+			Metadata objectMeta `json:"metadata"`
+		}
+		if err := json.Unmarshal(raw, &full); err != nil {
+			t.Fatalf("the fast path read the metadata of %q, which encoding/json cannot decode: %v", raw, err)
+		}
+		if !reflect.DeepEqual(*m, full.Metadata) {
+			t.Fatalf("metadata of %q:\nfast path     %#v\nencoding/json %#v", raw, *m, full.Metadata)
 		}
 	})
 }

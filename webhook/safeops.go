@@ -167,6 +167,17 @@ func (g *Guard) safeOperationOf(ctx context.Context, f *facts) (SafeOperation, s
 // isRolloutRestart reports whether an update changes nothing but the pod template's
 // restartedAt annotation, apart from what the API server maintains itself.
 func isRolloutRestart(f *facts) (SafeOperation, string) {
+	// Most updates are not restarts: the fast path reads the two annotations without decoding
+	// the objects (scan.go), and only a restart is compared whole.
+	if s, ok := f.scan(scanNew); ok {
+		at := restartedAt(s)
+		if at == "" {
+			return "", ""
+		}
+		if sOld, ok := f.scan(scanOld); ok && at == restartedAt(sOld) {
+			return "", ""
+		}
+	}
 	var obj, old map[string]any
 	if json.Unmarshal(f.rawObject, &obj) != nil || json.Unmarshal(f.rawOldObject, &old) != nil {
 		return "", ""

@@ -53,6 +53,9 @@ func SelfProtection(c *v1alpha1.DriftlessConfig) (*admissionregistrationv1.Valid
 	all := []string{"*"}
 	labels := map[string]string{"app.kubernetes.io/name": "driftless"}
 	vars := selfProtectionVariables(c)
+	allowed := allowedExpression(vars)
+	vars = append(append(vars, sourceAnnotationVariables()...), syncRequestVariable())
+	allowed += " || variables.isSyncRequest"
 
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
@@ -84,11 +87,11 @@ func SelfProtection(c *v1alpha1.DriftlessConfig) (*admissionregistrationv1.Valid
 			},
 			Variables: vars,
 			Validations: []admissionregistrationv1.Validation{{
-				Expression:        allowedExpression(vars),
+				Expression:        allowed,
 				Message:           selfProtectionProblem(c) + " " + selfProtectionWaysForward(c),
 				MessageExpression: selfProtectionMessageExpression(c),
 				Reason:            ptr.To(metav1.StatusReasonForbidden),
-			}},
+			}, suspensionValidation(c)},
 		},
 	}
 	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{

@@ -82,6 +82,8 @@ func TestSelfProtection(t *testing.T) {
 			wantVariables: []string{"isReconciler", "isKubernetes"},
 			wantIn: []string{
 				"request.userInfo.username == 'system:serviceaccount:driftless-system:driftless'",
+				"k == 'driftless.dev/reconcile-requested-at'",
+				"object.spec == oldObject.spec",
 				"startsWith('system:serviceaccount:kube-system:')",
 				"['system:kube-controller-manager', 'system:kube-scheduler']",
 				"'system:nodes' in request.userInfo.groups",
@@ -139,8 +141,10 @@ guard:
 				names = append(names, v.Name)
 				exprs = append(exprs, v.Expression)
 			}
-			if !slices.Equal(names, tt.wantVariables) {
-				t.Errorf("variables = %q, want %q", names, tt.wantVariables)
+			// Every configuration has the GitSource helpers after the identities.
+			wantNames := append(slices.Clone(tt.wantVariables), "annotations", "oldAnnotations", "isSyncRequest")
+			if !slices.Equal(names, wantNames) {
+				t.Errorf("variables = %q, want %q", names, wantNames)
 			}
 			joined := strings.Join(exprs, "\n")
 			for _, want := range tt.wantIn {
@@ -149,11 +153,11 @@ guard:
 				}
 			}
 
-			if len(policy.Spec.Validations) != 1 {
-				t.Fatalf("got %d validations, want 1", len(policy.Spec.Validations))
+			if len(policy.Spec.Validations) != 2 {
+				t.Fatalf("got %d validations, want 2 (who may change the installation; whole suspensions)", len(policy.Spec.Validations))
 			}
 			v := policy.Spec.Validations[0]
-			wantExpr := "variables." + strings.Join(tt.wantVariables, " || variables.")
+			wantExpr := "variables." + strings.Join(append(slices.Clone(tt.wantVariables), "isSyncRequest"), " || variables.")
 			if v.Expression != wantExpr {
 				t.Errorf("expression = %q, want %q", v.Expression, wantExpr)
 			}

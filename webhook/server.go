@@ -70,6 +70,9 @@ type ServerOptions struct {
 	Metrics *Metrics
 	// Logger receives the server's log lines.
 	Logger logr.Logger
+	// ConnState, when set, is called when a client connection changes state (as
+	// http.Server.ConnState); a new connection means a TLS handshake.
+	ConnState func(net.Conn, http.ConnState)
 }
 
 // Server is the guard's HTTPS server: controller-runtime's webhook server interface with
@@ -204,6 +207,7 @@ func (s *Server) Start(ctx context.Context) error {
 		ReadTimeout:       s.opts.ReadTimeout,
 		WriteTimeout:      s.opts.WriteTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
+		ConnState:         s.opts.ConnState,
 		// TLS handshake failures (no or a wrong client certificate) are the client's problem;
 		// at the default level they would flood the log.
 		ErrorLog: stdlog.New(logWriter{log.V(1)}, "", 0),

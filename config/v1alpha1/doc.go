@@ -9,4 +9,10 @@
 // The package describes configuration only. It must not import the webhook, policy or
 // reconciler packages, talk to a cluster, or read any file other than the one it is asked to
 // load.
+//
+// It also defines the GitSource kind, the Kubernetes object a source is since sources moved
+// out of the configuration file; its CustomResourceDefinition in config/crd is generated from
+// the markers in gitsource_types.go by `make manifests`.
+//
+// +groupName=driftless.dev
 package v1alpha1

@@ -175,18 +175,25 @@ type Source struct {
 // Limits bound what a source reads from Git, so that a commit cannot exhaust the
 // reconciler's memory or disk. A revision over a limit is refused and the source keeps its
 // last good revision.
+//
+// +kubebuilder:object:generate=true
 type Limits struct {
 	// MaxRepositorySize bounds the fetched Git objects on disk and, separately, the total size
 	// of the files of one checked-out commit. Defaults to 256Mi.
+	// +optional
 	MaxRepositorySize resource.Quantity `json:"maxRepositorySize"`
 	// MaxFileSize bounds one file of a commit, checked from the Git object header before its
 	// content is read. Defaults to 16Mi.
+	// +optional
 	MaxFileSize resource.Quantity `json:"maxFileSize"`
 	// MaxFiles bounds the number of files (and symlinks) in a commit. Defaults to 20000.
+	// +optional
 	MaxFiles int64 `json:"maxFiles"`
 	// MaxRenderedSize bounds the rendered objects, as JSON. Defaults to 64Mi.
+	// +optional
 	MaxRenderedSize resource.Quantity `json:"maxRenderedSize"`
 	// MaxObjects bounds the number of rendered objects. Defaults to 10000.
+	// +optional
 	MaxObjects int64 `json:"maxObjects"`
 }
 
@@ -220,12 +227,16 @@ func (s *Source) PruneEnabled() bool { return s.Prune == nil || *s.Prune }
 func (s *Source) SelfHealEnabled() bool { return s.SelfHeal == nil || *s.SelfHeal }
 
 // GitRef selects a commit: exactly one of its fields is set.
+//
+// +kubebuilder:object:generate=true
+// +kubebuilder:validation:XValidation:rule="[has(self.branch), has(self.tag), has(self.commit)].filter(x, x).size() == 1",message="exactly one of branch, tag or commit must be set"
 type GitRef struct {
 	// Branch to follow.
 	Branch string `json:"branch,omitempty"`
 	// Tag to apply.
 	Tag string `json:"tag,omitempty"`
-	// Commit SHA to apply.
+	// Commit SHA to apply, all 40 hexadecimal digits.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{40}$`
 	Commit string `json:"commit,omitempty"`
 }
 

@@ -376,27 +376,37 @@ func (c *checker) selfProtection(ctx context.Context) {
 	c.add(OK, check, fmt.Sprintf("ValidatingAdmissionPolicy and binding %s in place (%v)", webhook.SelfProtectionName, binding.Spec.ValidationActions), "")
 }
 
-// sources reports each configured source's last sync from the status the reconciler keeps.
+// sources reports each GitSource's last sync from the status the reconciler keeps in it.
 func (c *checker) sources(ctx context.Context) {
-	if c.cfg == nil {
+	list, err := c.Dynamic.Resource(v1alpha1.GitSourceGVR).Namespace(c.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		c.add(Fail, "sources", fmt.Sprintf("list GitSources in %s: %v", c.Namespace, err), "install the GitSource CRD (config/crd) and let the caller read gitsources")
 		return
 	}
-	if len(c.cfg.Sources) == 0 {
-		c.add(Warn, "sources", "none configured: the reconciler applies nothing", "add a source to the DriftlessConfig (docs/install.md#the-first-source)")
+	if len(list.Items) == 0 {
+		c.add(Warn, "sources", "no GitSource in "+c.Namespace+": the reconciler applies nothing", "add a GitSource (docs/sources.md#bootstrap-the-first-gitsource)")
 		return
 	}
-	for _, src := range c.cfg.Sources {
-		check := "source " + src.Name
-		s, found, err := reconciler.ReadSourceStatus(ctx, c.Dynamic, c.Namespace, src.Name)
+	for i := range list.Items {
+		var gs v1alpha1.GitSource
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, &gs); err != nil {
+			c.add(Fail, "source "+list.Items[i].GetName(), err.Error(), "")
+			continue
+		}
+		check := "source " + gs.Name
+		interval := gs.Spec.Interval.Duration
+		s, found, err := reconciler.ReadSourceStatus(ctx, c.Dynamic, c.Namespace, gs.Name)
 		switch {
 		case err != nil:
 			c.add(Fail, check, err.Error(), "")
-		case !found:
-			c.add(Warn, check, "has not synced yet", fmt.Sprintf("wait one interval (%s); if it stays, check the driftless logs and the Lease in %s", src.Interval.Duration, c.Namespace))
+		case s.Suspension != nil:
+			c.add(Warn, check, fmt.Sprintf("suspended (%s): no sync, no self-heal", s.Suspension.Reason), "resume it: set spec.suspend to false, or let the suspension expire")
+		case !found || s.Result == "":
+			c.add(Warn, check, "has not synced yet", fmt.Sprintf("wait one interval (%s); if it stays, check the driftless logs and the Lease in %s", interval, c.Namespace))
 		case s.Result != reconciler.ResultApplied:
 			c.add(Fail, check, fmt.Sprintf("last sync %s: %s", s.Result, s.Message), "driftless status shows the details; the cluster stays at the last good revision")
-		case src.Interval.Duration > 0 && c.Now.Sub(s.LastAttempt) > 3*src.Interval.Duration:
-			c.add(Warn, check, fmt.Sprintf("applied %s, but the last sync was %s ago (interval %s)", short(s.Revision), c.Now.Sub(s.LastAttempt).Truncate(time.Second), src.Interval.Duration),
+		case interval > 0 && c.Now.Sub(s.LastAttempt) > 3*interval:
+			c.add(Warn, check, fmt.Sprintf("applied %s, but the last sync was %s ago (interval %s)", short(s.Revision), c.Now.Sub(s.LastAttempt).Truncate(time.Second), interval),
 				"check that a replica holds the leader Lease and its logs")
 		default:
 			c.add(OK, check, fmt.Sprintf("%s applied, %d objects managed", short(s.Revision), s.ObjectsManaged), "")

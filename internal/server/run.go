@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -55,6 +59,9 @@ type RunOptions struct {
 	CacheDir string
 	// LeaderElection makes only one replica reconcile; every replica serves the webhook.
 	LeaderElection bool
+	// ReceiverAddr is host:port of the Git push receiver (every replica); "" or "0" disables
+	// it.
+	ReceiverAddr string
 
 	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
 	RESTConfig *rest.Config
@@ -102,7 +109,19 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("scheme: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("scheme: %w", err)
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme: scheme,
+		// Only the GitSources in Driftless's own namespace are sources (docs/sources.md).
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.GitSource{}: {Namespaces: map[string]cache.Config{cfg.Reconciler.ServiceAccount.Namespace: {}}},
+		}},
 		Logger: log,
 		// Runnables (the reconcilers) take their logger from the context.
 		BaseContext:            func() context.Context { return logr.NewContext(context.Background(), log) },
@@ -146,7 +165,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	set, err := addReconcilers(mgr, cfg, o, Gate(sets), led)
+	set, controller, mirror, err := addReconcilers(mgr, cfg, o, Gate(sets), led)
 	if err != nil {
 		return err
 	}
@@ -168,12 +187,23 @@ func Run(ctx context.Context, o RunOptions) error {
 			if err := guard.SetConfig(c); err != nil {
 				return err
 			}
-			return set.SetConfig(c)
+			if err := set.SetConfig(c); err != nil {
+				return err
+			}
+			controller.SetConfig(c)
+			return mirror.SetConfig(c)
 		}
 		reloader := &configReloader{path: o.ConfigPath, interval: o.ConfigReloadInterval, last: fingerprint, apply: apply, log: log.WithName("config"), reloads: reloads}
 		if err := mgr.Add(reloader); err != nil {
 			return fmt.Errorf("add config reloader: %w", err)
 		}
+	}
+	var clk clock.PassiveClock = clock.RealClock{}
+	if o.Clock != nil {
+		clk = o.Clock
+	}
+	if err := addReceiver(mgr, o.ReceiverAddr, cfg.Reconciler.ServiceAccount.Namespace, clk, log); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
@@ -188,31 +218,33 @@ func Run(ctx context.Context, o RunOptions) error {
 	return nil
 }
 
-// addReconcilers adds the set of the configured sources' reconcilers to the manager; they run
-// on the elected leader only, and follow configuration reloads (sources added, changed and
-// removed, the break-glass maximum).
-func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate, led *ledger.Ledger) (*reconciler.Set, error) {
+// addReconcilers adds the set of the sources' reconcilers, the controller of the GitSources
+// that feeds it, and the mirror of the configuration file's (deprecated) sources into
+// GitSources to the manager; they run on the elected leader only. The set and the controller
+// follow configuration reloads (the break-glass maximum, policy sets), the mirror the sources.
+func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOptions, gate reconciler.Gate, led *ledger.Ledger) (*reconciler.Set, *reconciler.GitSourceController, *reconciler.ConfigMirror, error) {
 	if !filepath.IsAbs(o.CacheDir) {
-		return nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
+		return nil, nil, nil, fmt.Errorf("--cache-dir %q: must be an absolute directory", o.CacheDir)
 	}
-	client, err := dynamic.NewForConfig(mgr.GetConfig())
+	dyn, err := dynamic.NewForConfig(mgr.GetConfig())
 	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
+		return nil, nil, nil, fmt.Errorf("dynamic client: %w", err)
 	}
 	metrics, err := reconciler.NewMetrics(crmetrics.Registry)
 	if err != nil {
-		return nil, fmt.Errorf("register reconciler metrics: %w", err)
+		return nil, nil, nil, fmt.Errorf("register reconciler metrics: %w", err)
 	}
 	var clk clock.WithDelayedExecution = clock.RealClock{}
 	if o.Clock != nil {
 		clk = o.Clock
 	}
+	recorder := mgr.GetEventRecorder("driftless-reconciler")
 	set, err := reconciler.NewSet(cfg, reconciler.Options{
-		Client:    client,
+		Client:    dyn,
 		Mapper:    mgr.GetRESTMapper(),
 		Fetcher:   source.NewGitFetcher(),
 		CacheDir:  o.CacheDir,
-		Recorder:  mgr.GetEventRecorder("driftless-reconciler"),
+		Recorder:  recorder,
 		Gate:      gate,
 		Clock:     clk,
 		Metrics:   metrics,
@@ -220,12 +252,26 @@ func addReconcilers(mgr ctrl.Manager, cfg *v1alpha1.DriftlessConfig, o RunOption
 		Ledger:    led,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := mgr.Add(set); err != nil {
-		return nil, fmt.Errorf("add reconcilers: %w", err)
+		return nil, nil, nil, fmt.Errorf("add reconcilers: %w", err)
 	}
-	return set, nil
+	controller, err := reconciler.NewGitSourceController(reconciler.ControllerOptions{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Set: set, Config: cfg,
+		CacheDir: o.CacheDir, Clock: clk, Recorder: recorder,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := controller.SetupWithManager(mgr); err != nil {
+		return nil, nil, nil, fmt.Errorf("add gitsource controller: %w", err)
+	}
+	mirror := reconciler.NewConfigMirror(dyn, cfg)
+	if err := mgr.Add(mirror); err != nil {
+		return nil, nil, nil, fmt.Errorf("add config mirror: %w", err)
+	}
+	return set, controller, mirror, nil
 }
 
 func splitHostPort(addr string) (string, int, error) {

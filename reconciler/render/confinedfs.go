@@ -17,6 +17,8 @@ var errReadOnly = errors.New("read-only file system")
 type confinedFS struct {
 	disk filesys.FileSystem
 	root string
+	// rec, when not nil, notes every path looked at.
+	rec *recorder
 }
 
 var _ filesys.FileSystem = confinedFS{}
@@ -81,12 +83,16 @@ func (c confinedFS) Open(p string) (filesys.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.rec.noteAbs(c.root, abs, false)
 	return c.disk.Open(abs)
 }
 
 // IsDir reports whether p is a directory under the root.
 func (c confinedFS) IsDir(p string) bool {
 	abs, err := c.confine(p)
+	if err == nil {
+		c.rec.noteAbs(c.root, abs, false)
+	}
 	return err == nil && c.disk.IsDir(abs)
 }
 
@@ -96,6 +102,7 @@ func (c confinedFS) ReadDir(p string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.rec.noteAbs(c.root, abs, true)
 	return c.disk.ReadDir(abs)
 }
 
@@ -105,6 +112,7 @@ func (c confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	c.rec.noteAbs(c.root, abs, false)
 	if _, err := filepath.EvalSymlinks(abs); err != nil {
 		// The on-disk implementation exits the process on some missing
 		// paths; report them instead.
@@ -116,11 +124,17 @@ func (c confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
 // Exists reports whether p exists under the root.
 func (c confinedFS) Exists(p string) bool {
 	abs, err := c.confine(p)
+	if err == nil {
+		c.rec.noteAbs(c.root, abs, false)
+	}
 	return err == nil && c.disk.Exists(abs)
 }
 
 // Glob returns the matches of pattern that lie under the root.
 func (c confinedFS) Glob(pattern string) ([]string, error) {
+	if abs, err := filepath.Abs(pattern); err == nil {
+		c.rec.noteGlob(c.root, abs)
+	}
 	matches, err := c.disk.Glob(pattern)
 	if err != nil {
 		return nil, err
@@ -140,6 +154,7 @@ func (c confinedFS) ReadFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.rec.noteAbs(c.root, abs, false)
 	return c.disk.ReadFile(abs)
 }
 
@@ -150,5 +165,6 @@ func (c confinedFS) Walk(p string, walkFn filepath.WalkFunc) error {
 	if err != nil {
 		return err
 	}
+	c.rec.noteAbs(c.root, abs, true)
 	return c.disk.Walk(abs, walkFn)
 }

@@ -19,6 +19,13 @@
 // touches the network, never runs git and never runs plugins. Kustomize
 // plugins and Helm charts are off.
 //
+// [RenderWithInputs] also records every path the render read, listed or
+// only looked for ([Inputs]), so that a caller that can tell whether they
+// changed skips rendering again; [Rendered.Update] brings the render of a
+// kustomization that only lists resource files up to date by building only
+// the changed files, when their objects keep their ids, and declines
+// otherwise.
+//
 // An empty render (zero objects) is not an error here: the caller decides
 // what it means, and the reconciler must never take it as "prune
 // everything".

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -27,7 +26,7 @@ var krustyMu sync.Mutex
 // root) with krusty, after checking that nothing it refers to is remote
 // or outside the root. With trace, each object's Origin also names the
 // resource file that declares it (see [Origin.Source]).
-func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir string, bud *budget, trace bool) ([]Object, error) {
+func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir string, bud *budget, trace bool, rec *recorder) ([]Object, error) {
 	chk := &refChecker{
 		rootAbs: rootAbs, root: r, visited: map[string]bool{},
 		namespaceFields: map[string]string{}, declaredNamespaces: map[string]string{},
@@ -45,6 +44,7 @@ func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir st
 	opts.PluginConfig = types.DisabledPluginConfig()
 	opts.AddManagedbyLabel = false
 	fsys := newConfinedFS(rootAbs)
+	fsys.rec = rec
 
 	krustyMu.Lock()
 	resMap, err := krusty.MakeKustomizer(opts).Run(fsys, filepath.Join(rootAbs, filepath.FromSlash(dir)))
@@ -61,11 +61,13 @@ func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir st
 		return nil, err
 	}
 	out := make([]Object, 0, len(resources))
+	sizes := make([]int64, 0, len(resources))
 	for i, res := range resources {
 		b, err := res.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: encode %s: %w", dir, res.CurId(), err)
 		}
+		sizes = append(sizes, int64(len(b)))
 		if err := bud.add(0, int64(len(b)), "kustomize build "+dir); err != nil {
 			return nil, err
 		}
@@ -85,6 +87,11 @@ func renderKustomization(ctx context.Context, rootAbs string, r *os.Root, dir st
 	if trace {
 		for i := range out {
 			chk.locate(&out[i])
+		}
+	}
+	if rec != nil {
+		if kfile, ok := findKustomization(repoRoot{Root: r.Root}, dir); ok {
+			rec.flat = newFlat(chk, dir, kfile, out, sizes, bud.limits)
 		}
 	}
 	return out, nil
@@ -142,7 +149,7 @@ func (c *refChecker) checkNamespaceRenames(out []Object) error {
 // these with a message naming the kustomization file and the entry.
 type refChecker struct {
 	rootAbs string
-	root    *os.Root
+	root    repoRoot
 	visited map[string]bool
 	// namespaceFields maps the namespace field of each kustomization to its
 	// file, and declaredNamespaces the name of each Namespace declared in a

@@ -119,15 +119,26 @@ func Render(ctx context.Context, root, path string) ([]*unstructured.Unstructure
 // RenderLimited is [Render] within limits: it stops, with a [*LimitError],
 // as soon as the render is over one of them.
 func RenderLimited(ctx context.Context, root, path string, limits Limits) ([]*unstructured.Unstructured, error) {
-	objs, err := renderWithOrigins(ctx, root, path, limits, false)
+	rd, err := RenderWithInputs(ctx, root, path, limits)
+	return rd.Objects, err
+}
+
+// RenderWithInputs is [RenderLimited], also returning the paths the render read: the files,
+// the directories it listed and the paths it only looked for. Rendering again where none of
+// them changed, within the same limits, gives the same objects, so a caller that can tell
+// whether they changed (by their Git hashes) can skip the render, or bring it up to date
+// with [Rendered.Update] when only some files changed.
+func RenderWithInputs(ctx context.Context, root, path string, limits Limits) (Rendered, error) {
+	rec := newRecorder()
+	objs, err := renderWithOrigins(ctx, root, path, limits, false, rec)
 	if err != nil {
-		return nil, err
+		return Rendered{}, err
 	}
 	out := make([]*unstructured.Unstructured, len(objs))
 	for i, o := range objs {
 		out[i] = o.Object
 	}
-	return out, nil
+	return Rendered{Objects: out, Inputs: rec.inputs(), flat: rec.flat}, nil
 }
 
 // RenderWithOrigins is [Render], also returning where each object came
@@ -136,12 +147,12 @@ func RenderLimited(ctx context.Context, root, path string, limits Limits) ([]*un
 // kustomization come in the order kustomize emits them (depth-first
 // resource order).
 func RenderWithOrigins(ctx context.Context, root, path string) ([]Object, error) {
-	return renderWithOrigins(ctx, root, path, Limits{}, true)
+	return renderWithOrigins(ctx, root, path, Limits{}, true, nil)
 }
 
 // renderWithOrigins renders path within limits; trace also traces kustomized objects to the
-// resource files that declare them.
-func renderWithOrigins(ctx context.Context, root, path string, limits Limits, trace bool) ([]Object, error) {
+// resource files that declare them. rec, when not nil, notes every path the render reads.
+func renderWithOrigins(ctx context.Context, root, path string, limits Limits, trace bool, rec *recorder) ([]Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -153,11 +164,12 @@ func renderWithOrigins(ctx context.Context, root, path string, limits Limits, tr
 	if err != nil {
 		return nil, err
 	}
-	r, err := os.OpenRoot(rootAbs)
+	or, err := os.OpenRoot(rootAbs)
 	if err != nil {
 		return nil, fmt.Errorf("open repository root %s: %w", root, err)
 	}
-	defer r.Close()
+	defer or.Close()
+	r := repoRoot{Root: or, rec: rec}
 
 	info, err := r.Stat(rel)
 	if err != nil {
@@ -168,7 +180,7 @@ func renderWithOrigins(ctx context.Context, root, path string, limits Limits, tr
 		return renderFiles(ctx, r, []string{rel}, b)
 	}
 	if _, ok := findKustomization(r, rel); ok {
-		return renderKustomization(ctx, rootAbs, r, rel, b, trace)
+		return renderKustomization(ctx, rootAbs, r, rel, b, trace, rec)
 	}
 	files, err := yamlFiles(r, rel)
 	if err != nil {
@@ -219,7 +231,7 @@ func kustomizationNames() [3]string {
 }
 
 // findKustomization returns the name of the kustomization file in dir.
-func findKustomization(r *os.Root, dir string) (string, bool) {
+func findKustomization(r repoRoot, dir string) (string, bool) {
 	for _, n := range kustomizationNames() {
 		p := path.Join(dir, n)
 		if info, err := r.Stat(p); err == nil && info.Mode().IsRegular() {
@@ -242,9 +254,9 @@ func isKustomizationFile(name string) bool {
 // yamlFiles lists the *.yaml and *.yml files under dir, sorted by path,
 // skipping hidden directories and files (such as .git), kustomization
 // files and symlinks to directories.
-func yamlFiles(r *os.Root, dir string) ([]string, error) {
+func yamlFiles(r repoRoot, dir string) ([]string, error) {
 	var files []string
-	err := fs.WalkDir(r.FS(), dir, func(p string, d fs.DirEntry, err error) error {
+	err := r.walkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -290,7 +302,7 @@ func linkError(err error) error {
 
 // renderFiles decodes the given files, in order, within the budget: a file's
 // size is counted before it is read.
-func renderFiles(ctx context.Context, r *os.Root, files []string, b *budget) ([]Object, error) {
+func renderFiles(ctx context.Context, r repoRoot, files []string, b *budget) ([]Object, error) {
 	var out []Object
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {

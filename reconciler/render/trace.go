@@ -21,7 +21,7 @@ type sourceRef struct {
 
 // declared is an object as a resource file declares it, before kustomize changes it.
 type declared struct {
-	file, apiVersion, kind, name string
+	file, apiVersion, kind, namespace, name string
 	// line is the 1-based line where the object starts in file.
 	line int
 }
@@ -43,7 +43,8 @@ func (c *refChecker) documents(file string) []declared {
 				apiVersion, _ := d.value["apiVersion"].(string)
 				md, _ := d.value["metadata"].(map[string]any)
 				name, _ := md["name"].(string)
-				out = append(out, declared{file: file, apiVersion: apiVersion, kind: kind, name: name, line: d.line})
+				namespace, _ := md["namespace"].(string)
+				out = append(out, declared{file: file, apiVersion: apiVersion, kind: kind, namespace: namespace, name: name, line: d.line})
 			}
 		}
 	}

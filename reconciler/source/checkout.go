@@ -23,14 +23,17 @@ import (
 // only when complete, so a checkout directory is never seen half-written.
 // Files whose content is unchanged since the current checkout are hard links
 // to it rather than new files: creating a file costs far more than linking
-// one, so a one-file commit in a large repository stays cheap. Checkouts are
-// never written to after they are complete, so sharing inodes is safe.
+// one, so a one-file commit in a large repository stays cheap. A file is known
+// unchanged without reading it when prevEntries (the entries of the previous
+// checkout's commit, when its objects are at hand) name the same blob at its
+// path; otherwise its content is hashed and compared. Checkouts are never
+// written to after they are complete, so sharing inodes is safe.
 //
 // The checkout stays within limits: a file's size is read from its Git
 // object header before its content, files are copied and hashed as streams,
 // and the walk stops at the first file over limits.MaxFileSize, or once the
 // files or their total size pass limits.MaxFiles or limits.MaxRepositorySize.
-func checkout(ctx context.Context, cache string, commit *object.Commit, limits Limits) (string, error) {
+func checkout(ctx context.Context, cache string, commit *object.Commit, limits Limits, prevEntries func(commit string) *Entries) (string, error) {
 	root := filepath.Join(cache, checkoutsDir)
 	final := filepath.Join(root, commit.Hash.String())
 	link := filepath.Join(cache, currentLink)
@@ -45,6 +48,9 @@ func checkout(ctx context.Context, cache string, commit *object.Commit, limits L
 			if checkouts, err := os.OpenRoot(root); err == nil {
 				defer checkouts.Close()
 				from = &reuse{checkouts: checkouts, prev: filepath.Base(prev), next: filepath.Base(tmp)}
+				if prevEntries != nil {
+					from.entries = prevEntries(from.prev)
+				}
 			}
 		}
 		if err := export(ctx, commit, tmp, from, limits); err != nil {
@@ -101,6 +107,31 @@ type reuse struct {
 	checkouts *os.Root
 	prev      string
 	next      string
+	// entries are those of the previous checkout's commit; nil when unknown.
+	entries *Entries
+}
+
+// linkSame makes name in the new checkout a hard link to the previous checkout's file when
+// the previous commit had the same blob, with the same mode, at name. It returns the file's
+// size and whether it did; on false the caller goes the long way.
+func (r *reuse) linkSame(name string, entry object.TreeEntry) (int64, bool) {
+	if r == nil || r.entries == nil {
+		return 0, false
+	}
+	switch entry.Mode {
+	case filemode.Regular, filemode.Deprecated, filemode.Executable:
+	default:
+		return 0, false
+	}
+	if e, ok := r.entries.Lookup(name); !ok || e.Kind != EntryFile || e.ID != entry.Mode.String()+" "+entry.Hash.String() {
+		return 0, false
+	}
+	old := path.Join(r.prev, name)
+	info, err := r.checkouts.Lstat(old)
+	if err != nil || !info.Mode().IsRegular() {
+		return 0, false
+	}
+	return info.Size(), true
 }
 
 // link makes name in the new checkout a hard link to the previous checkout's
@@ -195,6 +226,22 @@ func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.Tree
 		return root.MkdirAll(name, 0o755)
 	case filemode.Submodule:
 		return nil
+	}
+	if size, ok := from.linkSame(name, entry); ok {
+		if err := t.add(name, size); err != nil {
+			return err
+		}
+		if dir := path.Dir(name); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+		}
+		if from.checkouts.Link(path.Join(from.prev, name), path.Join(from.next, name)) == nil {
+			return nil
+		}
+		// Written below instead, and counted again there.
+		t.files--
+		t.bytes -= size
 	}
 	// The blob's size comes from its object header; its content is not read yet.
 	f, err := tree.TreeEntryFile(&entry)

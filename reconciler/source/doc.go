@@ -11,6 +11,10 @@
 // token), SSH (private key and pinned known_hosts), file:// URLs and plain local paths are
 // supported; local repositories are read in place, without a clone.
 //
+// An artifact also carries [Entries]: the Git blob and tree hashes of its paths, read from
+// tree objects without the files, so that a render can be reused for a commit in which
+// nothing it read changed.
+//
 // An artifact directory is written completely before it is made visible and is never
 // modified afterwards, so a failed fetch, an unreachable server or a rejected signature
 // leaves the caller's last good revision untouched. Every refusal for a signature wraps

@@ -49,13 +49,22 @@ type GitFetcher struct {
 	// repos keeps cache clones open between fetches, so pack indexes are
 	// read once. Entries are used only under the cache directory's lock.
 	repos map[string]*git.Repository
+	// entries keeps the entries of the last commit fetched into each cache directory, so
+	// that fetching it again, or checking out the next one, walks no tree. Guarded by mu.
+	entries map[string]commitEntries
+}
+
+// commitEntries are the entries of one commit.
+type commitEntries struct {
+	commit  plumbing.Hash
+	entries *Entries
 }
 
 var _ Fetcher = (*GitFetcher)(nil)
 
 // NewGitFetcher returns a ready GitFetcher.
 func NewGitFetcher() *GitFetcher {
-	return &GitFetcher{locks: map[string]*sync.Mutex{}, repos: map[string]*git.Repository{}}
+	return &GitFetcher{locks: map[string]*sync.Mutex{}, repos: map[string]*git.Repository{}, entries: map[string]commitEntries{}}
 }
 
 // lock serializes work on one cache directory and returns the unlock.
@@ -131,7 +140,19 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 	if err := ctx.Err(); err != nil {
 		return Revision{}, secrets, err
 	}
-	dir, err := checkout(ctx, cache, commit, spec.Limits)
+	prevEntries := func(prev string) *Entries {
+		h := plumbing.NewHash(prev)
+		if h.IsZero() || h.String() != prev {
+			return nil
+		}
+		e, _ := f.commitEntries(cache, repo, h)
+		return e
+	}
+	dir, err := checkout(ctx, cache, commit, spec.Limits, prevEntries)
+	if err != nil {
+		return Revision{}, secrets, err
+	}
+	entries, err := f.commitEntries(cache, repo, hash)
 	if err != nil {
 		return Revision{}, secrets, err
 	}
@@ -144,7 +165,31 @@ func (f *GitFetcher) fetch(ctx context.Context, spec Spec) (Revision, []string, 
 		Subject:   strings.TrimSpace(subject),
 		SignedBy:  signedBy,
 		Dir:       dir,
+		Entries:   entries,
 	}, secrets, nil
+}
+
+// commitEntries returns the entries of commit h of repo, the cached ones when h was the last
+// commit of the cache directory, and remembers them as the last.
+func (f *GitFetcher) commitEntries(cache string, repo *git.Repository, h plumbing.Hash) (*Entries, error) {
+	f.mu.Lock()
+	last, ok := f.entries[cache]
+	f.mu.Unlock()
+	if ok && last.commit == h {
+		return last.entries, nil
+	}
+	c, err := repo.CommitObject(h)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	e, err := TreeEntries(c)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.entries[cache] = commitEntries{commit: h, entries: e}
+	f.mu.Unlock()
+	return e, nil
 }
 
 // remoteURL is ep without HTTP credentials, which go to the auth method.

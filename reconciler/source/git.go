@@ -34,6 +34,7 @@ func (g *Git) Fetch(ctx context.Context) (Artifact, error) {
 	return Artifact{
 		Revision: rev.Commit,
 		Dir:      rev.Dir,
+		Entries:  rev.Entries,
 		Metadata: Metadata{Author: rev.Author, Committer: rev.Committer, Subject: rev.Subject, Created: rev.Time, SignedBy: rev.SignedBy, Fetched: g.now()},
 	}, nil
 }

@@ -33,6 +33,10 @@ type Artifact struct {
 	Dir string
 	// Metadata describes the revision for the status and the log.
 	Metadata Metadata
+	// Entries names the content of the artifact's paths without reading it, so that a
+	// render can be reused for a revision in which nothing it read changed; nil when the
+	// kind of source cannot tell.
+	Entries *Entries
 }
 
 // Metadata describes a revision for people: who made it, when and why, and who vouched for

@@ -128,6 +128,8 @@ type Revision struct {
 	// never modified, and stays on disk at least until a fetch of a
 	// second, different newer commit succeeds.
 	Dir string
+	// Entries names the content of the commit's paths (blob and tree hashes).
+	Entries *Entries
 }
 
 // ErrUnsigned is returned, wrapped, when verification is required and the

@@ -58,9 +58,9 @@ func TestBreakGlassRecord(t *testing.T) {
 	t.Cleanup(func() {
 		ctx := t.Context()
 		_ = admin.CoreV1().ConfigMaps("production").Delete(ctx, name, metav1.DeleteOptions{})
-		for _, cm := range []string{reconciler.StatusConfigMapName(source), reconciler.InventoryConfigMapName(source), reconciler.BreakGlassConfigMapName(source)} {
-			_ = admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Delete(ctx, cm, metav1.DeleteOptions{})
-		}
+		_ = admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Delete(ctx, reconciler.BreakGlassConfigMapName(source), metav1.DeleteOptions{})
+		// The source's status and inventory live in its GitSource.
+		_ = cp.Reconciler.Kubectl(ctx, "delete", "gitsource", "-n", v1alpha1.DefaultNamespace, source, "--ignore-not-found")
 	})
 
 	git := gitserver.New(t)

@@ -153,9 +153,9 @@ func TestSafeOperations(t *testing.T) {
 		if err != nil {
 			return
 		}
-		for _, cm := range []string{reconciler.StatusConfigMapName(source), reconciler.InventoryConfigMapName(source), reconciler.BreakGlassConfigMapName(source)} {
-			_ = admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Delete(ctx, cm, metav1.DeleteOptions{})
-		}
+		_ = admin.CoreV1().ConfigMaps(v1alpha1.DefaultNamespace).Delete(ctx, reconciler.BreakGlassConfigMapName(source), metav1.DeleteOptions{})
+		// The source's status and inventory live in its GitSource.
+		_ = cp.Reconciler.Kubectl(ctx, "delete", "gitsource", "-n", v1alpha1.DefaultNamespace, source, "--ignore-not-found")
 	})
 	client, err := dynamic.NewForConfig(cp.Admin.Config)
 	if err != nil {

@@ -121,7 +121,8 @@ func Start(ctx context.Context) (*ControlPlane, error) {
 	return StartWithOptions(ctx, Options{})
 }
 
-// StartWithOptions starts a control plane and provisions the personas as o says.
+// StartWithOptions starts a control plane, installs Driftless's CustomResourceDefinitions
+// (config/crd/bases) and provisions the personas as o says.
 func StartWithOptions(ctx context.Context, o Options) (*ControlPlane, error) {
 	assets, err := AssetsDir()
 	if err != nil {
@@ -131,8 +132,15 @@ func StartWithOptions(ctx context.Context, o Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
-		BinaryAssetsDirectory:    assets,
+		BinaryAssetsDirectory: assets,
+		// Driftless's own CustomResourceDefinitions (GitSource), as config/default installs them.
+		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:    true,
 		ControlPlaneStartTimeout: time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}

@@ -26,7 +26,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
-	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/test/gitserver"
 	"github.com/driftless-dev/driftless/test/harness"
 	"github.com/driftless-dev/driftless/webhook"
@@ -338,8 +337,7 @@ func TestLeaderElection(t *testing.T) {
 		if r := cp.Admin.Kubectl(ctx, "delete", "namespace", leaderNamespace, "--ignore-not-found", "--wait=false"); r.Err != nil {
 			t.Errorf("delete namespace %s: %v\n%s", leaderNamespace, r.Err, r.Combined())
 		}
-		if r := cp.Reconciler.Kubectl(ctx, "delete", "configmap", "-n", driftlessNamespace, "--ignore-not-found",
-			reconciler.StatusConfigMapName(leaderSource), reconciler.InventoryConfigMapName(leaderSource)); r.Err != nil {
+		if r := cp.Reconciler.Kubectl(ctx, "delete", "gitsource", "-n", driftlessNamespace, "--ignore-not-found", leaderSource); r.Err != nil {
 			t.Errorf("delete the source's status: %v\n%s", r.Err, r.Combined())
 		}
 	})

@@ -195,8 +195,7 @@ func TestSelfManagement(t *testing.T) {
 		if err := admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, webhook.SelfProtectionName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("delete the self-protection policy: %v", err)
 		}
-		if r := cp.Reconciler.Kubectl(ctx, "delete", "configmap", "-n", driftlessNamespace, "--ignore-not-found",
-			reconciler.StatusConfigMapName(installationSource), reconciler.InventoryConfigMapName(installationSource)); r.Err != nil {
+		if r := cp.Reconciler.Kubectl(ctx, "delete", "gitsource", "-n", driftlessNamespace, "--ignore-not-found", installationSource); r.Err != nil {
 			t.Errorf("delete the source's status: %v\n%s", r.Err, r.Combined())
 		}
 	})

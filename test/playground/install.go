@@ -165,6 +165,7 @@ func (e *env) install(ctx context.Context, root, config string, namespaces []str
 		}
 		docs = append(docs, string(y))
 	}
+	docs = append(docs, e.gitSource)
 	if err := e.apply(ctx, e.cp.Admin, docs...); err != nil {
 		return fmt.Errorf("apply config/default: %w", err)
 	}

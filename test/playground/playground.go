@@ -125,9 +125,11 @@ type env struct {
 	dir          string
 	driftlessBin string
 	repoDir      string
-	cp           *harness.ControlPlane
-	server       *inprocess.Server
-	serverUp     bool
+	// gitSource is the playground's GitSource, applied with config/default.
+	gitSource string
+	cp        *harness.ControlPlane
+	server    *inprocess.Server
+	serverUp  bool
 	// admin and dynamic are admin's clients, made once.
 	admin   kubernetes.Interface
 	dynamic dynamic.Interface
@@ -207,12 +209,6 @@ func (e *env) start(ctx context.Context) error {
 kind: DriftlessConfig
 reconciler:
   serviceAccount: {namespace: driftless-system, name: driftless}
-sources:
-  - name: %s
-    url: %s
-    path: overlays/production
-    interval: 5s
-    policySet: production
 guard:
   protectedNamespaces: [%s]
   controllerIdentities:
@@ -227,7 +223,20 @@ policySets:
     paths: [%s]
     parameters:
       allowed_registries: [registry.example.com]
-`, source, e.repoDir, strings.Join(appNamespaces, ", "), certManagerUser, harness.OncallGroup, filepath.Join(e.repoDir, "policies"))
+`, strings.Join(appNamespaces, ", "), certManagerUser, harness.OncallGroup, filepath.Join(e.repoDir, "policies"))
+	// The source is a GitSource, applied with the installation before the self-protection
+	// binding: how the first source of a real installation gets in (docs/sources.md).
+	e.gitSource = fmt.Sprintf(`apiVersion: driftless.dev/v1alpha1
+kind: GitSource
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  url: %s
+  path: overlays/production
+  interval: 5s
+  policySet: production
+`, source, "driftless-system", e.repoDir)
 	if err := e.install(ctx, root, config, appNamespaces); err != nil {
 		return err
 	}

@@ -130,17 +130,25 @@ func (o *breakGlassOptions) guardSettings(ctx context.Context, cs kubernetes.Int
 	if o.noPreflight {
 		return nil, nil
 	}
-	cfg, cm, err := installation.Config(ctx, cs, o.namespace)
+	g, err := installedBreakGlass(ctx, cs, o.namespace)
 	if err != nil {
-		return nil, fmt.Errorf("%w; pass --driftless-namespace if Driftless is installed elsewhere, or --no-preflight to let the guard decide", err)
+		return nil, err
 	}
-	from := "configmap " + o.namespace + "/" + cm.Name
-	v1alpha1.SetDefaults(cfg)
-	g := &installedGuard{groups: cfg.Guard.BreakGlass.Groups, maxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration, from: from}
 	if o.maxDuration > 0 {
 		g.maxDuration = o.maxDuration
 	}
 	return g, nil
+}
+
+// installedBreakGlass reads the break-glass groups and maximum of the configuration installed
+// in namespace, for the commands that check them before asking the API server.
+func installedBreakGlass(ctx context.Context, cs kubernetes.Interface, namespace string) (*installedGuard, error) {
+	cfg, cm, err := installation.Config(ctx, cs, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("%w; pass --driftless-namespace if Driftless is installed elsewhere, or --no-preflight to let admission decide", err)
+	}
+	v1alpha1.SetDefaults(cfg)
+	return &installedGuard{groups: cfg.Guard.BreakGlass.Groups, maxDuration: cfg.Guard.BreakGlass.MaxDuration.Duration, from: "configmap " + namespace + "/" + cm.Name}, nil
 }
 
 func (o *breakGlassOptions) clients() (*kubernetes.Clientset, error) {

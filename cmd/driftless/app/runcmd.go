@@ -26,6 +26,7 @@ func newRunCommand() *cobra.Command {
 	f.StringVar(&o.CertDir, "cert-dir", "/etc/driftless/certs", "directory with the webhook's tls.crt and tls.key")
 	f.StringVar(&o.ClientCAFile, "client-ca-file", "", "PEM file of the CAs whose client certificates the webhook accepts (relative to --cert-dir); the API server must present one. Empty accepts any client")
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9443", "address the admission webhook listens on")
+	f.StringVar(&o.ReceiverAddr, "receiver-addr", "0", "address of the Git push receiver (POST /hook/<source>, signed with the source's spec.receiver secret); 0 disables it")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the metrics endpoint, "0" to disable`)
 	f.StringVar(&o.ProbeAddr, "health-addr", ":8081", `address of the /healthz and /readyz endpoints, "0" to disable`)
 	f.StringVar(&o.CacheDir, "cache-dir", "/var/cache/driftless", "directory for the sources' Git caches")

@@ -22,8 +22,8 @@ func newStatusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each source's revision, last sync, last change, violations, drift reverts and break-glass",
-		Long: `status reads the status the reconciler keeps in the driftless-status-<source> ConfigMaps
-(kubectl get configmap -n driftless-system -l ... shows the same data) and prints it: per source
+		Long: `status reads the status the reconciler keeps in the GitSources of the Driftless namespace
+(kubectl get gitsources -n driftless-system -o yaml shows the same data) and prints it: per source
 the revision, the last sync, the last sync or revert that changed something, the objects held
 back under an active break-glass (who, why, until when, the patch to commit) and the latest
 break-glass sessions from the record (driftless break-glass --history shows all of them).

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package webhook
+
+import "time"
+
+// threadCPU is not measured outside Linux; the CPU percentiles read 0 there.
+func threadCPU() time.Duration { return 0 }
