@@ -9,6 +9,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/internal/installation"
 	"github.com/driftless-dev/driftless/internal/ledger"
 	"github.com/driftless-dev/driftless/reconciler"
@@ -89,52 +91,35 @@ type SourcesView struct {
 	Sources []Source `json:"sources"`
 	// Error says why the sources could not be read.
 	Error string `json:"error,omitempty"`
-	// HistoryNote says why the history is incomplete, if it is.
-	HistoryNote string `json:"historyNote,omitempty"`
 }
 
-// Source is one source on the sources page.
+// Source is one source on the sources page: its status, with its Ready condition spelled out.
+// Its history is the status's: the last syncs, newest first.
 type Source struct {
 	reconciler.Status
-	// Ready is whether the last sync applied the revision.
+	// Ready is whether the source's Ready condition is True (without conditions, whether the
+	// last sync applied the revision).
 	Ready bool `json:"ready"`
-	// History lists the revisions the source applied, newest first, from the ledger.
-	History []HistoryEntry `json:"history"`
+	// ReadyReason and ReadyMessage are the Ready condition's reason and message.
+	ReadyReason  string `json:"readyReason,omitempty"`
+	ReadyMessage string `json:"readyMessage,omitempty"`
 }
 
-// HistoryEntry is one applied revision.
-type HistoryEntry struct {
-	// Time is when it was first applied.
-	Time time.Time `json:"time"`
-	ledger.Revision
-}
-
-// historyWindow is how far back the sources page reads the ledger for the history.
-const historyWindow = 30 * 24 * time.Hour
-
-// maxHistory bounds the history shown per source.
-const maxHistory = 20
-
-// Sources reads every source's status and its recent history.
+// Sources reads every source's status.
 func (r *Reader) Sources(ctx context.Context) SourcesView {
-	now := r.clock.Now()
-	v := SourcesView{Now: now, Sources: []Source{}}
+	v := SourcesView{Now: r.clock.Now(), Sources: []Source{}}
 	statuses, err := reconciler.ReadStatus(ctx, r.dyn, r.namespace)
 	if err != nil {
 		v.Error = err.Error()
 		return v
 	}
-	records, _, lerr := ledger.Read(ctx, r.kube, r.namespace, now.Add(-historyWindow))
-	if lerr != nil {
-		v.HistoryNote = "the history comes from the ledger, which could not be read: " + lerr.Error()
-	}
 	for _, st := range statuses {
-		s := Source{Status: st, Ready: st.Result == reconciler.ResultApplied, History: []HistoryEntry{}}
-		for i := len(records) - 1; i >= 0 && len(s.History) < maxHistory; i-- {
-			rec := records[i]
-			if rec.Type == ledger.TypeRevision && rec.Source == st.Source && rec.Revision != nil {
-				s.History = append(s.History, HistoryEntry{Time: rec.Time, Revision: *rec.Revision})
-			}
+		s := Source{Status: st, Ready: st.Result == reconciler.ResultApplied}
+		if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); c != nil {
+			s.Ready, s.ReadyReason, s.ReadyMessage = c.Status == metav1.ConditionTrue, c.Reason, c.Message
+		}
+		if s.History == nil {
+			s.History = []v1alpha1.RevisionRecord{}
 		}
 		v.Sources = append(v.Sources, s)
 	}

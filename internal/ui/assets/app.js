@@ -202,7 +202,7 @@
     var rows = d.sources.map(function (s) {
       return h("tr", { "data-source": s.source },
         h("th", { scope: "row" }, h("a", { href: "#/sources/" + encodeURIComponent(s.source), text: s.source })),
-        h("td", null, s.ready ? badge("ok", "Ready") : badge("bad", "Not ready: " + (s.result || "never synced"))),
+        h("td", null, s.ready ? badge("ok", "Ready") : badge("bad", "Not ready: " + (s.readyReason || s.result || "never synced"))),
         h("td", null, s.revision ? [h("code", { text: short(s.revision) }), " ", s.subject ? "“" + s.subject + "”" : "", h("br"), h("span", { class: "muted", text: s.author || "" })] : h("span", { class: "muted", text: "none applied yet" })),
         h("td", null, when(s.lastAttempt)),
         h("td", { class: "num" }, String(s.objectsManaged)),
@@ -216,15 +216,19 @@
         h("dl", { class: "facts" },
           h("dt", { text: "Repository" }), h("dd", null, h("code", { text: s.url || "" }), " ", s.ref || "", s.path ? " path " + s.path : ""),
           h("dt", { text: "Applied" }), h("dd", null, s.revision ? [h("code", { text: short(s.revision) }), " by " + (s.author || "(unknown)") + ", committed ", when(s.commitTime), ", applied ", when(s.lastApplied)] : "nothing yet"),
+          h("dt", { text: "Ready" }), h("dd", null, s.ready ? "yes" : "no", s.readyMessage ? ": " + s.readyMessage : ""),
           h("dt", { text: "Last sync" }), h("dd", null, when(s.lastAttempt), s.message ? ": " + s.message : ""),
           h("dt", { text: "Last change" }), h("dd", null, s.lastChange ? [when(s.lastChangeTime), ": " + s.lastChange] : h("span", { class: "muted", text: "none recorded" }))),
         (s.violations || []).length ? h("div", null, h("h3", { text: "Policy violations that stopped the last sync" }),
           h("ul", null, s.violations.map(function (v) { return h("li", { text: (v.object ? v.object + ": " : "") + (v.message || JSON.stringify(v)) }); }))) : null,
         h("p", null, h("a", { href: "#/sources/" + encodeURIComponent(s.source), text: "Objects of " + s.source + " and their diffs" })),
         h("h3", { text: "History" }),
-        s.history.length ? table("Revisions " + s.source + " applied (newest first, from the ledger)", ["Applied", "Commit", "Author", "Subject"], s.history.map(function (e) {
-          return h("tr", null, h("td", null, when(e.time)), h("td", null, h("code", { text: short(e.commit) })), h("td", { text: e.author || "" }), h("td", { text: e.subject || "" }));
-        })) : empty(d.historyNote || "No applied revision in the ledger in the last 30 days."));
+        s.history.length ? table("The last syncs of " + s.source + ", newest first", ["Synced", "Result", "Commit", "Author", "Subject", "What it did"], s.history.map(function (e) {
+          return h("tr", null, h("td", null, when(e.time)),
+            h("td", null, badge(e.result === "Applied" ? "ok" : "bad", e.result + (e.count > 1 ? " ×" + e.count : ""))),
+            h("td", null, e.revision ? h("code", { text: short(e.revision) }) : h("span", { class: "muted", text: "not fetched" })),
+            h("td", { text: e.author || "" }), h("td", { text: e.subject || "" }), h("td", { text: e.message || "" }));
+        })) : empty("No sync recorded yet."));
       out.push(sec);
     });
     return out;
