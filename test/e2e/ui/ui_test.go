@@ -225,7 +225,15 @@ func TestWebView(t *testing.T) {
 
 	b := newBrowser(t)
 	// The one-time link logs the browser in and lands on the sources page without the token.
+	// The view reads with alice's own RBAC: until she may read GitSources, it says so.
 	b.do("open the link", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(link))
+	b.waitFor("the sources page to say alice may not list GitSources",
+		`document.querySelector("#results .error") !== null && document.querySelector("#results .error").textContent.includes('cannot list resource "gitsources"')`, time.Minute)
+	// The platform team binds the shipped viewer role to the on-call group; the page follows
+	// without a reload.
+	if r := cp.Admin.Kubectl(ctx, "create", "clusterrolebinding", "oncall-source-viewer", "--clusterrole=driftless-source-viewer", "--group="+harness.OncallGroup); r.Err != nil {
+		t.Fatalf("bind driftless-source-viewer to the on-call group: %s", r.Combined())
+	}
 	b.waitFor("the sources page to show payments Ready",
 		`document.querySelector('tr[data-source="payments"] .badge.ok') !== null`, 2*time.Minute)
 	if loc := eval[string](b, "location.href"); strings.Contains(loc, "token") || !strings.HasPrefix(loc, origin+"/") {
