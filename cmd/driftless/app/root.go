@@ -43,6 +43,6 @@ Exit codes, for every command:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newGetCommand(), newReconcileCommand(), newSuspendCommand(), newResumeCommand(), newBreakGlassCommand(), newStatusCommand(), newAuditCommand(), newDiffCommand(), newRunCommand(), newManifestsCommand(), newDoctorCommand(), newCheckCommand(), newPolicyCommand(), newVersionCommand())
+	root.AddCommand(newGetCommand(), newReconcileCommand(), newSuspendCommand(), newResumeCommand(), newBreakGlassCommand(), newStatusCommand(), newAuditCommand(), newDiffCommand(), newRunCommand(), newManifestsCommand(), newDoctorCommand(), newUICommand(), newCheckCommand(), newPolicyCommand(), newVersionCommand())
 	return root
 }
