@@ -82,6 +82,18 @@ subjects:
   - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "` + certManagerUser + `"}
 `
 
+// syncRequesterBinding lets the developers request syncs (driftless reconcile) with the Role
+// config/rbac ships unbound.
+const syncRequesterBinding = `apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: playground-sync-requester
+  namespace: driftless-system
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: driftless-sync-requester}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}
+`
+
 // workloadsEditBinding binds the developers and the on-call group to playground-workloads-edit
 // in one application namespace.
 func workloadsEditBinding(namespace string) string {
@@ -165,7 +177,8 @@ func (e *env) install(ctx context.Context, root, config string, namespaces []str
 		}
 		docs = append(docs, string(y))
 	}
-	docs = append(docs, e.gitSource)
+	// After config/default's Namespace and Roles.
+	docs = append(docs, syncRequesterBinding, e.gitSource)
 	if err := e.apply(ctx, e.cp.Admin, docs...); err != nil {
 		return fmt.Errorf("apply config/default: %w", err)
 	}

@@ -217,6 +217,9 @@ guard:
     groups: [%s]
     maxDuration: 1h
   policySet: production
+ledger:
+  # Records reach the ledger (driftless audit, driftless ui) within seconds.
+  flushInterval: 2s
 policySets:
   - name: production
     environment: production
