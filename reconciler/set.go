@@ -1,10 +1,11 @@
 package reconciler
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
 	"sync"
 
@@ -197,7 +198,7 @@ func (s *Set) converge() {
 	log := logr.FromContextOrDiscard(s.ctx)
 	for name, rs := range s.running {
 		run, ok := s.runs[name]
-		if ok && reflect.DeepEqual(run, rs.run) {
+		if ok && sameRun(run, rs.run) {
 			continue
 		}
 		rs.cancel()
@@ -233,6 +234,14 @@ func (s *Set) converge() {
 			_ = r.Start(ctx) // Start returns nil when ctx is done.
 		}()
 	}
+}
+
+// sameRun reports whether two runs of a source are the same, comparing their encodings: a
+// resource.Quantity caches its string form, so equal limits need not be deeply equal.
+func sameRun(a, b SourceRun) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // pruneAll deletes every object of the source's inventory within the ownership rules of

@@ -142,6 +142,11 @@ func (st *state) saveInventory(ctx context.Context, e *env, inv *inventory) erro
 	if err != nil {
 		return fmt.Errorf("save inventory: %w", err)
 	}
+	if len(inv.refs) == 0 {
+		// An empty inventory is an empty list of entries, which says "nothing applied"; an
+		// empty object would reach the API server as null, "no inventory yet".
+		m = map[string]any{"entries": []any{}}
+	}
 	if _, err := applyGitSourceStatus(ctx, e.client, e.namespace, e.src.Name, inventoryFieldManager, map[string]any{"inventory": m}); err != nil {
 		return fmt.Errorf("save inventory: %w", err)
 	}

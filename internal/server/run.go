@@ -62,6 +62,10 @@ type RunOptions struct {
 	// ReceiverAddr is host:port of the Git push receiver (every replica); "" or "0" disables
 	// it.
 	ReceiverAddr string
+	// GuardOnly serves the guard without the reconciler, the GitSource controller and the
+	// configuration mirror, for tests that run more than one `driftless run` in a cluster
+	// without leader election (every one would reconcile every GitSource).
+	GuardOnly bool
 
 	// RESTConfig connects to the API server; nil uses the in-cluster or kubeconfig default.
 	RESTConfig *rest.Config
@@ -165,9 +169,15 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
 
-	set, controller, mirror, err := addReconcilers(mgr, cfg, o, Gate(sets), led)
-	if err != nil {
-		return err
+	var (
+		set        *reconciler.Set
+		controller *reconciler.GitSourceController
+		mirror     *reconciler.ConfigMirror
+	)
+	if !o.GuardOnly {
+		if set, controller, mirror, err = addReconcilers(mgr, cfg, o, Gate(sets), led); err != nil {
+			return err
+		}
 	}
 	if o.ConfigReloadInterval > 0 {
 		reloads, err := newReloadsMetric(crmetrics.Registry)
@@ -178,14 +188,17 @@ func Run(ctx context.Context, o RunOptions) error {
 		// last good configuration. Sources are checked first, as they are the only part
 		// that can fail after the policies compiled.
 		apply := func(ctx context.Context, c *v1alpha1.DriftlessConfig) error {
-			if err := set.Check(c); err != nil {
-				return err
+			if errs := v1alpha1.Validate(c); len(errs) > 0 {
+				return errs.ToAggregate()
 			}
 			if err := sets.Load(ctx, c); err != nil {
 				return err
 			}
 			if err := guard.SetConfig(c); err != nil {
 				return err
+			}
+			if set == nil {
+				return nil
 			}
 			if err := set.SetConfig(c); err != nil {
 				return err

@@ -55,7 +55,9 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 	}
-	if guard, err = inprocess.New(cp, fmt.Sprintf(guardConfig, "enforce")); err != nil {
+	// The shared guard does not reconcile: tests that need the reconciler start their own
+	// driftless run, which must be the only one running GitSources.
+	if guard, err = inprocess.NewWithOptions(cp, fmt.Sprintf(guardConfig, "enforce"), inprocess.Options{GuardOnly: true}); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}

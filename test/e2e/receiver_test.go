@@ -7,19 +7,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/internal/receiver"
 	"github.com/driftless-dev/driftless/test/gitserver"
+	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
-// push POSTs body to the receiver of `driftless run` for source, with headers, and returns
-// the status code.
-func push(t *testing.T, source, body string, headers map[string]string) int {
+// push POSTs body to the receiver at addr for source, with headers, and returns the status
+// code.
+func push(t *testing.T, addr, source, body string, headers map[string]string) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+guard.ReceiverAddr+receiver.PathPrefix+source, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+addr+receiver.PathPrefix+source, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +51,17 @@ func TestPushReceiver(t *testing.T) {
 	if r := cp.Admin.Kubectl(ctx, "get", "namespace", driftlessNamespace); r.Err != nil {
 		kubectlOK(t, "create", "namespace", driftlessNamespace)
 	}
+	// The shared guard does not reconcile; this driftless run does, on a fake clock that
+	// nobody advances, so only a request can make a sync happen.
+	run, err := inprocess.New(cp, sourcesConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(run.Dir) })
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Stop() })
 	srv := gitserver.New(t)
 	repo := srv.CreateRepo(t, "hooks.git")
 	const hookSecret = "hook-s3cret"
@@ -99,7 +112,7 @@ spec:
 		{"wrong gitlab token", "hooked", map[string]string{receiver.HeaderGitLab: "guess"}},
 		{"unknown source", "nope", map[string]string{receiver.HeaderGitHub: githubSignature(hookSecret, body)}},
 	} {
-		if code := push(t, c.source, body, c.headers); code != http.StatusUnauthorized {
+		if code := push(t, run.ReceiverAddr, c.source, body, c.headers); code != http.StatusUnauthorized {
 			t.Errorf("%s: status %d, want 401", c.name, code)
 		}
 	}
@@ -114,7 +127,7 @@ spec:
 		t.Fatalf("revision %s after refused pushes, want still %s", got, rev1)
 	}
 
-	if code := push(t, "hooked", body, map[string]string{receiver.HeaderGitHub: githubSignature(hookSecret, body), "X-GitHub-Event": "push"}); code != http.StatusAccepted {
+	if code := push(t, run.ReceiverAddr, "hooked", body, map[string]string{receiver.HeaderGitHub: githubSignature(hookSecret, body), "X-GitHub-Event": "push"}); code != http.StatusAccepted {
 		t.Fatalf("signed push: status %d, want 202", code)
 	}
 	waitApplied(t, "hooked", rev2)

@@ -12,6 +12,7 @@ import (
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/gitserver"
 	"github.com/driftless-dev/driftless/test/harness"
+	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
 // sourcesNamespace is where the GitSources of these tests apply their objects; the guard does
@@ -20,6 +21,20 @@ const sourcesNamespace = "dev-admin"
 
 // driftlessNamespace holds the GitSources; only GitSources there are sources.
 const driftlessNamespace = v1alpha1.DefaultNamespace
+
+// sourcesConfig is the configuration of the GitSource tests' driftless run; the test appends
+// the policy set's path.
+const sourcesConfig = `apiVersion: driftless.dev/v1alpha1
+kind: DriftlessConfig
+guard:
+  protectedNamespaces: [production]
+  breakGlass:
+    groups: [oncall]
+    maxDuration: 2h
+policySets:
+  - name: shop
+    library: {disabled: true}
+`
 
 // gitSourceYAML is a GitSource of the loopback Git server's repository url, authenticated by
 // the Secret git-creds.
@@ -94,8 +109,24 @@ func TestGitSources(t *testing.T) {
 	if r := cp.Admin.Kubectl(ctx, "get", "namespace", driftlessNamespace); r.Err != nil {
 		kubectlOK(t, "create", "namespace", driftlessNamespace)
 	}
-	srv := gitserver.New(t, gitserver.WithBasicAuth("robot", "s3cret-pass"))
-	repo := srv.CreateRepo(t, "shop.git")
+	git := gitserver.New(t, gitserver.WithBasicAuth("robot", "s3cret-pass"))
+	repo := git.CreateRepo(t, "shop.git")
+	// The policy set the policy test names; the shared guard does not reconcile, this
+	// driftless run does, on a fake clock.
+	policyDir := t.TempDir()
+	rule := "package main\n\ndeny contains msg if {\n\tinput.kind == \"ConfigMap\"\n\tinput.data.forbidden\n\tmsg := \"ConfigMap has a forbidden key\"\n}\n"
+	if err := os.WriteFile(filepath.Join(policyDir, "shop.rego"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := inprocess.New(cp, sourcesConfig+"    paths: ["+policyDir+"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(srv.Dir) })
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
 	kubectlOK(t, "-n", driftlessNamespace, "create", "secret", "generic", "git-creds", "--from-literal=username=robot", "--from-literal=password=s3cret-pass")
 	commit := func(files map[string]string, msg string) string {
 		return repo.Commit(t, "main", gitserver.Change{Files: files, Message: msg})
@@ -109,11 +140,11 @@ func TestGitSources(t *testing.T) {
 
 	// Two sources: shop, and sentinel, whose drift reverts show that the reconciler is
 	// running when shop's is not reverted.
-	r := cp.Admin.KubectlWith(ctx, gitSourceYAML("shop", srv.RepoURL("shop.git"), "shop", "1h", ""), nil, "apply", "-f", "-")
+	r := cp.Admin.KubectlWith(ctx, gitSourceYAML("shop", git.RepoURL("shop.git"), "shop", "1h", ""), nil, "apply", "-f", "-")
 	if r.Err != nil {
 		t.Fatalf("create gitsource: %v\n%s", r.Err, r.Combined())
 	}
-	r = cp.Admin.KubectlWith(ctx, gitSourceYAML("sentinel", srv.RepoURL("shop.git"), "sentinel", "1h", ""), nil, "apply", "-f", "-")
+	r = cp.Admin.KubectlWith(ctx, gitSourceYAML("sentinel", git.RepoURL("shop.git"), "sentinel", "1h", ""), nil, "apply", "-f", "-")
 	if r.Err != nil {
 		t.Fatalf("create gitsource: %v\n%s", r.Err, r.Combined())
 	}
@@ -172,25 +203,8 @@ func TestGitSources(t *testing.T) {
 	})
 
 	t.Run("a policy-denied revision sets Ready=False naming the rule", func(t *testing.T) {
-		dir := t.TempDir()
-		rule := "package main\n\ndeny contains msg if {\n\tinput.kind == \"ConfigMap\"\n\tinput.data.forbidden\n\tmsg := \"ConfigMap has a forbidden key\"\n}\n"
-		if err := os.WriteFile(filepath.Join(dir, "shop.rego"), []byte(rule), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		before, _ := guard.Counter("driftless_config_reloads_total", "result")
-		withPolicy := fmt.Sprintf(guardConfig, "enforce") + "policySets:\n  - name: shop\n    library: {disabled: true}\n    paths: [" + dir + "]\n"
-		if err := guard.SetConfig(ctx, withPolicy, func() error {
-			now, err := guard.Counter("driftless_config_reloads_total", "result")
-			if err != nil || now["applied"] <= before["applied"] {
-				return fmt.Errorf("not reloaded yet (%v)", err)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
 		t.Cleanup(func() {
 			cp.Admin.Kubectl(context.Background(), "-n", driftlessNamespace, "patch", "gitsource", "shop", "--type=json", `-p=[{"op":"remove","path":"/spec/policySet"}]`)
-			_ = guard.SetConfig(context.Background(), fmt.Sprintf(guardConfig, "enforce"), func() error { return nil })
 		})
 		kubectlOK(t, "-n", driftlessNamespace, "patch", "gitsource", "shop", "--type=merge", "-p", `{"spec":{"policySet":"shop"}}`)
 		denied := commit(map[string]string{"shop/cm.yaml": cmYAML("shop", "forbidden", "yes")}, "forbidden")
@@ -235,7 +249,7 @@ func TestGitSources(t *testing.T) {
 				return nil
 			}
 			if steps < 5 {
-				guard.Clock.Step(2*time.Minute + time.Second)
+				srv.Clock.Step(2*time.Minute + time.Second)
 				steps++
 			}
 			return fmt.Errorf("not applied after %d steps of 2m", steps)
@@ -283,7 +297,7 @@ func TestGitSources(t *testing.T) {
 	})
 
 	t.Run("a suspend annotation stops self-heal until it expires, then drift is reverted", func(t *testing.T) {
-		until := guard.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		until := srv.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 		kubectlOK(t, "-n", driftlessNamespace, "annotate", "--overwrite", "gitsource/shop",
 			v1alpha1.AnnotationSuspend+"=INC-42", v1alpha1.AnnotationSuspendUntil+"="+until, v1alpha1.AnnotationSuspendBy+"=alice")
 		waitFor(t, "Ready=False Suspended", func() error {
@@ -297,7 +311,7 @@ func TestGitSources(t *testing.T) {
 		if got := cmData(t, "shop", "size"); got != "77" {
 			t.Fatalf("size = %q under a suspension, want the drift kept", got)
 		}
-		guard.Clock.Step(time.Hour + time.Second)
+		srv.Clock.Step(time.Hour + time.Second)
 		waitFor(t, "the suspension ends: annotations removed, drift reverted, Ready", func() error {
 			annos := jsonpath(t, "shop", "{.metadata.annotations}")
 			if strings.Contains(annos, v1alpha1.AnnotationSuspend) {
@@ -322,7 +336,7 @@ func TestGitSources(t *testing.T) {
 	})
 
 	t.Run("an invalid suspend annotation is ignored and says why", func(t *testing.T) {
-		until := guard.Clock.Now().Add(10 * time.Hour).UTC().Format(time.RFC3339)
+		until := srv.Clock.Now().Add(10 * time.Hour).UTC().Format(time.RFC3339)
 		kubectlOK(t, "-n", driftlessNamespace, "annotate", "--overwrite", "gitsource/shop",
 			v1alpha1.AnnotationSuspend+"=too-long", v1alpha1.AnnotationSuspendUntil+"="+until)
 		t.Cleanup(func() {
@@ -356,7 +370,7 @@ func TestGitSources(t *testing.T) {
 			"tidy/kustomization.yaml": "resources: [cm.yaml]\n",
 			"tidy/cm.yaml":            cmYAML("tidy", "k", "v"),
 		}, "tidy")
-		r := cp.Admin.KubectlWith(ctx, gitSourceYAML("tidy", srv.RepoURL("shop.git"), "tidy", "1h", "  pruneOnDelete: true\n"), nil, "apply", "-f", "-")
+		r := cp.Admin.KubectlWith(ctx, gitSourceYAML("tidy", git.RepoURL("shop.git"), "tidy", "1h", "  pruneOnDelete: true\n"), nil, "apply", "-f", "-")
 		if r.Err != nil {
 			t.Fatalf("create gitsource: %v\n%s", r.Err, r.Combined())
 		}

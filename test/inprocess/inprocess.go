@@ -48,11 +48,12 @@ type Server struct {
 	// ReceiverAddr is where the Git push receiver listens.
 	ReceiverAddr string
 	// Clock is the fake clock break-glass expiry runs on; nil with Options.RealClock.
-	Clock  *clocktesting.FakeClock
-	CA     *harness.CA
-	logger logr.Logger
-	cancel context.CancelFunc
-	done   chan error
+	Clock     *clocktesting.FakeClock
+	CA        *harness.CA
+	logger    logr.Logger
+	guardOnly bool
+	cancel    context.CancelFunc
+	done      chan error
 }
 
 // Options change how New sets the server up; the zero value is what the end-to-end suites use.
@@ -66,6 +67,9 @@ type Options struct {
 	// Logger receives the server's log. When it has no sink, the log goes to stderr if
 	// DRIFTLESS_E2E_LOGS is set and is discarded otherwise.
 	Logger logr.Logger
+	// GuardOnly runs the guard without the reconciler (server.RunOptions.GuardOnly), so that
+	// the tests' own servers are the only ones that reconcile GitSources.
+	GuardOnly bool
 }
 
 // New prepares `driftless run` for cp with the configuration config, a fake clock and a
@@ -92,6 +96,7 @@ func NewWithOptions(cp *harness.ControlPlane, config string, o Options) (*Server
 		ConfigPath: filepath.Join(dir, "config.yaml"),
 		CertDir:    filepath.Join(dir, "certs"),
 		logger:     o.Logger,
+		guardOnly:  o.GuardOnly,
 	}
 	if !o.RealClock {
 		g.Clock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
@@ -141,6 +146,7 @@ func (g *Server) Start() error {
 		CacheDir:             filepath.Join(g.Dir, "cache"),
 		RESTConfig:           g.cp.Reconciler.Config,
 		Logger:               logger,
+		GuardOnly:            g.guardOnly,
 	}
 	// A nil *FakeClock in the interface would not be the real clock.
 	if g.Clock != nil {
