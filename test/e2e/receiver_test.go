@@ -53,7 +53,7 @@ func TestPushReceiver(t *testing.T) {
 	}
 	// The shared guard does not reconcile; this driftless run does, on a fake clock that
 	// nobody advances, so only a request can make a sync happen.
-	run, err := inprocess.New(cp, sourcesConfig)
+	run, err := inprocess.New(cp, strings.Split(sourcesConfig, "policySets:")[0])
 	if err != nil {
 		t.Fatal(err)
 	}
