@@ -2,6 +2,8 @@ package sources
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,10 +60,15 @@ func Get(ctx context.Context, client dynamic.Interface, namespace, name string) 
 }
 
 // RequestSync asks the reconciler to sync a source now, by setting its
-// driftless.dev/reconcile-requested-at annotation to a new token derived from now, and
-// returns the token, which [WaitForSync] waits for. It changes no desired state.
+// driftless.dev/reconcile-requested-at annotation to a new token, now and a random suffix (so
+// that two requests in the same instant are two requests), and returns the token, which
+// [WaitForSync] waits for. It changes no desired state.
 func RequestSync(ctx context.Context, client dynamic.Interface, namespace, name string, now time.Time) (string, error) {
-	token := now.UTC().Format(time.RFC3339Nano)
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		return "", fmt.Errorf("request a sync of gitsource %s/%s: %w", namespace, name, err)
+	}
+	token := now.UTC().Format(time.RFC3339Nano) + "-" + hex.EncodeToString(suffix)
 	if err := patchAnnotations(ctx, client, namespace, name, map[string]any{v1alpha1.AnnotationReconcileRequestedAt: token}); err != nil {
 		return "", fmt.Errorf("request a sync of gitsource %s/%s: %w", namespace, name, err)
 	}
