@@ -137,4 +137,35 @@ spec:
 	if got := cmData(t, "hooked", "v"); got != "2" {
 		t.Errorf("configmap hooked v = %q after the push, want 2", got)
 	}
+
+	t.Run("driftless reconcile --wait returns with the new revision", func(t *testing.T) {
+		rev3 := commit("3", "third")
+		out, err := driftless(t, cp.Bob, "reconcile", "hooked", "--wait", "--timeout", "90s")
+		if err != nil {
+			t.Fatalf("driftless reconcile --wait: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "Ready=True") || !strings.Contains(out, rev3[:12]) {
+			t.Errorf("driftless reconcile --wait says:\n%s\nwant Ready=True and revision %s", out, rev3[:12])
+		}
+		if got := jsonpath(t, "hooked", "{.status.lastAppliedRevision}"); got != rev3 {
+			t.Errorf("revision %s when --wait returned, want %s", got, rev3)
+		}
+	})
+	t.Run("a person not allowed to request syncs is refused", func(t *testing.T) {
+		// erin may read everything but Secrets (what view aggregates) and nothing more.
+		erin, err := cp.AddUnboundUser(ctx, "erin", "auditors")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubectlOK(t, "create", "clusterrolebinding", "receiver-erin-view", "--clusterrole=system:aggregate-to-view", "--user=erin")
+		t.Cleanup(func() { cp.Admin.Kubectl(t.Context(), "delete", "clusterrolebinding", "receiver-erin-view", "--ignore-not-found") })
+		before := jsonpath(t, "hooked", "{.metadata.annotations}")
+		out, err := driftless(t, erin, "reconcile", "hooked")
+		if err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Errorf("driftless reconcile as erin: want forbidden, got %v\n%s", err, out)
+		}
+		if after := jsonpath(t, "hooked", "{.metadata.annotations}"); after != before {
+			t.Errorf("erin's refused request changed the annotations:\n%s\n%s", before, after)
+		}
+	})
 }
