@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/internal/receiver"
@@ -54,7 +55,10 @@ func BenchmarkCommitToApplied(b *testing.B) {
 	// Self-protection lets only Driftless's own identities and the on-call group change
 	// driftless-system; on a cluster the GitSources and the Secret would come from Git and be
 	// applied as the reconciler, so the benchmark creates them as the reconciler.
-	dyn, err := dynamic.NewForConfig(cp.Admin.Config)
+	// The GitSource is read every 25ms: the client must not throttle that.
+	cfg := rest.CopyConfig(cp.Admin.Config)
+	cfg.QPS, cfg.Burst = 100, 100
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,8 +158,12 @@ func waitRevision(ctx context.Context, dyn dynamic.Interface, name, revision str
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	var got, ready string
+	var lastErr error
 	for {
 		gs, err := dyn.Resource(v1alpha1.GitSourceGVR).Namespace(v1alpha1.DefaultNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil && ctx.Err() == nil {
+			lastErr = err
+		}
 		if err == nil {
 			got, _, _ = unstructured.NestedString(gs.Object, "status", "lastAppliedRevision")
 			if got == revision {
@@ -170,7 +178,7 @@ func waitRevision(ctx context.Context, dyn dynamic.Interface, name, revision str
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("gitsource %s does not apply %s: revision %q, ready %q, last error %v", name, revision, got, ready, err)
+			return 0, fmt.Errorf("gitsource %s does not apply %s: revision %q, ready %q, last error %v", name, revision, got, ready, lastErr)
 		case <-tick.C:
 		}
 	}
