@@ -106,6 +106,9 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 // ControlPlane returns the playground's control plane and its personas.
 func (p *Playground) ControlPlane() *harness.ControlPlane { return p.e.cp }
 
+// ReceiverAddr returns the address of the Git push receiver of the playground's `driftless run`.
+func (p *Playground) ReceiverAddr() string { return p.e.server.ReceiverAddr }
+
 // EnvFile returns the shell file that gives the personas short commands.
 func (p *Playground) EnvFile() string { return p.e.envPath }
 

@@ -18,7 +18,7 @@ import (
 )
 
 // buildDriftless builds the driftless binary the playground runs.
-func buildDriftless(t *testing.T) string {
+func buildDriftless(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "driftless")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/driftless-dev/driftless/cmd/driftless").CombinedOutput(); err != nil {
