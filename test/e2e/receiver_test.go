@@ -48,20 +48,8 @@ func githubSignature(secret, body string) string {
 // applied although the source's interval (an hour, on a clock nobody advances) is far off.
 func TestPushReceiver(t *testing.T) {
 	ctx := t.Context()
-	if r := cp.Admin.Kubectl(ctx, "get", "namespace", driftlessNamespace); r.Err != nil {
-		kubectlOK(t, "create", "namespace", driftlessNamespace)
-	}
-	// The shared guard does not reconcile; this driftless run does, on a fake clock that
-	// nobody advances, so only a request can make a sync happen.
-	run, err := inprocess.New(cp, strings.Split(sourcesConfig, "policySets:")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run.Dir) })
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Stop() })
+	// On a fake clock that nobody advances, so only a request can make a sync happen.
+	run := startReconcilingRun(t)
 	srv := gitserver.New(t)
 	repo := srv.CreateRepo(t, "hooks.git")
 	const hookSecret = "hook-s3cret"
@@ -158,7 +146,9 @@ spec:
 			t.Fatal(err)
 		}
 		kubectlOK(t, "create", "clusterrolebinding", "receiver-erin-view", "--clusterrole=system:aggregate-to-view", "--user=erin")
-		t.Cleanup(func() { cp.Admin.Kubectl(t.Context(), "delete", "clusterrolebinding", "receiver-erin-view", "--ignore-not-found") })
+		t.Cleanup(func() {
+			cp.Admin.Kubectl(t.Context(), "delete", "clusterrolebinding", "receiver-erin-view", "--ignore-not-found")
+		})
 		before := jsonpath(t, "hooked", "{.metadata.annotations}")
 		out, err := driftless(t, erin, "reconcile", "hooked")
 		if err == nil || !strings.Contains(err.Error(), "forbidden") {
@@ -168,4 +158,24 @@ spec:
 			t.Errorf("erin's refused request changed the annotations:\n%s\n%s", before, after)
 		}
 	})
+}
+
+// startReconcilingRun starts a `driftless run` that reconciles the GitSources of the Driftless
+// namespace (the shared guard does not), on a fake clock, without policy sets, and stops it
+// when the test ends.
+func startReconcilingRun(t *testing.T) *inprocess.Server {
+	t.Helper()
+	if r := cp.Admin.Kubectl(t.Context(), "get", "namespace", driftlessNamespace); r.Err != nil {
+		kubectlOK(t, "create", "namespace", driftlessNamespace)
+	}
+	run, err := inprocess.New(cp, strings.Split(sourcesConfig, "policySets:")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(run.Dir) })
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Stop() })
+	return run
 }

@@ -2,13 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/gitserver"
-	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
 // TestGitSourcesFromGit has one source, platform, apply the other GitSources from the config
@@ -17,18 +14,7 @@ import (
 // objects it applied stay in place.
 func TestGitSourcesFromGit(t *testing.T) {
 	ctx := t.Context()
-	if r := cp.Admin.Kubectl(ctx, "get", "namespace", driftlessNamespace); r.Err != nil {
-		kubectlOK(t, "create", "namespace", driftlessNamespace)
-	}
-	run, err := inprocess.New(cp, strings.Split(sourcesConfig, "policySets:")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(run.Dir) })
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Stop() })
+	startReconcilingRun(t)
 	srv := gitserver.New(t)
 	repo := srv.CreateRepo(t, "platform.git")
 	url := srv.RepoURL("platform.git")

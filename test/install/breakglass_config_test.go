@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 
@@ -13,13 +12,7 @@ import (
 // breakGlassCLI runs `driftless break-glass` in-process as u.
 func breakGlassCLI(t *testing.T, u *harness.User, args ...string) (string, error) {
 	t.Helper()
-	cmd := app.NewCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append(append([]string{"break-glass"}, args...), "--kubeconfig", u.Kubeconfig))
-	err := cmd.ExecuteContext(t.Context())
-	return out.String(), err
+	return driftlessCLI(t, u, append([]string{"break-glass"}, args...)...)
 }
 
 // TestBreakGlassReadsTheInstalledConfiguration checks that `driftless break-glass` finds
