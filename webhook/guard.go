@@ -72,6 +72,9 @@ type Options struct {
 	Policy PolicyEvaluator
 	// Ledger durably records every decision other than a plain allow. Nil records none.
 	Ledger *ledger.Ledger
+	// Sources finds the repository and path of sources that are not in the configuration
+	// (GitSources), for denial messages. Nil names such sources only.
+	Sources SourceLocator
 }
 
 // Guard is the admission handler that rejects manual changes in protected scope.
@@ -84,6 +87,7 @@ type Guard struct {
 	policy   PolicyEvaluator
 	events   *eventLimiter
 	ledger   *ledger.Ledger
+	sources  SourceLocator
 }
 
 var _ admission.Handler = (*Guard)(nil)
@@ -93,7 +97,7 @@ func NewGuard(opts Options) (*Guard, error) {
 	if opts.Metrics == nil {
 		return nil, errors.New("new guard: metrics are required")
 	}
-	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents, policy: opts.Policy, ledger: opts.Ledger}
+	g := &Guard{clock: opts.Clock, metrics: opts.Metrics, recorder: opts.Recorder, parents: opts.Parents, policy: opts.Policy, ledger: opts.Ledger, sources: opts.Sources}
 	if g.clock == nil {
 		g.clock = clock.RealClock{}
 	}
@@ -198,7 +202,7 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 		if d.reason == ReasonPolicy {
 			msg = r.policyMessage(f, d)
 		} else {
-			msg = r.denialMessage(f, d)
+			msg = r.denialMessage(f, d, r.owner(ctx, f, g.sources))
 		}
 	}
 	switch {

@@ -200,7 +200,7 @@ func TestDecisionTable(t *testing.T) {
 		{"bob deletes the protected namespace", request{user: "bob", groups: bob, op: admissionv1.Delete, resource: "namespaces", name: "production", oldObject: &obj{}}, ReasonProtected, false, []string{"bob may not delete namespaces/production:", "driftless break-glass namespaces/production"}},
 		{"bob may delete an unprotected namespace", request{user: "bob", groups: bob, op: admissionv1.Delete, resource: "namespaces", name: "sandbox", oldObject: &obj{}}, ReasonUnprotected, true, nil},
 		{"bob changes a managed cluster object", request{user: "bob", groups: bob, op: admissionv1.Update, resource: "clusterroles", group: "rbac.authorization.k8s.io", object: &obj{}, oldObject: owned}, ReasonManagedCluster, false, []string{"carries driftless.dev/source=platform", "bob may not update clusterroles.rbac.authorization.k8s.io/payment-config:"}},
-		{"unknown source", update("bob", bob, &obj{labels: map[string]string{v1alpha1.LabelSource: "other"}}, &obj{}), ReasonProtected, false, []string{`source "other" (not in this guard's configuration)`}},
+		{"unknown source", update("bob", bob, &obj{labels: map[string]string{v1alpha1.LabelSource: "other"}}, &obj{}), ReasonProtected, false, []string{`source "other" (no such source found)`}},
 
 		{"alice with valid break-glass", update("alice", alice, breakGlassObj("INC-1", now.Add(time.Hour)), owned), ReasonBreakGlass, true, nil},
 		{"alice at the maximum", update("alice", alice, breakGlassObj("INC-1", now.Add(2*time.Hour)), owned), ReasonBreakGlass, true, nil},

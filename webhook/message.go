@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -28,8 +29,7 @@ type messageParts struct {
 func newMessageParts(c *v1alpha1.DriftlessConfig) messageParts {
 	p := messageParts{owners: make(map[string]string, len(c.Sources))}
 	for _, s := range c.Sources {
-		p.owners[s.Name] = fmt.Sprintf("Owner: source %q, repository %s, path %s.\nWays forward:\n  1. Change it in Git under %s and merge; Driftless applies it.\n",
-			s.Name, v1alpha1.RedactURL(s.URL), s.Path, s.Path)
+		p.owners[s.Name] = ownerText(s.Name, s.URL, s.Path)
 	}
 	p.unmanaged = "Owner: no Driftless source applies this object yet; add it to the config repository.\nWays forward:\n  1. Change it in Git and merge; Driftless applies it.\n"
 	bg := c.Guard.BreakGlass
@@ -44,9 +44,40 @@ func newMessageParts(c *v1alpha1.DriftlessConfig) messageParts {
 	return p
 }
 
+// ownerText is the "Owner" and first "Ways forward" lines of an object source applies from
+// url at path.
+func ownerText(source, url, path string) string {
+	return fmt.Sprintf("Owner: source %q, repository %s, path %s.\nWays forward:\n  1. Change it in Git under %s and merge; Driftless applies it.\n",
+		source, v1alpha1.RedactURL(url), path, path)
+}
+
+// SourceLocator finds the repository and path of a source by its name, such as the GitSource
+// of that name. Denials name them for sources not in the guard's configuration.
+type SourceLocator interface {
+	LocateSource(ctx context.Context, name string) (url, path string, ok bool)
+}
+
+// owner returns the "Owner" and first "Ways forward" lines for the object of f: its source's
+// repository and path from the configuration or, for a GitSource, from locate.
+func (r *rules) owner(ctx context.Context, f *facts, locate SourceLocator) string {
+	source := f.sourceName()
+	if owner, ok := r.messages.owners[source]; ok {
+		return owner
+	}
+	if source == "" {
+		return r.messages.unmanaged
+	}
+	if locate != nil {
+		if url, path, ok := locate.LocateSource(ctx, source); ok {
+			return ownerText(source, url, path)
+		}
+	}
+	return fmt.Sprintf("Owner: source %q (no such source found).\nWays forward:\n  1. Change it in Git and merge; Driftless applies it.\n", source)
+}
+
 // denialMessage explains a denial: who tried what, why it is refused, what owns the object
-// and the two ways forward. It is what kubectl prints.
-func (r *rules) denialMessage(f *facts, d decision) string {
+// (owner, from [rules.owner]) and the two ways forward. It is what kubectl prints.
+func (r *rules) denialMessage(f *facts, d decision, owner string) string {
 	var b strings.Builder
 	b.Grow(768)
 	inNamespace := f.namespace != "" && f.resource.GroupResource() != namespacesResource
@@ -62,14 +93,7 @@ func (r *rules) denialMessage(f *facts, d decision) string {
 	b.WriteString(d.problem)
 	b.WriteString(".\n")
 
-	source := f.sourceName()
-	if owner, ok := r.messages.owners[source]; ok {
-		b.WriteString(owner)
-	} else if source != "" {
-		fmt.Fprintf(&b, "Owner: source %q (not in this guard's configuration).\nWays forward:\n  1. Change it in Git and merge; Driftless applies it.\n", source)
-	} else {
-		b.WriteString(r.messages.unmanaged)
-	}
+	b.WriteString(owner)
 
 	if f.operation == admissionv1.Create && f.subResource == "" {
 		// Break-glass cannot create: following the advice must work.

@@ -163,6 +163,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		Parents:  webhook.ClientReader{MetadataParentReader: webhook.MetadataParentReader{Client: meta}, Dynamic: objects},
 		Policy:   sets,
 		Ledger:   led,
+		Sources:  gitSourceLocator{reader: mgr.GetClient(), namespace: cfg.Reconciler.ServiceAccount.Namespace},
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
@@ -25,8 +26,8 @@ spec:
   url: %s
   path: apps
   interval: 1h
-  targetNamespace: %s
-`, driftlessNamespace, url, sourcesNamespace)
+  targetNamespace: production
+`, driftlessNamespace, url)
 	rev1 := repo.Commit(t, "main", gitserver.Change{Files: map[string]string{
 		"sources/kustomization.yaml": "resources: [marker.yaml]\n",
 		"sources/marker.yaml":        cmYAML("platform-marker", "v", "1"),
@@ -59,8 +60,20 @@ spec:
 	kubectlOK(t, "-n", driftlessNamespace, "annotate", "--overwrite", "--field-manager=driftless-sources", "gitsource/platform", v1alpha1.AnnotationReconcileRequestedAt+"=add-child")
 	waitApplied(t, "platform", rev2)
 	waitApplied(t, "child", rev2)
-	if got := cmData(t, "child-app", "v"); got != "1" {
+	t.Cleanup(func() {
+		cp.Reconciler.Kubectl(t.Context(), "-n", "production", "delete", "configmap", "child-app", "--ignore-not-found")
+	})
+	childApp := func() string {
+		return cp.Admin.Kubectl(ctx, "-n", "production", "get", "configmap", "child-app", "-o", "jsonpath={.data.v}").Stdout
+	}
+	if got := childApp(); got != "1" {
 		t.Errorf("child-app v = %q, want 1: the child source did not apply", got)
+	}
+	// A denial names the GitSource's repository and path, although the guard's
+	// configuration has no such source.
+	r := cp.Bob.Kubectl(ctx, "-n", "production", "patch", "configmap", "child-app", "--type=merge", "-p", `{"data":{"v":"2"}}`)
+	if r.Err == nil || !strings.Contains(r.Stderr, fmt.Sprintf("Owner: source %q, repository %s, path apps.", "child", url)) {
+		t.Errorf("bob's change of child-app: want a denial naming the GitSource's repository and path, got %v\n%s", r.Err, r.Combined())
 	}
 	if got := jsonpath(t, "child", "{.metadata.labels.driftless\\.dev/source}"); got != "platform" {
 		t.Errorf("the child GitSource's source label = %q, want platform", got)
@@ -79,7 +92,7 @@ spec:
 		}
 		return nil
 	})
-	if got := cmData(t, "child-app", "v"); got != "1" {
+	if got := childApp(); got != "1" {
 		t.Errorf("child-app v = %q after its source left Git, want it left in place", got)
 	}
 }
