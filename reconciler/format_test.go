@@ -81,7 +81,7 @@ func TestWriteForPeople(t *testing.T) {
 					Changes: []reconciler.ObjectDiff{{Object: "ConfigMap production/settings", Action: reconciler.ActionUpdate, Diff: "-a\n+b\n"}},
 				}})
 			},
-			want: []string{"source payments at 0123456789ab \"raise the pool\" by Bob: 1 change(s), 4 unchanged\n  update ConfigMap production/settings\n    -a\n    +b\n"},
+			want: []string{"source payments at 0123456789ab \"raise the pool\" by Bob: 1 update, 4 unchanged\n  update ConfigMap production/settings\n    -a\n    +b\n"},
 		},
 	}
 	for _, tt := range tests {
