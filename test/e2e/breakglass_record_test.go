@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/driftless-dev/driftless/cmd/driftless/app"
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/test/gitserver"
@@ -147,8 +148,8 @@ func TestBreakGlassRecord(t *testing.T) {
 	})
 	t.Run("diff shows what the expiry reverts, the ops-tool key included", func(t *testing.T) {
 		out, err := driftless(t, cp.Admin, "diff", "--config", srv.ConfigPath, "--as", harness.ReconcilerName)
-		if err != nil {
-			t.Fatalf("diff: %v\n%s", err, out)
+		if code := app.ExitCode(err); err == nil || code != 1 {
+			t.Fatalf("diff: exit %d (%v), want 1 (changes)\n%s", code, err, out)
 		}
 		for _, want := range []string{"break-glass " + object, `-  OPS_FLAG: "1"`, `-  BURST: "on"`, `+  POOL_SIZE: "50"`} {
 			if !strings.Contains(out, want) {

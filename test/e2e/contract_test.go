@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/driftless-dev/driftless/reconciler"
 	"github.com/driftless-dev/driftless/test/gitserver"
 	"github.com/driftless-dev/driftless/test/harness"
+	"github.com/driftless-dev/driftless/test/inprocess"
 )
 
 // sourceConfig is guardConfig in enforce mode with one more source and the given
@@ -38,23 +40,23 @@ guard:
 `, name, url, maxDuration)
 }
 
-// reloadsApplied returns how many configuration reloads driftless run applied.
-func reloadsApplied(t *testing.T) float64 {
+// reloadsApplied returns how many configuration reloads srv applied.
+func reloadsApplied(t *testing.T, srv *inprocess.Server) float64 {
 	t.Helper()
-	c, err := guard.Counter("driftless_config_reloads_total", "result")
+	c, err := srv.Counter("driftless_config_reloads_total", "result")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c["applied"]
 }
 
-// setConfig rewrites the running driftless run's configuration and waits until it applied it.
-func setConfig(t *testing.T, config string) {
+// setConfig rewrites srv's configuration and waits until it applied it.
+func setConfig(t *testing.T, srv *inprocess.Server, config string) {
 	t.Helper()
-	before := reloadsApplied(t)
+	before := reloadsApplied(t, srv)
 	// Not t.Context(): tests restore their configuration in a cleanup, after it is done.
-	if err := guard.SetConfig(context.WithoutCancel(t.Context()), config, func() error {
-		if got := reloadsApplied(t); got <= before {
+	if err := srv.SetConfig(context.WithoutCancel(t.Context()), config, func() error {
+		if got := reloadsApplied(t, srv); got <= before {
 			return fmt.Errorf("reloads applied %v, want more than %v", got, before)
 		}
 		return nil
@@ -63,10 +65,12 @@ func setConfig(t *testing.T, config string) {
 	}
 }
 
-// addSource commits files to a new repository, adds it as source name to the running
-// configuration with the given break-glass maximum until the test ends, and waits until the
-// commit is applied: a source added to the configuration file needs no restart.
-func addSource(t *testing.T, name, maxDuration string, files map[string]string) (*gitserver.Repo, dynamic.Interface) {
+// addSource commits files to a new repository and starts a driftless run, guard and
+// reconciler, whose configuration has it as source name with the given break-glass maximum,
+// on a fake clock set to now; the API server calls that run's guard until the test ends. It
+// waits until the commit is applied. (The shared guard does not reconcile: only one driftless
+// run may reconcile the GitSources of a cluster.)
+func addSource(t *testing.T, name, maxDuration string, files map[string]string, now time.Time) (*gitserver.Repo, dynamic.Interface, *inprocess.Server) {
 	t.Helper()
 	// The reconciler keeps its status and inventory in its own namespace.
 	if r := cp.Admin.Kubectl(t.Context(), "create", "namespace", v1alpha1.DefaultNamespace); r.Err != nil && !strings.Contains(r.Stderr, "AlreadyExists") {
@@ -74,14 +78,26 @@ func addSource(t *testing.T, name, maxDuration string, files map[string]string) 
 	}
 	repo := gitserver.InitBare(t, filepath.Join(t.TempDir(), name+".git"))
 	rev := repo.Commit(t, "main", gitserver.Change{Files: files, Message: "Add " + name})
-	setConfig(t, sourceConfig(name, repo.FileURL(), maxDuration))
-	t.Cleanup(func() { setConfig(t, fmt.Sprintf(guardConfig, "enforce")) })
+	srv, err := inprocess.New(cp, sourceConfig(name, repo.FileURL(), maxDuration))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(srv.Dir) })
+	srv.Clock.SetTime(now)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Stop()
+		cp.Admin.Kubectl(context.Background(), "-n", v1alpha1.DefaultNamespace, "delete", "gitsource", name, "platform", "--ignore-not-found", "--wait=false")
+	})
+	takeOverWebhook(t, srv)
 	client, err := dynamic.NewForConfig(cp.Admin.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitSourceStatus(t, client, name, func(st reconciler.Status) bool { return st.Revision == rev })
-	return repo, client
+	return repo, client, srv
 }
 
 // waitSourceStatus waits until the source's status satisfies ok.
@@ -119,12 +135,8 @@ func contractConfigMap(name string) string {
 // the reconciler must hold or revert it, --list show it or not, and the guard let alice
 // change the object further or not, all alike.
 func TestOneBreakGlassContract(t *testing.T) {
-	// --list reads the real clock, the guard and the reconciler the fake one: make them agree,
-	// or the row at the maximum would depend on how far other tests moved the fake clock.
-	saved := guard.Clock.Now()
-	guard.Clock.SetTime(time.Now().Truncate(time.Second))
-	t.Cleanup(func() { guard.Clock.SetTime(saved) })
-	now := guard.Clock.Now()
+	// --list reads the real clock, the guard and the reconciler the fake one: make them agree.
+	now := time.Now().Truncate(time.Second)
 	at := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
 	rows := []struct {
 		name        string
@@ -152,7 +164,7 @@ func TestOneBreakGlassContract(t *testing.T) {
 	for i := range rows {
 		files[fmt.Sprintf("app/contract-%d.yaml", i)] = contractConfigMap(fmt.Sprintf("contract-%d", i))
 	}
-	_, client := addSource(t, "contract", "2h", files)
+	_, client, _ := addSource(t, "contract", "2h", files, now)
 
 	for i, row := range rows {
 		name := fmt.Sprintf("contract-%d", i)
@@ -210,10 +222,10 @@ func TestOneBreakGlassContract(t *testing.T) {
 // reconciler honours it instead of reverting it. The source itself was added to the file
 // while driftless run was running (addSource).
 func TestReloadReachesEveryPart(t *testing.T) {
-	repo, client := addSource(t, "reload", "2h", map[string]string{"app/reload.yaml": contractConfigMap("reload-config")})
-	setConfig(t, sourceConfig("reload", repo.FileURL(), "6h"))
+	repo, client, srv := addSource(t, "reload", "2h", map[string]string{"app/reload.yaml": contractConfigMap("reload-config")}, time.Now().Truncate(time.Second))
+	setConfig(t, srv, sourceConfig("reload", repo.FileURL(), "6h"))
 
-	until := guard.Clock.Now().Add(5 * time.Hour).UTC().Format(time.RFC3339)
+	until := srv.Clock.Now().Add(5 * time.Hour).UTC().Format(time.RFC3339)
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"INC-9",%q:%q}},"data":{"x":"alice"}}`,
 		v1alpha1.AnnotationBreakGlass, v1alpha1.AnnotationBreakGlassUntil, until)
 	if r := cp.Alice.Kubectl(t.Context(), "patch", "-n", "production", "configmap/reload-config", "--type=merge", "-p", patch); r.Err != nil {

@@ -335,8 +335,8 @@ spec:
 	})
 
 	t.Run("a safe operation switched off is denied again", func(t *testing.T) {
-		setConfig(t, fmt.Sprintf(guardConfig, "enforce")+"  safeOperations:\n    rolloutRestart: {enabled: false}\n")
-		t.Cleanup(func() { setConfig(t, fmt.Sprintf(guardConfig, "enforce")) })
+		setConfig(t, guard, fmt.Sprintf(guardConfig, "enforce")+"  safeOperations:\n    rolloutRestart: {enabled: false}\n")
+		t.Cleanup(func() { setConfig(t, guard, fmt.Sprintf(guardConfig, "enforce")) })
 		denied(t, cp.Bob.Kubectl(ctx, "rollout", "restart", "deployment/payment-gateway", "-n", "production"),
 			"a rollout-restart is switched off in this cluster: guard.safeOperations.rolloutRestart.enabled")
 		if got := restartedAt(t, "payment-gateway"); got != restarted {
