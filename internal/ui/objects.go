@@ -275,77 +275,77 @@ func removePath(obj map[string]any, p fieldpath.Path) {
 	if len(p) == 0 {
 		return
 	}
-	var parent any = obj
-	for i, pe := range p {
-		last := i == len(p)-1
-		switch node := parent.(type) {
-		case map[string]any:
-			if pe.FieldName == nil {
-				return
-			}
-			if last {
-				delete(node, *pe.FieldName)
-				return
-			}
-			parent = node[*pe.FieldName]
-		case []any:
-			at := -1
-			for j, elem := range node {
-				if listElementMatches(elem, j, pe) {
-					at = j
-					break
-				}
-			}
-			if at < 0 {
-				return
-			}
-			if last {
-				// Lists are rebuilt by the caller's map: write back through the parent.
-				setList(obj, p[:i], append(slices.Clone(node[:at]), node[at+1:]...))
-				return
-			}
-			parent = node[at]
-		default:
-			return
+	parent, ok := nodeAt(obj, p[:len(p)-1])
+	if !ok {
+		return
+	}
+	last := p[len(p)-1]
+	switch node := parent.(type) {
+	case map[string]any:
+		if last.FieldName != nil {
+			delete(node, *last.FieldName)
+		}
+	case []any:
+		if at := indexOf(node, last); at >= 0 {
+			// A shorter list must be written back through the list's own parent.
+			setAt(obj, p[:len(p)-1], append(slices.Clone(node[:at]), node[at+1:]...))
 		}
 	}
 }
 
-// setList replaces the list at path p of obj.
-func setList(obj map[string]any, p fieldpath.Path, list []any) {
-	var parent any = obj
-	for i, pe := range p {
-		last := i == len(p)-1
-		switch node := parent.(type) {
-		case map[string]any:
-			if pe.FieldName == nil {
-				return
-			}
-			if last {
-				node[*pe.FieldName] = list
-				return
-			}
-			parent = node[*pe.FieldName]
-		case []any:
-			at := -1
-			for j, elem := range node {
-				if listElementMatches(elem, j, pe) {
-					at = j
-					break
-				}
-			}
-			if at < 0 {
-				return
-			}
-			if last {
-				node[at] = list
-				return
-			}
-			parent = node[at]
-		default:
-			return
+// setAt replaces the node at path p of obj, when it is there.
+func setAt(obj map[string]any, p fieldpath.Path, v any) {
+	if len(p) == 0 {
+		return
+	}
+	parent, ok := nodeAt(obj, p[:len(p)-1])
+	if !ok {
+		return
+	}
+	last := p[len(p)-1]
+	switch node := parent.(type) {
+	case map[string]any:
+		if last.FieldName != nil {
+			node[*last.FieldName] = v
+		}
+	case []any:
+		if at := indexOf(node, last); at >= 0 {
+			node[at] = v
 		}
 	}
+}
+
+// nodeAt returns the node at path p of obj; ok is false when p is not there.
+func nodeAt(obj map[string]any, p fieldpath.Path) (any, bool) {
+	var node any = obj
+	for _, pe := range p {
+		switch n := node.(type) {
+		case map[string]any:
+			if pe.FieldName == nil {
+				return nil, false
+			}
+			node = n[*pe.FieldName]
+		case []any:
+			at := indexOf(n, pe)
+			if at < 0 {
+				return nil, false
+			}
+			node = n[at]
+		default:
+			return nil, false
+		}
+	}
+	return node, true
+}
+
+// indexOf returns the index of the element of list that pe names, or -1.
+func indexOf(list []any, pe fieldpath.PathElement) int {
+	for j, elem := range list {
+		if listElementMatches(elem, j, pe) {
+			return j
+		}
+	}
+	return -1
 }
 
 // listElementMatches reports whether the list element elem at index i is the one pe names.
