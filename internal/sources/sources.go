@@ -38,7 +38,7 @@ func List(ctx context.Context, client dynamic.Interface, namespace string) ([]v1
 	}
 	out := make([]v1alpha1.GitSource, 0, len(list.Items))
 	for i := range list.Items {
-		gs, err := fromUnstructured(&list.Items[i])
+		gs, err := FromUnstructured(&list.Items[i])
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +56,7 @@ func Get(ctx context.Context, client dynamic.Interface, namespace, name string) 
 	if err != nil {
 		return nil, fmt.Errorf("get gitsource %s/%s: %w", namespace, name, explain(err))
 	}
-	return fromUnstructured(u)
+	return FromUnstructured(u)
 }
 
 // RequestSync asks the reconciler to sync a source now, by setting its
@@ -90,7 +90,7 @@ func WaitForSync(ctx context.Context, client dynamic.Interface, namespace, name,
 		if len(list.Items) == 0 {
 			return nil, fmt.Errorf("gitsource %s/%s: %w (deleted while waiting)", namespace, name, ErrNotFound)
 		}
-		gs, err := fromUnstructured(&list.Items[0])
+		gs, err := FromUnstructured(&list.Items[0])
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +126,7 @@ func waitOn(w watch.Interface, token string) (*v1alpha1.GitSource, bool, error) 
 			if !ok {
 				continue
 			}
-			gs, err := fromUnstructured(u)
+			gs, err := FromUnstructured(u)
 			if err != nil {
 				return nil, true, err
 			}
@@ -233,7 +233,8 @@ func explain(err error) error {
 	return err
 }
 
-func fromUnstructured(u *unstructured.Unstructured) (*v1alpha1.GitSource, error) {
+// FromUnstructured decodes a GitSource, such as one a watch delivered.
+func FromUnstructured(u *unstructured.Unstructured) (*v1alpha1.GitSource, error) {
 	var gs v1alpha1.GitSource
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &gs); err != nil {
 		return nil, fmt.Errorf("decode gitsource %s/%s: %w", u.GetNamespace(), u.GetName(), err)

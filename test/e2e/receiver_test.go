@@ -168,7 +168,7 @@ func startReconcilingRun(t *testing.T) *inprocess.Server {
 	if r := cp.Admin.Kubectl(t.Context(), "get", "namespace", driftlessNamespace); r.Err != nil {
 		kubectlOK(t, "create", "namespace", driftlessNamespace)
 	}
-	run, err := inprocess.New(cp, strings.Split(sourcesConfig, "policySets:")[0])
+	run, err := inprocess.New(cp, reconcilingConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,16 +22,18 @@ const sourcesNamespace = "dev-admin"
 // driftlessNamespace holds the GitSources; only GitSources there are sources.
 const driftlessNamespace = v1alpha1.DefaultNamespace
 
-// sourcesConfig is the configuration of the GitSource tests' driftless run; the test appends
-// the policy set's path.
-const sourcesConfig = `apiVersion: driftless.dev/v1alpha1
+// reconcilingConfig is the configuration of the driftless runs the GitSource tests start.
+const reconcilingConfig = `apiVersion: driftless.dev/v1alpha1
 kind: DriftlessConfig
 guard:
   protectedNamespaces: [production]
   breakGlass:
     groups: [oncall]
     maxDuration: 2h
-policySets:
+`
+
+// sourcesConfig adds TestGitSources' policy set, whose paths the test appends.
+const sourcesConfig = reconcilingConfig + `policySets:
   - name: shop
     library: {disabled: true}
 `

@@ -161,7 +161,7 @@ func watchSources(ctx context.Context, client dynamic.Interface, ns, name string
 			if !ok {
 				continue
 			}
-			gs, err := sources.Get(ctx, client, u.GetNamespace(), u.GetName())
+			gs, err := sources.FromUnstructured(u)
 			if err != nil {
 				continue
 			}
