@@ -34,7 +34,7 @@ var ErrNotFound = errors.New("no such source")
 func List(ctx context.Context, client dynamic.Interface, namespace string) ([]v1alpha1.GitSource, error) {
 	list, err := client.Resource(v1alpha1.GitSourceGVR).Namespace(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list gitsources%s: %w", inNamespace(namespace), explain(err))
+		return nil, fmt.Errorf("list gitsources%s: %w", InNamespace(namespace), explain(err))
 	}
 	out := make([]v1alpha1.GitSource, 0, len(list.Items))
 	for i := range list.Items {
@@ -111,6 +111,54 @@ func WaitForSync(ctx context.Context, client dynamic.Interface, namespace, name,
 		}
 		// The watch ended (a timeout or a too old resource version): list again.
 	}
+}
+
+// Watch calls f with each GitSource of namespace (all namespaces when empty; only the one
+// named name when it is not empty) as it is added or changed, until ctx ends or f fails,
+// starting the watch again whenever the API server ends it.
+func Watch(ctx context.Context, client dynamic.Interface, namespace, name string, f func(*v1alpha1.GitSource) error) error {
+	res := client.Resource(v1alpha1.GitSourceGVR).Namespace(namespace)
+	opts := metav1.ListOptions{}
+	if name != "" {
+		opts.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	}
+	for ctx.Err() == nil {
+		w, err := res.Watch(ctx, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch gitsources%s: %w", InNamespace(namespace), explain(err))
+		}
+		err = forEachChange(w, f)
+		w.Stop()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forEachChange calls f with every GitSource w reports added or changed, until w ends or f
+// fails.
+func forEachChange(w watch.Interface, f func(*v1alpha1.GitSource) error) error {
+	for ev := range w.ResultChan() {
+		if ev.Type != watch.Added && ev.Type != watch.Modified {
+			continue
+		}
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		gs, err := FromUnstructured(u)
+		if err != nil {
+			continue
+		}
+		if err := f(gs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitOn reads w until the source answers token; done is false when the watch ended first.
@@ -242,7 +290,9 @@ func FromUnstructured(u *unstructured.Unstructured) (*v1alpha1.GitSource, error)
 	return &gs, nil
 }
 
-func inNamespace(ns string) string {
+// InNamespace says where a list or watch of GitSources looked, as " in namespace NS", or
+// " in all namespaces" when ns is empty.
+func InNamespace(ns string) string {
 	if ns == "" {
 		return " in all namespaces"
 	}

@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -114,7 +112,7 @@ the URL, ref, suspension, managed objects and drift reverts; -o json|yaml prints
 			}
 			table := sources.NewTable(cmd.OutOrStdout(), out == sources.OutputWide, allNamespaces)
 			if len(list) == 0 && !watchChanges {
-				fmt.Fprintf(cmd.OutOrStdout(), "No GitSources found%s.\n", inNamespace(ns))
+				fmt.Fprintf(cmd.OutOrStdout(), "No GitSources found%s.\n", sources.InNamespace(ns))
 				return nil
 			}
 			if err := table.Write(list, o.clock.Now()); err != nil {
@@ -127,7 +125,9 @@ the URL, ref, suspension, managed objects and drift reverts; -o json|yaml prints
 			if len(args) == 1 {
 				name = args[0]
 			}
-			return watchSources(ctx, client, ns, name, table, o.clock)
+			return sources.Watch(ctx, client, ns, name, func(gs *v1alpha1.GitSource) error {
+				return table.Write([]v1alpha1.GitSource{*gs}, o.clock.Now())
+			})
 		},
 	}
 	o.addFlags(cmd)
@@ -135,51 +135,6 @@ the URL, ref, suspension, managed objects and drift reverts; -o json|yaml prints
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list GitSources in every namespace (only the Driftless namespace's are reconciled)")
 	cmd.Flags().BoolVarP(&watchChanges, "watch", "w", false, "after listing, print a source again whenever it changes")
 	return cmd
-}
-
-// watchSources prints a row for every change of the sources of ns (or one source) until ctx
-// ends, starting the watch again when the API server ends it.
-func watchSources(ctx context.Context, client dynamic.Interface, ns, name string, table *sources.Table, clk clock.PassiveClock) error {
-	res := client.Resource(v1alpha1.GitSourceGVR).Namespace(ns)
-	opts := metav1.ListOptions{}
-	if name != "" {
-		opts.FieldSelector = "metadata.name=" + name
-	}
-	for ctx.Err() == nil {
-		w, err := res.Watch(ctx, opts)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("watch gitsources%s: %w", inNamespace(ns), err)
-		}
-		for ev := range w.ResultChan() {
-			if ev.Type != watch.Added && ev.Type != watch.Modified {
-				continue
-			}
-			u, ok := ev.Object.(*unstructured.Unstructured)
-			if !ok {
-				continue
-			}
-			gs, err := sources.FromUnstructured(u)
-			if err != nil {
-				continue
-			}
-			if err := table.Write([]v1alpha1.GitSource{*gs}, clk.Now()); err != nil {
-				w.Stop()
-				return err
-			}
-		}
-		w.Stop()
-	}
-	return nil
-}
-
-func inNamespace(ns string) string {
-	if ns == "" {
-		return " in any namespace"
-	}
-	return " in namespace " + ns
 }
 
 func newReconcileCommand() *cobra.Command {
