@@ -11,7 +11,7 @@ import (
 	"sync"
 
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
 )
 
@@ -39,24 +39,30 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 		return nil, err
 	}
 
-	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	opts.PluginConfig = types.DisabledPluginConfig()
-	opts.AddManagedbyLabel = false
-	fsys := newConfinedFS(rootAbs)
-	fsys.rec = rec
-
-	krustyMu.Lock()
-	resMap, err := krusty.MakeKustomizer(opts).Run(fsys, filepath.Join(rootAbs, filepath.FromSlash(dir)))
-	krustyMu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", dir, relativize(err, rootAbs))
+	// A flat kustomization is built in chunks; anything else, or a flat one whose chunks
+	// could build differently, by kustomize in full.
+	kfile, _ := findKustomization(repoRoot{Root: r.Root}, dir)
+	files, flat := flatResources(r, dir, kfile)
+	flat = flat && chunkedBuilds && soleKustomization(r, dir) == kfile
+	var resources []*resource.Resource
+	if flat {
+		var err error
+		if resources, flat, err = buildFlat(ctx, r, dir, files); err != nil {
+			return nil, err
+		}
+	}
+	if !flat {
+		fsys := newConfinedFS(rootAbs)
+		fsys.rec = rec
+		var err error
+		if resources, err = run(fsys, filepath.Join(rootAbs, filepath.FromSlash(dir))); err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", dir, relativize(err, rootAbs))
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 
-	resources := resMap.Resources()
 	if err := bud.add(int64(len(resources)), 0, "kustomize build "+dir); err != nil {
 		return nil, err
 	}
@@ -89,10 +95,8 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 			chk.locate(&out[i])
 		}
 	}
-	if rec != nil {
-		if kfile, ok := findKustomization(repoRoot{Root: r.Root}, dir); ok {
-			rec.flat = newFlat(chk, dir, kfile, out, sizes, bud.limits)
-		}
+	if rec != nil && kfile != "" {
+		rec.flat = newFlat(chk, dir, kfile, out, sizes, bud.limits)
 	}
 	return out, nil
 }

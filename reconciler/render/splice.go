@@ -11,7 +11,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
-	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -30,7 +29,7 @@ type Rendered struct {
 
 // flatKustomization describes the render of a kustomization that only lists resource files
 // (no bases, components, generators, transformers, patches or any other field). Kustomize
-// builds each such file on its own and sorts the objects by their ids, so a change to files
+// builds each such file on its own and keeps the objects in the order of the files, so a change to files
 // that keeps their objects' ids changes only those objects, in place.
 type flatKustomization struct {
 	// file is the kustomization file, root-relative.
@@ -240,18 +239,12 @@ func buildOne(file string, data []byte) ([]builtObject, error) {
 	if err := fsys.WriteFile("/build/kustomization.yaml", []byte("resources:\n- "+name+"\n")); err != nil {
 		return nil, err
 	}
-	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
-	opts.PluginConfig = types.DisabledPluginConfig()
-	opts.AddManagedbyLabel = false
-	krustyMu.Lock()
-	resMap, err := krusty.MakeKustomizer(opts).Run(fsys, "/build")
-	krustyMu.Unlock()
+	resources, err := run(fsys, "/build")
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", file, err)
 	}
 	var out []builtObject
-	for _, res := range resMap.Resources() {
+	for _, res := range resources {
 		b, err := res.MarshalJSON()
 		if err != nil {
 			return nil, err
