@@ -210,7 +210,7 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 	for i, o := range objs {
 		items[i] = &planItem{o: o}
 	}
-	absent, err := p.absentNamespaces(ctx, items, newNamespaces)
+	namespaces, err := p.probeNamespaces(ctx, items, newNamespaces)
 	if err != nil {
 		return nil, err
 	}
@@ -221,14 +221,27 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 		refusedItems []*planItem
 	)
 	errs := parallel(ctx, p.concurrency, items, func(ctx context.Context, it *planItem) error {
-		if absent[it.o.ref.Namespace] {
+		if ns := namespaces[it.o.ref.Namespace]; ns != nil && ns.absent {
 			// Its namespace does not exist yet, so neither does it: a read and a dry-run
 			// could only say not found. It is dry-run once the namespace is applied.
 			it.deferred, it.changed = true, true
 			return nil
 		}
-		live, err := p.apply.getLive(ctx, it.o)
-		if err != nil && !(apierrors.IsNotFound(err) || isNoMatch(err)) {
+		var probe *nsProbe
+		if it.o.ref.Namespace == "" && it.o.ref.Group == namespaceGK.Group && it.o.ref.Kind == namespaceGK.Kind {
+			probe = namespaces[it.o.ref.Name]
+		}
+		if probe != nil && probe.dry != nil {
+			// A Namespace that does not exist yet, dry-run by the probe.
+			keepLive(it.o, nil, false)
+			it.dry, it.changed = probe.dry, true
+			return nil
+		}
+		var live *unstructured.Unstructured
+		var err error
+		if probe != nil && probe.read {
+			live = probe.live
+		} else if live, err = p.apply.getLive(ctx, it.o); err != nil && !(apierrors.IsNotFound(err) || isNoMatch(err)) {
 			return err
 		}
 		it.live = live
@@ -298,31 +311,51 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 	return items, nil
 }
 
-// absentNamespaces reads the Namespaces the revision declares and returns those that do not
-// exist yet.
-func (p *planner) absentNamespaces(ctx context.Context, items []*planItem, declared map[string]bool) (map[string]bool, error) {
-	absent := map[string]bool{}
-	var mu sync.Mutex
+// nsProbe is what [planner.probeNamespaces] learnt of a Namespace the revision declares.
+type nsProbe struct {
+	// absent is true when the Namespace does not exist.
+	absent bool
+	// live is the Namespace as read, when it was read (read is true).
+	live *unstructured.Unstructured
+	read bool
+	// dry is the result of a dry-run apply, when one was made.
+	dry *unstructured.Unstructured
+}
+
+// probeNamespaces learns which of the Namespaces the revision declares exist, with one
+// request each: a read of those the last applied revision declared too, which the plan
+// then reuses; a dry-run apply of the others, which, for a Namespace that does not exist
+// yet, is the dry-run the plan needs (a dry-run of a create has no resourceVersion).
+func (p *planner) probeNamespaces(ctx context.Context, items []*planItem, declared map[string]bool) (map[string]*nsProbe, error) {
+	probes := map[string]*nsProbe{}
 	var nsItems []*planItem
 	for _, it := range items {
 		if it.o.ref.Namespace == "" && it.o.ref.Group == namespaceGK.Group && it.o.ref.Kind == namespaceGK.Kind && declared[it.o.ref.Name] {
 			nsItems = append(nsItems, it)
+			probes[it.o.ref.Name] = &nsProbe{}
 		}
 	}
 	errs := parallel(ctx, p.concurrency, nsItems, func(ctx context.Context, it *planItem) error {
-		live, err := p.apply.getLive(ctx, it.o)
+		pr := probes[it.o.ref.Name]
+		if p.st.desired[it.o.ref.key()] != nil {
+			live, err := p.apply.getLive(ctx, it.o)
+			if err != nil {
+				return err
+			}
+			pr.live, pr.read, pr.absent = live, true, live == nil
+			return nil
+		}
+		dry, err := p.dryRun(ctx, it.o)
 		if err != nil {
 			return err
 		}
-		if live == nil {
-			mu.Lock()
-			absent[it.o.ref.Name] = true
-			mu.Unlock()
+		if dry.GetResourceVersion() == "" {
+			pr.absent, pr.dry = true, dry
 		}
 		return nil
 	})
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("dry-run: nothing applied: %w", joinErrors(errs))
 	}
-	return absent, nil
+	return probes, nil
 }

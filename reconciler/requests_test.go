@@ -1,0 +1,134 @@
+package reconciler_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+)
+
+// requestLog records the requests a client makes, by method, path and dry-run.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []string
+}
+
+// client returns a dynamic client of the reconciler's identity whose requests l records.
+func (l *requestLog) client(t *testing.T) dynamic.Interface {
+	t.Helper()
+	cfg := rest.CopyConfig(reconcilerConfig)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			what := req.Method + " " + req.URL.Path
+			if req.URL.Query().Get("dryRun") != "" {
+				what += " (dry-run)"
+			}
+			l.mu.Lock()
+			l.reqs = append(l.reqs, what)
+			l.mu.Unlock()
+			return rt.RoundTrip(req)
+		})
+	}
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// take returns the requests recorded since the last take.
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reqs
+	l.reqs = nil
+	return r
+}
+
+// TestFirstSyncRequests: the first sync of a revision that creates its namespaces makes at
+// most two requests per object (a dry-run and an apply), never reading what cannot exist
+// yet; a Namespace that already exists is read before anything is applied in it.
+func TestFirstSyncRequests(t *testing.T) {
+	g := newRig(t, unique("requests"), overFile)
+	var log requestLog
+	g.opts.Client = log.client(t)
+	existing := g.src.Name + "-existing"
+	namespace(t, existing)
+	files := map[string]string{}
+	var objects int
+	for n := range 3 {
+		ns := fmt.Sprintf("%s-%d", g.src.Name, n)
+		if n == 2 {
+			ns = existing
+		}
+		files["apps/"+ns+"/namespace.yaml"] = namespaceYAML(ns)
+		objects++
+		for i := range 10 {
+			files[fmt.Sprintf("apps/%s/cm-%d.yaml", ns, i)] = configMap(ns, fmt.Sprintf("cm-%d", i), map[string]string{"i": fmt.Sprint(i)}, nil)
+			objects++
+		}
+	}
+	g.commit(files)
+	g.src.Adopt = true
+	r := g.reconciler()
+	log.take()
+	g.sync(r)
+
+	perObject := map[string][]string{}
+	for _, req := range log.take() {
+		method, rest, _ := strings.Cut(req, " ")
+		path, _, _ := strings.Cut(rest, " ")
+		// Object requests name the object: .../namespaces/<ns>/configmaps/<name> or
+		// .../namespaces/<name>. Lists, discovery and status writes are not per object.
+		parts := strings.Split(strings.Trim(path, "/"), "/")
+		if len(parts) < 4 || (method != http.MethodGet && method != http.MethodPatch) || !strings.Contains(path, "/namespaces/") {
+			continue
+		}
+		if !strings.Contains(path, "/namespaces/"+g.src.Name+"-") {
+			continue // the source's own records
+		}
+		perObject[path] = append(perObject[path], req)
+	}
+	total := 0
+	for path, reqs := range perObject {
+		total += len(reqs)
+		inExisting := strings.Contains(path, "/"+existing)
+		switch {
+		case inExisting && strings.HasSuffix(path, "/namespaces/"+existing):
+			// A Namespace new to the source that exists: probed, read and dry-run, then
+			// applied to take it over.
+			if len(reqs) > 4 {
+				t.Errorf("%s: %d requests, want at most 4: %v", path, len(reqs), reqs)
+			}
+		case inExisting:
+			if len(reqs) > 3 {
+				t.Errorf("%s: %d requests, want at most 3 (a read, a dry-run and an apply): %v", path, len(reqs), reqs)
+			}
+		default:
+			if len(reqs) > 2 {
+				t.Errorf("%s: %d requests, want at most 2 (a dry-run and an apply): %v", path, len(reqs), reqs)
+			}
+			for _, req := range reqs {
+				if strings.HasPrefix(req, http.MethodGet) {
+					t.Errorf("%s was read although it could not exist yet: %v", path, reqs)
+				}
+			}
+		}
+	}
+	if len(perObject) != objects {
+		t.Errorf("requests named %d objects, the revision has %d: %v", len(perObject), objects, perObject)
+	}
+	t.Logf("%d requests for %d objects", total, objects)
+	for n := range 2 {
+		ns := fmt.Sprintf("%s-%d", g.src.Name, n)
+		for i := range 10 {
+			if cm := getConfigMap(t, ns, fmt.Sprintf("cm-%d", i)); cm.Data["i"] != fmt.Sprint(i) {
+				t.Errorf("%s/cm-%d: data %v", ns, i, cm.Data)
+			}
+		}
+	}
+}
