@@ -125,11 +125,11 @@ func startBench(b *testing.B, g *rig, r *reconciler.Reconciler) {
 // BenchmarkFirstSync applies the generated repository to an empty cluster: 1,004 objects
 // dry-run and created. Each iteration uses a new source and new namespaces.
 func BenchmarkFirstSync(b *testing.B) {
-	var requests atomic.Int64
+	requests := requestCounter{prefix: "bench-first"}
 	counted := rest.CopyConfig(reconcilerConfig)
 	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			requests.Add(1)
+			requests.count(req)
 			return rt.RoundTrip(req)
 		})
 	}
@@ -137,25 +137,48 @@ func BenchmarkFirstSync(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total int64
+	var total, other int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		g := benchRig(b, unique("bench-first"))
 		g.opts.Client = client
 		r := g.reconciler()
-		before := requests.Load()
+		before, beforeOther := requests.load()
 		b.StartTimer()
 		benchSync(b, r)
 		b.StopTimer()
-		total += requests.Load() - before
+		after, afterOther := requests.load()
+		total, other = total+after-before, other+afterOther-beforeOther
 		if st := g.status(); st.ObjectsApplied != benchObjects+benchNamespaces {
 			b.Fatalf("first sync applied %d objects, want %d", st.ObjectsApplied, benchObjects+benchNamespaces)
 		}
 	}
 	b.ReportMetric(float64(benchObjects+benchNamespaces), "objects")
 	b.ReportMetric(float64(total)/float64(b.N)/float64(benchObjects+benchNamespaces), "requests/object")
+	b.ReportMetric(float64(other)/float64(b.N), "other-requests/sync")
 	reportMemory(b)
 }
+
+// requestCounter counts requests apart: those that name an object of a revision (whose
+// namespaces all start with prefix: the Namespaces and what is in them), as kubectl's one
+// request per object is counted, and the rest (the source's own records, discovery), a few
+// per sync whatever its size.
+type requestCounter struct {
+	prefix         string
+	objects, other atomic.Int64
+}
+
+// count counts req.
+func (c *requestCounter) count(req *http.Request) {
+	if strings.Contains(req.URL.Path, "/namespaces/"+c.prefix) {
+		c.objects.Add(1)
+	} else {
+		c.other.Add(1)
+	}
+}
+
+// load returns the counts so far.
+func (c *requestCounter) load() (objects, other int64) { return c.objects.Load(), c.other.Load() }
 
 // roundTripperFunc is a function that is an http.RoundTripper.
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -347,7 +370,7 @@ func BenchmarkDriftRevert(b *testing.B) {
 // BenchmarkFirstSyncVsKubectl applies the same 1,004-object kustomization, in new namespaces
 // each round, with a first sync and with `kubectl apply --server-side -k` as the same
 // identity against the same API server, alternating, and reports both, their ratio, the
-// reconciler's requests per object and the slowest round against the median (stalls). A
+// reconciler's requests per object (and apart, per sync, those not for an object) and the slowest round against the median (stalls). A
 // request of the reconciler slower than slowRequest is logged, and a sync still running after
 // stallAfter writes every goroutine's stack to a temporary file, to find out why it stalls.
 func BenchmarkFirstSyncVsKubectl(b *testing.B) {
@@ -355,11 +378,11 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 		slowRequest = 2 * time.Second
 		stallAfter  = 20 * time.Second
 	)
-	var requests atomic.Int64
+	requests := requestCounter{prefix: "bench-vs"}
 	counted := rest.CopyConfig(reconcilerConfig)
 	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			requests.Add(1)
+			requests.count(req)
 			start := time.Now()
 			res, err := rt.RoundTrip(req)
 			if d := time.Since(start); d > slowRequest {
@@ -377,7 +400,7 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 		b.Fatal(err)
 	}
 	var driftless, kubectl []time.Duration
-	var total int64
+	var total, other int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		name := unique("bench-vs")
@@ -386,13 +409,14 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 		g.opts.Client = client
 		g.commit(withKustomization(benchFiles(name, 0)))
 		r := g.reconciler()
-		before := requests.Load()
+		before, beforeOther := requests.load()
 		start := time.Now()
 		watchdog := time.AfterFunc(stallAfter, func() { dumpGoroutines(b, name) })
 		benchSync(b, r)
 		watchdog.Stop()
 		driftless = append(driftless, time.Since(start))
-		total += requests.Load() - before
+		after, afterOther := requests.load()
+		total, other = total+after-before, other+afterOther-beforeOther
 
 		peer := unique("bench-kubectl")
 		dir := b.TempDir()
@@ -417,6 +441,7 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 	b.ReportMetric(k.Seconds()/float64(b.N), "kubectl-s")
 	b.ReportMetric(d.Seconds()/k.Seconds(), "ratio")
 	b.ReportMetric(float64(total)/float64(b.N)/float64(benchObjects+benchNamespaces), "requests/object")
+	b.ReportMetric(float64(other)/float64(b.N), "other-requests/sync")
 	b.ReportMetric(slowest(driftless).Seconds()/median(driftless).Seconds(), "driftless-max/median")
 	b.ReportMetric(slowest(kubectl).Seconds()/median(kubectl).Seconds(), "kubectl-max/median")
 }
