@@ -370,9 +370,10 @@ func BenchmarkDriftRevert(b *testing.B) {
 // BenchmarkFirstSyncVsKubectl applies the same 1,004-object kustomization, in new namespaces
 // each round, with a first sync and with `kubectl apply --server-side -k` as the same
 // identity against the same API server, alternating, and reports both, their ratio, the
-// reconciler's requests per object (and apart, per sync, those not for an object) and the slowest round against the median (stalls). A
-// request of the reconciler slower than slowRequest is logged, and a sync still running after
-// stallAfter writes every goroutine's stack to a temporary file, to find out why it stalls.
+// reconciler's requests per object (and apart, per sync, those not for an object) and the
+// slowest round against the median (stalls). A request of the reconciler slower than
+// slowRequest is logged, and a sync still running after stallAfter writes every
+// goroutine's stack to a temporary file, to find out why it stalls.
 func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 	const (
 		slowRequest = 2 * time.Second
