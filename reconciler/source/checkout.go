@@ -200,6 +200,8 @@ func export(ctx context.Context, commit *object.Commit, dir string, from *reuse,
 	w := object.NewTreeWalker(tree, true, nil)
 	defer w.Close()
 	t := &tally{limits: limits}
+	d := &dirCache{root: root}
+	defer d.close()
 	for {
 		name, entry, err := w.Next()
 		if errors.Is(err, io.EOF) {
@@ -211,7 +213,7 @@ func export(ctx context.Context, commit *object.Commit, dir string, from *reuse,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := writeEntry(root, tree, name, entry, from, t); err != nil {
+		if err := writeEntry(d, tree, name, entry, from, t); err != nil {
 			if errors.Is(err, ErrLimitExceeded) {
 				return err
 			}
@@ -220,7 +222,44 @@ func export(ctx context.Context, commit *object.Commit, dir string, from *reuse,
 	}
 }
 
-func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.TreeEntry, from *reuse, t *tally) error {
+// dirCache holds the directory of a checkout that files were last written to, open, so
+// that writing the next file there costs one openat instead of one per path component
+// (the tree walk visits a directory's files one after another).
+type dirCache struct {
+	root *os.Root
+	name string
+	dir  *os.Root
+}
+
+// get returns the directory name of the checkout, made if needed.
+func (d *dirCache) get(name string) (*os.Root, error) {
+	if name == "." {
+		return d.root, nil
+	}
+	if d.dir != nil && d.name == name {
+		return d.dir, nil
+	}
+	if err := d.root.MkdirAll(name, 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := d.root.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	d.close()
+	d.name, d.dir = name, dir
+	return dir, nil
+}
+
+func (d *dirCache) close() {
+	if d.dir != nil {
+		d.dir.Close()
+		d.dir = nil
+	}
+}
+
+func writeEntry(d *dirCache, tree *object.Tree, name string, entry object.TreeEntry, from *reuse, t *tally) error {
+	root := d.root
 	switch entry.Mode {
 	case filemode.Dir:
 		return root.MkdirAll(name, 0o755)
@@ -251,10 +290,9 @@ func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.Tree
 	if err := t.add(name, f.Size); err != nil {
 		return err
 	}
-	if dir := path.Dir(name); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	dir, err := d.get(path.Dir(name))
+	if err != nil {
+		return err
 	}
 	if entry.Mode != filemode.Symlink && from.link(name, entry, f.Size) {
 		return nil
@@ -276,7 +314,7 @@ func writeEntry(root *os.Root, tree *object.Tree, name string, entry object.Tree
 		if entry.Mode == filemode.Executable {
 			perm = 0o755
 		}
-		out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		out, err := dir.OpenFile(path.Base(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if err != nil {
 			return err
 		}
