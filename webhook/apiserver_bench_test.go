@@ -25,7 +25,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/test/harness"
@@ -107,7 +106,7 @@ func BenchmarkAPIServerRoundTrip(b *testing.B) {
 	}
 	// As in driftless run: controller-runtime's default per-request logger, JSON to a sink.
 	log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
-	server.Register(GuardPath, &admission.Webhook{Handler: g})
+	server.Register(GuardPath, NewReviewHandler(g))
 	server.Register(floorPath, http.HandlerFunc(floorWebhook))
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()

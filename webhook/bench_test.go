@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -180,7 +181,7 @@ func benchmarkHTTPSLoad(b *testing.B, clientAuth bool) {
 	}
 	// As in driftless run: controller-runtime's default per-request logger, JSON to a sink.
 	log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
-	server.Register(GuardPath, &admission.Webhook{Handler: g})
+	server.Register(GuardPath, NewReviewHandler(g))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = server.Start(ctx) }()
@@ -292,4 +293,33 @@ func peakRSS() (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+// BenchmarkReviewHandler serves each benchmark request's AdmissionReview over HTTP in
+// process (no TLS), with the guard's ReviewHandler and, for comparison, controller-runtime's
+// admission.Webhook around the same guard.
+func BenchmarkReviewHandler(b *testing.B) {
+	log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	reqs := benchRequests()
+	for _, name := range slices.Sorted(maps.Keys(reqs)) {
+		body := reviewBody(b, reqs[name])
+		g, _ := newTestGuard(b, v1alpha1.ModeEnforce)
+		for _, h := range []struct {
+			name    string
+			handler http.Handler
+		}{{"guard", NewReviewHandler(g)}, {"controller-runtime", &admission.Webhook{Handler: g}}} {
+			b.Run(name+"/"+h.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					rec := httptest.NewRecorder()
+					req := httptest.NewRequest(http.MethodPost, GuardPath, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					h.handler.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 // facts are what the guard knows about a request. The objects' metadata are decoded only
 // when a decision needs them: most requests are decided on who and where alone.
 type facts struct {
+	uid         string
 	user        string
 	groups      []string
 	operation   admissionv1.Operation
@@ -59,6 +60,7 @@ func newFacts(req *admission.Request) (*facts, error) {
 		return nil, errors.New("admission request has no uid")
 	}
 	f := &facts{
+		uid:          string(req.UID),
 		user:         req.UserInfo.Username,
 		groups:       req.UserInfo.Groups,
 		operation:    req.Operation,

@@ -11,7 +11,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -39,7 +38,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`not json`))
 
 	g, _ := newTestGuard(f, v1alpha1.ModeEnforce)
-	handler := &admission.Webhook{Handler: g}
+	handler := NewReviewHandler(g)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, GuardPath, bytes.NewReader(body))

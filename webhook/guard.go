@@ -127,7 +127,7 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 	log := logr.FromContextOrDiscard(ctx)
 	defer func() {
 		if p := recover(); p != nil {
-			// controller-runtime turns the panic into a denial; count it first.
+			// ReviewHandler turns the panic into a denial; count it first.
 			g.metrics.observe(ResultErrored, ReasonInternalError, time.Since(start))
 			panic(p)
 		}
@@ -222,7 +222,7 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 	g.metrics.observe(result, d.reason, took)
 
 	kv := []any{
-		"result", result, "reason", d.reason, "user", f.user, "groups", f.groups,
+		"result", result, "reason", d.reason, "uid", f.uid, "user", f.user, "groups", f.groups,
 		"operation", f.operation, "resource", f.resource.GroupResource().String(), "subresource", f.subResource,
 		"namespace", f.namespace, "name", f.name, "dryRun", f.dryRun, "took", took,
 	}

@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/internal/ledger"
@@ -168,7 +167,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	server.Register(webhook.GuardPath, &admission.Webhook{Handler: guard})
+	server.Register(webhook.GuardPath, webhook.NewReviewHandler(guard))
 
 	var (
 		set        *reconciler.Set
