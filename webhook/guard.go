@@ -221,11 +221,13 @@ func (g *Guard) respond(ctx context.Context, r *rules, f *facts, d decision, sta
 	took := time.Since(start)
 	g.metrics.observe(result, d.reason, took)
 
-	kv := []any{
+	// Room for every pair below, so that the line is built in one allocation.
+	kv := make([]any, 0, 40)
+	kv = append(kv,
 		"result", result, "reason", d.reason, "uid", f.uid, "user", f.user, "groups", f.groups,
 		"operation", f.operation, "resource", f.resource.GroupResource().String(), "subresource", f.subResource,
 		"namespace", f.namespace, "name", f.name, "dryRun", f.dryRun, "took", took,
-	}
+	)
 	if d.deny || d.breakGlass != nil {
 		// Only these decisions read the objects; allowing decisions stay free of decoding.
 		kv = append(kv, "source", f.sourceName())
