@@ -156,7 +156,7 @@ func newFlat(chk *refChecker, dir, kfile string, out []Object, sizes []int64, li
 // what it must: when the render was of a kustomization that lists only resource files, the
 // changed files are among them and declare objects with the same ids as before, only those
 // files are built, and their objects replace the old ones in place; kustomize builds each
-// such file on its own and orders the objects by id, so the result is what a full render
+// such file on its own and keeps the objects in the order of the files, so the result is what a full render
 // gives. It returns false when that does not hold, and the caller renders in full.
 func (rd Rendered) Update(ctx context.Context, root string, changed []string, limits Limits) (Rendered, bool, error) {
 	f := rd.flat
