@@ -29,8 +29,8 @@ type Rendered struct {
 
 // flatKustomization describes the render of a kustomization that only lists resource files
 // (no bases, components, generators, transformers, patches or any other field). Kustomize
-// builds each such file on its own and keeps the objects in the order of the files, so a change to files
-// that keeps their objects' ids changes only those objects, in place.
+// builds each such file on its own and keeps the objects in the order of the files, so a
+// change to files that keeps their objects' ids changes only those objects, in place.
 type flatKustomization struct {
 	// file is the kustomization file, root-relative.
 	file string
@@ -156,8 +156,9 @@ func newFlat(chk *refChecker, dir, kfile string, out []Object, sizes []int64, li
 // what it must: when the render was of a kustomization that lists only resource files, the
 // changed files are among them and declare objects with the same ids as before, only those
 // files are built, and their objects replace the old ones in place; kustomize builds each
-// such file on its own and keeps the objects in the order of the files, so the result is what a full render
-// gives. It returns false when that does not hold, and the caller renders in full.
+// such file on its own and keeps the objects in the order of the files, so the result is
+// what a full render gives. It returns false when that does not hold, and the caller
+// renders in full.
 func (rd Rendered) Update(ctx context.Context, root string, changed []string, limits Limits) (Rendered, bool, error) {
 	f := rd.flat
 	if f == nil || limits != f.limits || len(changed) == 0 {
