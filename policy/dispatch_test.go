@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // kindCorpus returns objects that break every built-in rule, in the shape
@@ -86,11 +88,11 @@ func TestKindDispatchMatchesEveryRule(t *testing.T) {
 			for _, env := range []string{"", "production"} {
 				ctxTerm := EvalContext{Environment: env}.term()
 				for i, obj := range corpus {
-					want, err := full.evaluate(t.Context(), obj, ctxTerm)
+					want, err := full.evaluate(t.Context(), obj, ctxTerm, topdown.NewCancel())
 					if err != nil {
 						t.Fatalf("object %d: evaluate every rule: %v", i, err)
 					}
-					got, err := dispatched.evaluate(t.Context(), obj, ctxTerm)
+					got, err := dispatched.evaluate(t.Context(), obj, ctxTerm, topdown.NewCancel())
 					if err != nil {
 						t.Fatalf("object %d: evaluate by kind: %v", i, err)
 					}

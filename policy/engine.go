@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 )
 
@@ -117,7 +119,9 @@ func (e *Engine) Evaluate(ctx context.Context, obj map[string]any, ec EvalContex
 	if set == nil {
 		return Result{}, ErrNoPolicy
 	}
-	return set.evaluate(ctx, obj, ec.term())
+	cancel := topdown.NewCancel()
+	defer context.AfterFunc(ctx, cancel.Cancel)()
+	return set.evaluate(ctx, obj, ec.term(), cancel)
 }
 
 // EvaluateAll checks every object of a rendered revision against one compiled
@@ -136,6 +140,10 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 	results := make([]Result, len(objs))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// One OPA cancellation for every evaluation of the revision, set when
+	// ctx ends, instead of a watching goroutine per evaluation.
+	stop := topdown.NewCancel()
+	defer context.AfterFunc(ctx, stop.Cancel)()
 
 	var (
 		next     atomic.Int64
@@ -151,7 +159,7 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 				if i >= len(objs) {
 					return
 				}
-				res, err := set.evaluate(ctx, objs[i], ctxTerm)
+				res, err := set.evaluate(ctx, objs[i], ctxTerm, stop)
 				if err != nil {
 					once.Do(func() {
 						firstErr = fmt.Errorf("object %d: %w", i, err)
@@ -174,7 +182,8 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 }
 
 // evaluate runs the prepared query of the object's kind for one object.
-func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term) (Result, error) {
+// stop is set when ctx ends: OPA polls it to abandon the evaluation.
+func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term, stop topdown.Cancel) (Result, error) {
 	res := Result{Object: objectRef(obj)}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("evaluate %s: %w", res.Object, err)
@@ -187,7 +196,13 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalGenerateJSON(keepTerm)}
+	opts := []rego.EvalOption{
+		rego.EvalParsedInput(input),
+		rego.EvalGenerateJSON(keepTerm),
+		rego.EvalExternalCancel(stop),
+		// Nothing reads OPA's timers and counters: skip recording them.
+		rego.EvalMetrics(metrics.NoOp()),
+	}
 	if s.seeds != nil {
 		opts = append(opts, rego.EvalVirtualCache(newSeededCache(s.seeds)))
 	}
