@@ -202,9 +202,7 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 		rego.EvalExternalCancel(stop),
 		// Nothing reads OPA's timers and counters: skip recording them.
 		rego.EvalMetrics(metrics.NoOp()),
-	}
-	if s.seeds != nil {
-		opts = append(opts, rego.EvalVirtualCache(newSeededCache(s.seeds)))
+		rego.EvalVirtualCache(newSeededCache(s.seeds)),
 	}
 	rs, err := q.query.Eval(withEvalContext(ctx, ctxTerm), opts...)
 	if err != nil {

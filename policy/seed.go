@@ -69,50 +69,125 @@ func (n *seedNode) put(ref ast.Ref, value *ast.Term) {
 }
 
 // seededCache is the virtual-document cache of one evaluation: the seeds,
-// visible only in the outermost frame, over OPA's own cache.
+// visible only in the outermost frame, over the documents the evaluation
+// computes. It keeps what OPA's own cache keeps, with the same lookups, but
+// flat: OPA's is a trie with a hash map per ref segment, which allocates
+// several maps and nodes for every document it caches.
 type seededCache struct {
-	seeds *seedNode
-	inner topdown.VirtualCache
-	depth int
+	seeds  *seedNode
+	frames []cacheFrame
 }
 
 var _ topdown.VirtualCache = (*seededCache)(nil)
 
 func newSeededCache(seeds *seedNode) *seededCache {
-	return &seededCache{seeds: seeds, inner: topdown.NewVirtualCache()}
+	return &seededCache{seeds: seeds, frames: make([]cacheFrame, 1, 2)}
 }
 
-// Push opens a frame (`with`) in which no seed is visible.
+// cacheFrame holds the documents cached in one frame, found by the hash of
+// their ref; entries with the same hash are chained through next.
+type cacheFrame struct {
+	byHash  map[int]int // ref hash -> 1 + index in entries of the last entry with it
+	entries []cacheEntry
+	// refs backs the refs of entries: OPA reuses the slice it passes to Put.
+	refs []*ast.Term
+}
+
+type cacheEntry struct {
+	ref   ast.Ref
+	value *ast.Term
+	// undefined records a Put of nil; like OPA's cache, it stays set.
+	undefined bool
+	next      int // 1 + index of the previous entry with the same hash, or 0
+}
+
+// refHash hashes ref's terms in order.
+func refHash(ref ast.Ref) int {
+	h := 0
+	for _, t := range ref {
+		h = h*31 + t.Value.Hash()
+	}
+	return h
+}
+
+// find returns the entry for ref in f, or nil.
+func (f *cacheFrame) find(ref ast.Ref, hash int) *cacheEntry {
+	for i := f.byHash[hash]; i != 0; i = f.entries[i-1].next {
+		if e := &f.entries[i-1]; e.ref.Equal(ref) {
+			return e
+		}
+	}
+	return nil
+}
+
+// Push opens a frame (`with`) in which nothing cached so far, and no seed,
+// is visible.
 func (c *seededCache) Push() {
-	c.depth++
-	c.inner.Push()
+	c.frames = append(c.frames, cacheFrame{})
 }
 
-// Pop closes the frame Push opened.
+// Pop closes the frame Push opened and forgets what was cached in it.
 func (c *seededCache) Pop() {
-	c.depth--
-	c.inner.Pop()
+	c.frames[len(c.frames)-1] = cacheFrame{}
+	c.frames = c.frames[:len(c.frames)-1]
 }
 
 // Get returns the seed at ref in the outermost frame, or what the
-// evaluation cached.
+// evaluation cached in the current frame: the value, or nil and true when
+// ref was recorded as undefined, or nil and false when nothing is cached.
 func (c *seededCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if c.depth == 0 {
+	if len(c.frames) == 1 {
 		if v := c.seeds.get(ref); v != nil {
 			return v, false
 		}
 	}
-	return c.inner.Get(ref)
+	f := &c.frames[len(c.frames)-1]
+	if len(f.entries) == 0 {
+		return nil, false
+	}
+	e := f.find(ref, refHash(ref))
+	switch {
+	case e == nil:
+		return nil, false
+	case e.undefined:
+		return nil, true
+	default:
+		return e.value, false
+	}
 }
 
-// Put records a value the evaluation computed.
+// Put records a value the evaluation computed in the current frame, or
+// that ref is undefined when value is nil.
 func (c *seededCache) Put(ref ast.Ref, value *ast.Term) {
-	c.inner.Put(ref, value)
+	f := &c.frames[len(c.frames)-1]
+	hash := refHash(ref)
+	e := f.find(ref, hash)
+	if e == nil {
+		if f.byHash == nil {
+			f.byHash = make(map[int]int, 16)
+		}
+		start := len(f.refs)
+		f.refs = append(f.refs, ref...)
+		f.entries = append(f.entries, cacheEntry{ref: f.refs[start:len(f.refs):len(f.refs)], next: f.byHash[hash]})
+		f.byHash[hash] = len(f.entries)
+		e = &f.entries[len(f.entries)-1]
+	}
+	if value != nil {
+		e.value = value
+	} else {
+		e.undefined = true
+	}
 }
 
-// Keys lists what the evaluation cached in the current frame.
+// Keys lists the refs cached with a value in the current frame.
 func (c *seededCache) Keys() []ast.Ref {
-	return c.inner.Keys()
+	var keys []ast.Ref
+	for _, e := range c.frames[len(c.frames)-1].entries {
+		if e.value != nil {
+			keys = append(keys, e.ref)
+		}
+	}
+	return keys
 }
 
 // computeSeeds finds the complete rules of compiler that depend on neither

@@ -176,3 +176,68 @@ deny contains "conflict" if conflict == 1
 		t.Errorf("Evaluate = %v, want the conflict error", err)
 	}
 }
+
+// TestEvaluationCacheKeepsOPAsContract checks the flat virtual-document cache
+// against the contract of OPA's: values and undefined results per ref,
+// frames that hide what outer frames cached, refs with equal hashes kept
+// apart, and keys copied out of the slice OPA reuses.
+func TestEvaluationCacheKeepsOPAsContract(t *testing.T) {
+	seeds := &seedNode{}
+	seeds.put(ast.MustParseRef("data.lib.kinds"), ast.StringTerm("seeded"))
+	c := newSeededCache(seeds)
+	get := func(ref string) string {
+		t.Helper()
+		v, undefined := c.Get(ast.MustParseRef(ref))
+		switch {
+		case undefined && v != nil:
+			t.Fatalf("Get(%s) = %v and undefined", ref, v)
+		case undefined:
+			return "undefined"
+		case v == nil:
+			return "missing"
+		}
+		return v.String()
+	}
+	check := func(step string, want map[string]string) {
+		t.Helper()
+		for ref, w := range want {
+			if got := get(ref); got != w {
+				t.Errorf("%s: Get(%s) = %s, want %s", step, ref, got, w)
+			}
+		}
+	}
+
+	c.Put(ast.MustParseRef("data.a.b"), ast.IntNumberTerm(1))
+	c.Put(ast.MustParseRef("data.a.c"), nil)
+	// data.a.b and data.b.a hash alike under an order-blind sum; the cache
+	// must still tell them apart.
+	c.Put(ast.MustParseRef("data.b.a"), ast.IntNumberTerm(2))
+	key := ast.MustParseRef(`data.f[{"x": 1}]`)
+	c.Put(key, ast.IntNumberTerm(3))
+	key[1] = ast.StringTerm("g") // OPA reuses its key slices
+	check("outer frame", map[string]string{
+		"data.a.b": "1", "data.a.c": "undefined", "data.b.a": "2", "data.a": "missing", "data.a.b.c": "missing",
+		`data.f[{"x": 1}]`: "3", `data.g[{"x": 1}]`: "missing", `data.f[{"x": 2}]`: "missing",
+		"data.lib.kinds": `"seeded"`,
+	})
+
+	c.Push()
+	check("inner frame", map[string]string{"data.a.b": "missing", "data.a.c": "missing", "data.lib.kinds": "missing"})
+	c.Put(ast.MustParseRef("data.a.b"), ast.IntNumberTerm(10))
+	check("inner frame after Put", map[string]string{"data.a.b": "10"})
+	c.Pop()
+	check("outer frame after Pop", map[string]string{"data.a.b": "1", "data.b.a": "2", "data.lib.kinds": `"seeded"`})
+
+	c.Put(ast.MustParseRef("data.a.b"), ast.IntNumberTerm(4))
+	c.Put(ast.MustParseRef("data.b.a"), nil)
+	check("replaced", map[string]string{"data.a.b": "4", "data.b.a": "undefined"})
+
+	var keys []string
+	for _, k := range c.Keys() {
+		keys = append(keys, k.String())
+	}
+	slices.Sort(keys)
+	if want := []string{"data.a.b", "data.b.a", `data.f[{"x": 1}]`}; !slices.Equal(keys, want) {
+		t.Errorf("Keys() = %v, want %v", keys, want)
+	}
+}
