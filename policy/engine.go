@@ -224,7 +224,7 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	}
 	for i, rule := range q.rules {
 		defined, _ := values.Elem(i).Value.(*ast.Array)
-		if defined == nil || defined.Len() == 0 {
+		if defined == nil || defined.Len() == 0 || noViolations(defined.Elem(0).Value) {
 			continue
 		}
 		// Only the values of rules that produced something become Go values.
@@ -240,6 +240,19 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	}
 	sortViolations(res.Violations)
 	return res, nil
+}
+
+// noViolations reports whether a rule's value is an empty set or array,
+// which violations turns into no Violations (a deny rule that matched
+// nothing): such values need no conversion.
+func noViolations(v ast.Value) bool {
+	switch v := v.(type) {
+	case ast.Set:
+		return v.Len() == 0
+	case *ast.Array:
+		return v.Len() == 0
+	}
+	return false
 }
 
 // keepTerm makes an evaluation's results Rego terms rather than Go values,

@@ -152,6 +152,15 @@ deny contains "only this" if true`,
 			wantErr: "rule data.main.deny: result object has no string msg field",
 		},
 		{
+			name:   "empty array and set rules report nothing",
+			policy: "deny := []\nwarn := set()\nviolation contains \"x\" if false",
+		},
+		{
+			name:    "empty object is an error",
+			policy:  `deny := {}`,
+			wantErr: "rule data.main.deny: result object has no string msg field",
+		},
+		{
 			name:    "number is an error",
 			policy:  `deny contains 7 if true`,
 			wantErr: "neither a message string nor an object with msg",
