@@ -87,7 +87,7 @@ func newSeededCache(seeds *seedNode) *seededCache {
 // cacheFrame holds the documents cached in one frame, found by the hash of
 // their ref; entries with the same hash are chained through next.
 type cacheFrame struct {
-	byHash  map[int]int // ref hash -> 1 + index in entries of the last entry with it
+	byHash  map[int]int32 // ref hash -> 1 + index in entries of the last entry with it
 	entries []cacheEntry
 	// refs backs the refs of entries: OPA reuses the slice it passes to Put.
 	refs []*ast.Term
@@ -98,7 +98,7 @@ type cacheEntry struct {
 	value *ast.Term
 	// undefined records a Put of nil; like OPA's cache, it stays set.
 	undefined bool
-	next      int // 1 + index of the previous entry with the same hash, or 0
+	next      int32 // 1 + index of the previous entry with the same hash, or 0
 }
 
 // refHash hashes ref's terms in order.
@@ -164,12 +164,17 @@ func (c *seededCache) Put(ref ast.Ref, value *ast.Term) {
 	e := f.find(ref, hash)
 	if e == nil {
 		if f.byHash == nil {
-			f.byHash = make(map[int]int, 16)
+			// Sized for an evaluation of the whole library, which caches
+			// about 30 documents and function results with refs of about
+			// four terms each.
+			f.byHash = make(map[int]int32, 32)
+			f.entries = make([]cacheEntry, 0, 32)
+			f.refs = make([]*ast.Term, 0, 128)
 		}
 		start := len(f.refs)
 		f.refs = append(f.refs, ref...)
 		f.entries = append(f.entries, cacheEntry{ref: f.refs[start:len(f.refs):len(f.refs)], next: f.byHash[hash]})
-		f.byHash[hash] = len(f.entries)
+		f.byHash[hash] = int32(len(f.entries))
 		e = &f.entries[len(f.entries)-1]
 	}
 	if value != nil {
