@@ -44,6 +44,23 @@ type compiledSet struct {
 	// seeds are the documents that depend only on the parameters, computed
 	// once by Load (seed.go); nil when there are none.
 	seeds *seedNode
+	// caches holds emptied evaluation caches (*seededCache) for reuse.
+	caches sync.Pool
+}
+
+// cache returns an empty evaluation cache over the set's seeds.
+func (s *compiledSet) cache() *seededCache {
+	if c, ok := s.caches.Get().(*seededCache); ok {
+		return c
+	}
+	return newSeededCache(s.seeds)
+}
+
+// release empties c once its evaluation is over and keeps it for another.
+func (s *compiledSet) release(c *seededCache) {
+	if c.reset() {
+		s.caches.Put(c)
+	}
 }
 
 // kindQuery is the prepared query over the rules that can fire on a kind:
@@ -196,13 +213,17 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
+	// The cache holds only this evaluation's documents, and nothing the
+	// results refer to: it is emptied for the next one when Eval returns.
+	cache := s.cache()
+	defer s.release(cache)
 	opts := []rego.EvalOption{
 		rego.EvalParsedInput(input),
 		rego.EvalGenerateJSON(keepTerm),
 		rego.EvalExternalCancel(stop),
 		// Nothing reads OPA's timers and counters: skip recording them.
 		rego.EvalMetrics(metrics.NoOp()),
-		rego.EvalVirtualCache(newSeededCache(s.seeds)),
+		rego.EvalVirtualCache(cache),
 	}
 	rs, err := q.query.Eval(withEvalContext(ctx, ctxTerm), opts...)
 	if err != nil {

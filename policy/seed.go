@@ -120,6 +120,27 @@ func (f *cacheFrame) find(ref ast.Ref, hash int) *cacheEntry {
 	return nil
 }
 
+// maxReusedEntries bounds the caches kept for another evaluation: one that
+// grew past it (a policy caching many function results) is left to the
+// garbage collector rather than pinned.
+const maxReusedEntries = 1024
+
+// reset empties c for another evaluation, keeping its storage, and reports
+// whether it can be reused: not when an evaluation that failed left a
+// frame open, or when c grew past maxReusedEntries.
+func (c *seededCache) reset() bool {
+	if len(c.frames) != 1 || len(c.frames[0].entries) > maxReusedEntries {
+		return false
+	}
+	f := &c.frames[0]
+	clear(f.entries)
+	f.entries = f.entries[:0]
+	clear(f.refs)
+	f.refs = f.refs[:0]
+	clear(f.byHash)
+	return true
+}
+
 // Push opens a frame (`with`) in which nothing cached so far, and no seed,
 // is visible.
 func (c *seededCache) Push() {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -239,5 +240,78 @@ func TestEvaluationCacheKeepsOPAsContract(t *testing.T) {
 	slices.Sort(keys)
 	if want := []string{"data.a.b", "data.b.a", `data.f[{"x": 1}]`}; !slices.Equal(keys, want) {
 		t.Errorf("Keys() = %v, want %v", keys, want)
+	}
+}
+
+// TestEvaluationCacheResetForgetsEverything checks that a cache emptied for
+// reuse keeps its seeds and nothing the last evaluation cached, and that
+// one left inside a frame or grown too large is not reused.
+func TestEvaluationCacheResetForgetsEverything(t *testing.T) {
+	seeds := &seedNode{}
+	seeds.put(ast.MustParseRef("data.lib.kinds"), ast.StringTerm("seeded"))
+	c := newSeededCache(seeds)
+	c.Put(ast.MustParseRef("data.lib.containers"), ast.StringTerm("first object's"))
+	c.Put(ast.MustParseRef("data.lib.gone"), nil)
+	if !c.reset() {
+		t.Fatal("reset refused an ordinary cache")
+	}
+	for _, ref := range []string{"data.lib.containers", "data.lib.gone"} {
+		if v, undefined := c.Get(ast.MustParseRef(ref)); v != nil || undefined {
+			t.Errorf("after reset Get(%s) = %v, %v; want nothing cached", ref, v, undefined)
+		}
+	}
+	if v, _ := c.Get(ast.MustParseRef("data.lib.kinds")); v == nil || v.String() != `"seeded"` {
+		t.Errorf("after reset seed = %v, want \"seeded\"", v)
+	}
+	if len(c.Keys()) != 0 {
+		t.Errorf("after reset Keys() = %v", c.Keys())
+	}
+
+	c.Push()
+	if c.reset() {
+		t.Error("reset accepted a cache with an open frame")
+	}
+	big := newSeededCache(nil)
+	for i := range maxReusedEntries + 1 {
+		big.Put(ast.Ref{ast.DefaultRootDocument, ast.IntNumberTerm(i)}, ast.IntNumberTerm(i))
+	}
+	if big.reset() {
+		t.Error("reset accepted a cache past maxReusedEntries")
+	}
+}
+
+// TestEvaluationsShareNoDocuments evaluates different objects one after
+// another on one engine, whose evaluation caches are reused, and checks each
+// result against an engine that evaluates only that object.
+func TestEvaluationsShareNoDocuments(t *testing.T) {
+	objs := []map[string]any{
+		manifest(t, "deployment.yaml"),
+		everythingWrong(t)[0],
+		setPath(t, manifest(t, "pod.yaml"), "spec.containers.0.image", "nginx:latest"),
+		manifest(t, "cronjob.yaml"),
+		setPath(t, manifest(t, "deployment.yaml"), "spec.template.spec.containers.0.securityContext", map[string]any{"runAsUser": 0}),
+		manifest(t, "secret.yaml"),
+	}
+	opts := Options{Parameters: libraryParams()}
+	ec := EvalContext{Environment: "production"}
+	want := make([]Result, len(objs))
+	for i, obj := range objs {
+		res, err := loadEngine(t, opts).Evaluate(t.Context(), obj, ec)
+		if err != nil {
+			t.Fatalf("Evaluate: %v", err)
+		}
+		want[i] = res
+	}
+	shared := loadEngine(t, opts)
+	for round := range 3 {
+		for i, obj := range objs {
+			got, err := shared.Evaluate(t.Context(), obj, ec)
+			if err != nil {
+				t.Fatalf("Evaluate: %v", err)
+			}
+			if !reflect.DeepEqual(got, want[i]) {
+				t.Errorf("round %d, object %d: got %v, want %v", round, i, got.Violations, want[i].Violations)
+			}
+		}
 	}
 }
