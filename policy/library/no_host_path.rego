@@ -14,5 +14,8 @@ deny contains {"msg": msg, "volume": name} if {
 	msg := sprintf("%s: volume %q mounts a hostPath; use a persistentVolumeClaim, configMap, secret or emptyDir volume", [k8s.object, name])
 }
 
-volume_name(v) := v.name if is_string(v.name)
+volume_name(v) := name if {
+	name := v.name
+	is_string(name)
+}
 else := "<unnamed>"

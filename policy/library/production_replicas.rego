@@ -21,7 +21,10 @@ production if {
 	namespace in k8s.param("production_namespaces", [])
 }
 
-replicas := input.spec.replicas if is_number(input.spec.replicas)
+replicas := n if {
+	n := input.spec.replicas
+	is_number(n)
+}
 else := 1
 
 deny contains {"msg": msg, "replicas": replicas, "min_replicas": min_replicas} if {

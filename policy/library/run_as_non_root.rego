@@ -10,7 +10,10 @@ package driftless.library.run_as_non_root
 
 import data.driftless.lib.kubernetes as k8s
 
-pod_security := k8s.pod_spec.securityContext if is_object(k8s.pod_spec.securityContext)
+pod_security := sc if {
+	sc := k8s.pod_spec.securityContext
+	is_object(sc)
+}
 else := {}
 
 # security lists each container's effective securityContext, in the order

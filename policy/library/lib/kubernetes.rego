@@ -34,15 +34,24 @@ containers := array.concat(
 )
 
 # container_name is the container's name, or "<unnamed>".
-container_name(c) := c.name if is_string(c.name)
+container_name(c) := name if {
+	name := c.name
+	is_string(name)
+}
 else := "<unnamed>"
 
 # kind is the object's kind, or "<unknown kind>".
-kind := input.kind if is_string(input.kind)
+kind := k if {
+	k := input.kind
+	is_string(k)
+}
 else := "<unknown kind>"
 
 # name is metadata.name, or "<unnamed>".
-name := input.metadata.name if is_string(input.metadata.name)
+name := n if {
+	n := input.metadata.name
+	is_string(n)
+}
 else := "<unnamed>"
 
 # object is how messages name the object: "Kind/name".
