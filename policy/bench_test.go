@@ -205,7 +205,7 @@ func BenchmarkPreparedVsUnprepared(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		query, err := buildQuery(rules)
+		query, err := buildQuery(rules, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -412,7 +412,7 @@ func rawOPA(b *testing.B, params map[string]any) rego.PreparedEvalQuery {
 	for _, r := range lib {
 		rules = append(rules, RuleRef{Package: r.Package(), Rule: "deny", Severity: SeverityDeny})
 	}
-	query, err := buildQuery(rules)
+	query, err := buildQuery(rules, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -427,6 +427,7 @@ func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet
 		evaluated[ns] = true
 	}
 	rules := discoverRules(compiler, evaluated)
+	sets := setRules(compiler, rules)
 	if len(rules) == 0 {
 		return nil, fmt.Errorf("no deny, violation or warn rules in packages %s", strings.Join(sortedKeys(evaluated), ", "))
 	}
@@ -470,7 +471,7 @@ func compileSet(ctx context.Context, opts Options, optimised bool) (*compiledSet
 		if len(q.rules) == 0 {
 			return q, nil
 		}
-		query, err := buildQuery(q.rules)
+		query, err := buildQuery(q.rules, sets)
 		if err != nil {
 			return nil, err
 		}
@@ -591,6 +592,46 @@ func discoverRules(compiler *ast.Compiler, evaluated map[string]bool) []RuleRef 
 	return rules
 }
 
+// setRules returns which of rules are defined only by `contains` rules of
+// one name (deny contains msg if ...): such a rule's value is a set, empty
+// when no definition matches, and never undefined.
+func setRules(compiler *ast.Compiler, rules []RuleRef) map[RuleRef]bool {
+	wanted := map[string]map[string]bool{} // package -> rule names
+	for _, r := range rules {
+		if wanted[r.Package] == nil {
+			wanted[r.Package] = map[string]bool{}
+		}
+		wanted[r.Package][r.Rule] = true
+	}
+	isSet := map[[2]string]bool{}
+	for _, m := range compiler.Modules {
+		pkg := packageName(m.Package.Path)
+		for _, r := range m.Rules {
+			head := r.Head.Ref()
+			if len(head) == 0 {
+				continue
+			}
+			name, ok := head[0].Value.(ast.Var)
+			if !ok || !wanted[pkg][string(name)] {
+				continue
+			}
+			key := [2]string{pkg, string(name)}
+			set := len(head) == 1 && r.Head.RuleKind() == ast.MultiValue
+			if prev, seen := isSet[key]; seen {
+				set = set && prev
+			}
+			isSet[key] = set
+		}
+	}
+	out := map[RuleRef]bool{}
+	for _, r := range rules {
+		if isSet[[2]string{r.Package, r.Rule}] {
+			out[r] = true
+		}
+	}
+	return out
+}
+
 // ruleSeverity matches rule names the way conftest does: deny, violation
 // and warn, optionally followed by "_word" segments of letters and digits
 // (deny_latest_tag, warn_labels).
@@ -641,8 +682,10 @@ func packageName(path ast.Ref) string {
 //	r := [[x | x := data.<pkg>.<rule>], ...]
 //
 // Each comprehension yields [] when its rule is undefined, so one undefined
-// rule never hides the others.
-func buildQuery(rules []RuleRef) (ast.Body, error) {
+// rule never hides the others. A rule in sets is never undefined and is
+// queried as [data.<pkg>.<rule>] instead, which yields the same value
+// without evaluating a comprehension.
+func buildQuery(rules []RuleRef, sets map[RuleRef]bool) (ast.Body, error) {
 	var b strings.Builder
 	b.WriteString(resultVar + " := [")
 	for i, r := range rules {
@@ -653,7 +696,11 @@ func buildQuery(rules []RuleRef) (ast.Body, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rule %s: %w", r, err)
 		}
-		fmt.Fprintf(&b, "[x | x := %s]", pkg.Append(ast.StringTerm(r.Rule)))
+		if sets[r] {
+			fmt.Fprintf(&b, "[%s]", pkg.Append(ast.StringTerm(r.Rule)))
+		} else {
+			fmt.Fprintf(&b, "[x | x := %s]", pkg.Append(ast.StringTerm(r.Rule)))
+		}
 	}
 	b.WriteString("]")
 	body, err := ast.ParseBodyWithOpts(b.String(), ast.ParserOptions{RegoVersion: ast.RegoV1})

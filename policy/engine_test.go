@@ -712,3 +712,47 @@ func TestConcurrentEvaluateAndLoad(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSetRules checks which rules the query reads directly: those defined
+// only by `contains` rules of one name, whose value is a set even when no
+// definition matches.
+func TestSetRules(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "policy.rego", `package main
+
+deny contains "a" if input.kind == "Pod"
+deny contains "b" if false
+violation contains "v" if false
+warn := "whole object"
+deny_partly.set contains "x" if true
+warn_object[k] := 1 if some k in ["a"]
+`)
+	writeFile(t, dir, "more.rego", `package main
+
+violation contains "w" if input.kind == "Pod"
+`)
+	set, err := compile(t.Context(), Options{DisableLibrary: true, Paths: []string{dir}})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	srcs, err := readPaths([]string{dir})
+	if err != nil {
+		t.Fatalf("readPaths: %v", err)
+	}
+	modules, err := parseSources(srcs)
+	if err != nil {
+		t.Fatalf("parseSources: %v", err)
+	}
+	compiler, err := compileModules(modules)
+	if err != nil {
+		t.Fatalf("compileModules: %v", err)
+	}
+	var got []string
+	for r := range setRules(compiler, set.rules) {
+		got = append(got, r.Rule)
+	}
+	slices.Sort(got)
+	if want := []string{"deny", "violation"}; !slices.Equal(got, want) {
+		t.Errorf("set rules = %v, want %v", got, want)
+	}
+}
