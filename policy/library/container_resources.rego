@@ -20,7 +20,8 @@ required := {{"name": name, "path": ["resources", group, resource]} |
 deny contains {"msg": msg, "container": c.name, "resource": r.name} if {
 	resources := required
 	some c in k8s.containers
+	spec := c.spec
 	some r in resources
-	object.get(c.spec, r.path, null) in {null, ""}
+	object.get(spec, r.path, null) in {null, ""}
 	msg := sprintf("%s: %s sets no %s; set resources.%s", [k8s.object, k8s.describe(c), r.name, r.name])
 }
