@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // kindCorpus returns objects that break every built-in rule, in the shape
@@ -88,11 +86,11 @@ func TestKindDispatchMatchesEveryRule(t *testing.T) {
 			for _, env := range []string{"", "production"} {
 				ctxTerm := EvalContext{Environment: env}.term()
 				for i, obj := range corpus {
-					want, err := full.evaluate(t.Context(), obj, ctxTerm, topdown.NewCancel())
+					want, err := full.evaluate(t.Context(), obj, ctxTerm, nil)
 					if err != nil {
 						t.Fatalf("object %d: evaluate every rule: %v", i, err)
 					}
-					got, err := dispatched.evaluate(t.Context(), obj, ctxTerm, topdown.NewCancel())
+					got, err := dispatched.evaluate(t.Context(), obj, ctxTerm, nil)
 					if err != nil {
 						t.Fatalf("object %d: evaluate by kind: %v", i, err)
 					}

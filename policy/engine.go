@@ -136,9 +136,7 @@ func (e *Engine) Evaluate(ctx context.Context, obj map[string]any, ec EvalContex
 	if set == nil {
 		return Result{}, ErrNoPolicy
 	}
-	cancel := topdown.NewCancel()
-	defer context.AfterFunc(ctx, cancel.Cancel)()
-	return set.evaluate(ctx, obj, ec.term(), cancel)
+	return set.evaluate(ctx, obj, ec.term(), nil)
 }
 
 // EvaluateAll checks every object of a rendered revision against one compiled
@@ -199,7 +197,8 @@ func (e *Engine) EvaluateAll(ctx context.Context, objs []map[string]any, ec Eval
 }
 
 // evaluate runs the prepared query of the object's kind for one object.
-// stop is set when ctx ends: OPA polls it to abandon the evaluation.
+// stop is set when ctx ends: OPA polls it to abandon the evaluation; when it
+// is nil, evaluate makes its own.
 func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm *ast.Term, stop topdown.Cancel) (Result, error) {
 	res := Result{Object: objectRef(obj)}
 	if err := ctx.Err(); err != nil {
@@ -208,6 +207,11 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	q := s.queryFor(obj)
 	if len(q.rules) == 0 {
 		return res, nil
+	}
+	if stop == nil {
+		own := topdown.NewCancel()
+		defer context.AfterFunc(ctx, own.Cancel)()
+		stop = own
 	}
 	input, err := inputValue(obj, q.libraryOnly)
 	if err != nil {
