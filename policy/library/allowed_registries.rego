@@ -18,11 +18,9 @@ prefixes := {concat("", [r, "/"]) | some r in registries}
 
 deny contains {"msg": msg, "container": c.name, "image": image, "allowed_registries": registries} if {
 	count(registries) > 0
-	images := k8s.images
-	allowed := prefixes
 	some c in k8s.containers
 	image := c.spec.image
-	ref := images[image]
-	not strings.any_prefix_match(concat("", [ref.repository, "/"]), allowed)
+	ref := k8s.images[image]
+	not strings.any_prefix_match(concat("", [ref.repository, "/"]), prefixes)
 	msg := sprintf("%s: %s uses image %q from a registry that is not allowed; use one of %s", [k8s.object, k8s.describe(c), image, concat(", ", registries)])
 }

@@ -18,10 +18,9 @@ required := {{"name": name, "path": ["resources", group, resource]} |
 }
 
 deny contains {"msg": msg, "container": c.name, "resource": r.name} if {
-	resources := required
 	some c in k8s.containers
 	spec := c.spec
-	some r in resources
+	some r in required
 	object.get(spec, r.path, null) in {null, ""}
 	msg := sprintf("%s: %s sets no %s; set resources.%s", [k8s.object, k8s.describe(c), r.name, r.name])
 }

@@ -13,22 +13,19 @@ import data.driftless.lib.kubernetes as k8s
 mutable_tags := {t | some t in k8s.param("mutable_tags", ["latest"])}
 
 deny contains {"msg": msg, "container": c.name, "image": image} if {
-	images := k8s.images
 	some c in k8s.containers
 	image := c.spec.image
-	ref := images[image]
+	ref := k8s.images[image]
 	ref.digest == ""
 	ref.tag == ""
 	msg := sprintf("%s: %s uses image %q without a tag or digest; pin a digest (@sha256:...) or an immutable tag", [k8s.object, k8s.describe(c), image])
 }
 
 deny contains {"msg": msg, "container": c.name, "image": image} if {
-	images := k8s.images
-	mutable := mutable_tags
 	some c in k8s.containers
 	image := c.spec.image
-	ref := images[image]
+	ref := k8s.images[image]
 	ref.digest == ""
-	ref.tag in mutable
+	ref.tag in mutable_tags
 	msg := sprintf("%s: %s uses image %q with the mutable tag %q; pin a digest (@sha256:...) or an immutable tag", [k8s.object, k8s.describe(c), image, ref.tag])
 }

@@ -19,21 +19,16 @@ else := {}
 # security lists each container's effective securityContext, in the order
 # of k8s.containers: its own settings over the pod's. One complete document,
 # computed once per evaluation for both rules.
-security := [object.union(pod, object.get(c.spec, "securityContext", {})) |
-	pod := pod_security
-	some c in k8s.containers
-]
+security := [object.union(pod_security, object.get(c.spec, "securityContext", {})) | some c in k8s.containers]
 
 deny contains {"msg": msg, "container": c.name} if {
-	effective := security
 	some i, c in k8s.containers
-	object.get(effective[i], "runAsNonRoot", false) != true
+	object.get(security[i], "runAsNonRoot", false) != true
 	msg := sprintf("%s: %s may run as root; set securityContext.runAsNonRoot: true on the pod or the container", [k8s.object, k8s.describe(c)])
 }
 
 deny contains {"msg": msg, "container": c.name} if {
-	effective := security
 	some i, c in k8s.containers
-	effective[i].runAsUser == 0
+	security[i].runAsUser == 0
 	msg := sprintf("%s: %s runs as UID 0; set securityContext.runAsUser to a non-zero UID", [k8s.object, k8s.describe(c)])
 }

@@ -68,9 +68,7 @@ param(key, fallback) := value if {
 # images maps every container image of the pod spec to parse_image(image).
 # It is one complete document, computed once per evaluation, so rules share
 # one parse per image (a partial object rule would be evaluated again for
-# each image a rule looks up). Rules that read it, or any document, for each
-# container bind it once before their loop (images := k8s.images): every
-# reference to a document is a lookup, a local variable is not.
+# each image a rule looks up).
 images := {image: parse_image(image) |
 	some c in containers
 	image := c.spec.image
