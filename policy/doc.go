@@ -89,7 +89,11 @@
 // all. The object becomes Rego input lazily: nested objects are converted
 // when a rule reads them. Documents that depend only on the parameters are
 // computed once per Load and given to every evaluation in its
-// virtual-document cache (seed.go). BenchmarkEngineVsOPA compares all this
+// virtual-document cache (seed.go), a flat table the compiled set empties
+// and reuses from one evaluation to the next. A rule defined only by
+// `contains` rules is queried directly, without the comprehension that
+// keeps an undefined rule from hiding the others, since it is never
+// undefined. BenchmarkEngineVsOPA compares all this
 // with OPA's own prepared evaluation of the same modules. A Result lists the object's violations in a
 // deterministic order: deny before warn, then by package, rule and message.
 //

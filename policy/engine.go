@@ -217,8 +217,9 @@ func (s *compiledSet) evaluate(ctx context.Context, obj map[string]any, ctxTerm 
 	if err != nil {
 		return res, fmt.Errorf("convert %s to rego input: %w", res.Object, err)
 	}
-	// The cache holds only this evaluation's documents, and nothing the
-	// results refer to: it is emptied for the next one when Eval returns.
+	// Emptying the cache when evaluate returns drops its references to this
+	// evaluation's documents without changing them: the results, which may
+	// share their terms, stay intact.
 	cache := s.cache()
 	defer s.release(cache)
 	opts := []rego.EvalOption{
