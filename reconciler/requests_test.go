@@ -27,6 +27,9 @@ func (l *requestLog) client(t *testing.T) dynamic.Interface {
 			if req.URL.Query().Get("dryRun") != "" {
 				what += " (dry-run)"
 			}
+			if m := req.URL.Query().Get("fieldManager"); m != "" {
+				what += " by " + m
+			}
 			l.mu.Lock()
 			l.reqs = append(l.reqs, what)
 			l.mu.Unlock()
@@ -130,5 +133,46 @@ func TestFirstSyncRequests(t *testing.T) {
 				t.Errorf("%s/cm-%d: data %v", ns, i, cm.Data)
 			}
 		}
+	}
+}
+
+// TestUnchangedInventoryIsNotRewritten: a sync that changes nothing does not write the
+// source's inventory again (a server-side apply of every entry); a sync that adds an object
+// writes it, and the GitSource then lists the new object.
+func TestUnchangedInventoryIsNotRewritten(t *testing.T) {
+	g := newRig(t, unique("inventory-writes"), overFile)
+	namespace(t, g.src.Name)
+	var log requestLog
+	g.opts.Client = log.client(t)
+	g.commit(map[string]string{"apps/a.yaml": configMap(g.src.Name, "a", nil, nil)})
+	r := g.reconciler()
+	g.sync(r)
+	inventoryWrites := func() int {
+		n := 0
+		for _, req := range log.take() {
+			if strings.HasPrefix(req, http.MethodPatch) && strings.Contains(req, "/gitsources/"+g.src.Name+"/status") &&
+				strings.HasSuffix(req, " by driftless-inventory") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := inventoryWrites(); n == 0 {
+		t.Fatal("the first sync wrote no inventory")
+	}
+
+	g.clock.Step(g.src.Interval.Duration)
+	g.sync(r)
+	if n := inventoryWrites(); n != 0 {
+		t.Errorf("a sync that changed nothing wrote the inventory %d times", n)
+	}
+
+	g.commit(map[string]string{"apps/b.yaml": configMap(g.src.Name, "b", nil, nil)})
+	g.sync(r)
+	if n := inventoryWrites(); n == 0 {
+		t.Error("a sync that added an object did not write the inventory")
+	}
+	if inv := inventoryText(t, g.src.Name); !strings.Contains(inv, `"n":"b"`) {
+		t.Errorf("the GitSource's inventory is\n%s\nwant it to list ConfigMap b", inv)
 	}
 }

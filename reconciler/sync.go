@@ -215,8 +215,12 @@ func (r *Reconciler) applyRevision(ctx context.Context, out outcome, objs []*obj
 			return fail(ResultPruneFailed, err)
 		}
 	}
-	if err := st.saveInventory(ctx, r.env, next); err != nil {
-		return fail(ResultApplyFailed, err)
+	// A sync that changed nothing leaves the inventory as it is in the GitSource: rewriting
+	// a thousand entries costs the API server a server-side apply of all of them.
+	if next.differs(st.inv) {
+		if err := st.saveInventory(ctx, r.env, next); err != nil {
+			return fail(ResultApplyFailed, err)
+		}
 	}
 	out.result = ResultApplied
 	return out
