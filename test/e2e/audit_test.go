@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,11 +302,14 @@ func checkReport(rep audit.Report, name, commit, reason string, bobsEdit time.Ti
 	return nil
 }
 
-// sinkServer is an HTTPS receiver on a fixed loopback address that can go down and come back.
+// sinkServer is an HTTPS receiver on a loopback address that can go down and come back.
 type sinkServer struct {
-	addr string
-	key  []byte
-	srv  *httptest.Server
+	key []byte
+	srv *httptest.Server
+	// down makes the sink drop every connection as it comes in. It keeps its port while
+	// down: giving the port up and binding it again races with anything else on the
+	// machine that is handed the same port meanwhile.
+	down atomic.Bool
 
 	mu       sync.Mutex
 	records  []ledger.Record
@@ -337,13 +341,30 @@ func (s *sinkServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *sinkServer) start(t *testing.T) {
 	t.Helper()
-	l, err := net.Listen("tcp", s.addr)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.srv = httptest.NewUnstartedServer(s)
-	s.srv.Listener = l
+	s.srv.Listener = droppingListener{Listener: l, drop: &s.down}
 	s.srv.StartTLS()
+	t.Cleanup(s.srv.Close)
+}
+
+// droppingListener closes every connection it accepts while drop is set.
+type droppingListener struct {
+	net.Listener
+	drop *atomic.Bool
+}
+
+func (l droppingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.drop.Load() {
+			return c, err
+		}
+		c.Close()
+	}
 }
 
 func (s *sinkServer) has(user, name string) bool {
@@ -375,20 +396,16 @@ func TestLedgerSink(t *testing.T) {
 	ctx := t.Context()
 	applyFixture(t, "production", "sink")
 	applyFixture(t, "production", "sinkbg")
-	addr, err := harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	sink := &sinkServer{addr: addr, key: key}
+	sink := &sinkServer{key: key}
+	sink.down.Store(true) // down from the start
 	sink.start(t)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sink.srv.Certificate().Raw})
-	sink.srv.Close() // down from the start
 
-	srv, err := inprocess.New(cp, fmt.Sprintf(sinkConfig, addr))
+	srv, err := inprocess.New(cp, fmt.Sprintf(sinkConfig, sink.srv.Listener.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,8 +459,7 @@ func TestLedgerSink(t *testing.T) {
 		t.Fatalf("a dead sink does not show in the metrics: %v", err)
 	}
 
-	sink.start(t)
-	t.Cleanup(sink.srv.Close)
+	sink.down.Store(false)
 	if err := harness.Poll(ctx, time.Minute, func() error {
 		if !sink.has("bob", "sink-config") || !sink.has("alice", "sinkbg-config") {
 			return fmt.Errorf("the sink has not received bob's and alice's records yet")
