@@ -41,9 +41,9 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 
 	// A flat kustomization is built in chunks; anything else, or a flat one whose chunks
 	// could build differently, by kustomize in full.
-	kfile, _ := findKustomization(repoRoot{Root: r.Root}, dir)
-	files, flat := flatResources(r, dir, kfile)
-	flat = flat && chunkedBuilds && soleKustomization(r, dir) == kfile
+	kfile := soleKustomization(r, dir)
+	files, listsFiles := flatResources(r, dir, kfile)
+	flat := listsFiles && chunkedBuilds
 	var resources []*resource.Resource
 	if flat {
 		var err error
@@ -95,8 +95,8 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 			chk.locate(&out[i])
 		}
 	}
-	if rec != nil && kfile != "" {
-		rec.flat = newFlat(chk, dir, kfile, out, sizes, bud.limits)
+	if rec != nil && listsFiles {
+		rec.flat = newFlat(chk, kfile, files, out, sizes, bud.limits)
 	}
 	return out, nil
 }

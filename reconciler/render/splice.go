@@ -106,14 +106,10 @@ func declaredIDs(file string, data []byte) ([]string, bool) {
 	return ids, true
 }
 
-// newFlat returns what an update of the render out of the kustomization file kfile needs,
-// or nil when the kustomization is not flat or out is not exactly the objects its files
-// declare (as the checker read them).
-func newFlat(chk *refChecker, dir, kfile string, out []Object, sizes []int64, limits Limits) *flatKustomization {
-	files, ok := flatResources(chk.root, dir, kfile)
-	if !ok {
-		return nil
-	}
+// newFlat returns what an update of the render out of the flat kustomization file kfile,
+// which lists files (see [flatResources]), needs, or nil when out is not exactly the objects
+// its files declare (as the checker read them).
+func newFlat(chk *refChecker, kfile string, files []string, out []Object, sizes []int64, limits Limits) *flatKustomization {
 	f := &flatKustomization{file: kfile, files: map[string][]string{}, index: map[string]int{}, sizes: sizes, limits: limits}
 	for i, o := range out {
 		u := o.Object
