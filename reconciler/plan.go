@@ -210,7 +210,7 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 	for i, o := range objs {
 		items[i] = &planItem{o: o}
 	}
-	namespaces, err := p.probeNamespaces(ctx, items, newNamespaces)
+	namespaces, err := p.probeNamespaces(ctx, items)
 	if err != nil {
 		return nil, err
 	}
@@ -221,14 +221,14 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 		refusedItems []*planItem
 	)
 	errs := parallel(ctx, p.concurrency, items, func(ctx context.Context, it *planItem) error {
-		if ns := namespaces[it.o.ref.Namespace]; ns != nil && ns.absent {
+		if ns := namespaces[it.o.ref.Namespace]; ns != nil && ns.absent() {
 			// Its namespace does not exist yet, so neither does it: a read and a dry-run
 			// could only say not found. It is dry-run once the namespace is applied.
 			it.deferred, it.changed = true, true
 			return nil
 		}
 		var probe *nsProbe
-		if it.o.ref.Namespace == "" && it.o.ref.Group == namespaceGK.Group && it.o.ref.Kind == namespaceGK.Kind {
+		if isNamespace(it.o.ref) {
 			probe = namespaces[it.o.ref.Name]
 		}
 		if probe != nil && probe.dry != nil {
@@ -313,24 +313,30 @@ func (p *planner) plan(ctx context.Context, objs []*object) ([]*planItem, error)
 
 // nsProbe is what [planner.probeNamespaces] learnt of a Namespace the revision declares.
 type nsProbe struct {
-	// absent is true when the Namespace does not exist.
-	absent bool
 	// live is the Namespace as read, when it was read (read is true).
 	live *unstructured.Unstructured
 	read bool
-	// dry is the result of a dry-run apply, when one was made.
+	// dry is the dry-run apply of a Namespace that does not exist yet; nil otherwise.
 	dry *unstructured.Unstructured
+}
+
+// absent reports whether the Namespace does not exist.
+func (pr *nsProbe) absent() bool { return pr.dry != nil || (pr.read && pr.live == nil) }
+
+// isNamespace reports whether ref is a Namespace.
+func isNamespace(ref ObjectRef) bool {
+	return ref.key() == objKey{Kind: namespaceGK.Kind, Name: ref.Name}
 }
 
 // probeNamespaces learns which of the Namespaces the revision declares exist, with one
 // request each: a read of those the last applied revision declared too, which the plan
 // then reuses; a dry-run apply of the others, which, for a Namespace that does not exist
 // yet, is the dry-run the plan needs (a dry-run of a create has no resourceVersion).
-func (p *planner) probeNamespaces(ctx context.Context, items []*planItem, declared map[string]bool) (map[string]*nsProbe, error) {
+func (p *planner) probeNamespaces(ctx context.Context, items []*planItem) (map[string]*nsProbe, error) {
 	probes := map[string]*nsProbe{}
 	var nsItems []*planItem
 	for _, it := range items {
-		if it.o.ref.Namespace == "" && it.o.ref.Group == namespaceGK.Group && it.o.ref.Kind == namespaceGK.Kind && declared[it.o.ref.Name] {
+		if isNamespace(it.o.ref) {
 			nsItems = append(nsItems, it)
 			probes[it.o.ref.Name] = &nsProbe{}
 		}
@@ -342,7 +348,7 @@ func (p *planner) probeNamespaces(ctx context.Context, items []*planItem, declar
 			if err != nil {
 				return err
 			}
-			pr.live, pr.read, pr.absent = live, true, live == nil
+			pr.live, pr.read = live, true
 			return nil
 		}
 		dry, err := p.dryRun(ctx, it.o)
@@ -350,7 +356,7 @@ func (p *planner) probeNamespaces(ctx context.Context, items []*planItem, declar
 			return err
 		}
 		if dry.GetResourceVersion() == "" {
-			pr.absent, pr.dry = true, dry
+			pr.dry = dry
 		}
 		return nil
 	})
