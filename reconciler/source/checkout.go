@@ -270,10 +270,8 @@ func writeEntry(d *dirCache, tree *object.Tree, name string, entry object.TreeEn
 		if err := t.add(name, size); err != nil {
 			return err
 		}
-		if dir := path.Dir(name); dir != "." {
-			if err := root.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
+		if _, err := d.get(path.Dir(name)); err != nil {
+			return err
 		}
 		if from.checkouts.Link(path.Join(from.prev, name), path.Join(from.next, name)) == nil {
 			return nil
