@@ -70,8 +70,8 @@ func TestConnectIsBreakGlassOnly(t *testing.T) {
 			if !tt.allowed && !strings.Contains(resp.Result.Message, tt.message) {
 				t.Errorf("message %q does not contain %q", resp.Result.Message, tt.message)
 			}
-			f, err := newFacts(&req)
-			if err != nil {
+			f := &facts{}
+			if err := f.read(&req); err != nil {
 				t.Fatal(err)
 			}
 			d := g.rules.Load().decide(f, now)

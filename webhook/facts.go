@@ -27,9 +27,12 @@ type facts struct {
 	name        string
 	dryRun      bool
 
-	rawObject, rawOldObject   []byte
-	object, oldObject         *objectMeta
-	decodedObject, decodedOld bool
+	rawObject, rawOldObject []byte
+	// The metadata of the new and the old object (scanNew, scanOld), decoded once each when
+	// first needed; present is false when there is no such object.
+	meta    [2]objectMeta
+	decoded [2]bool
+	present [2]bool
 	// The fast path's scans of the objects (scan.go), made once each when first needed.
 	scans      [2]objectScan
 	scanned    [2]bool
@@ -53,13 +56,13 @@ type objectMeta struct {
 
 var namespacesResource = schema.GroupResource{Resource: "namespaces"}
 
-// newFacts reads an admission request without decoding its objects. Its errors describe bad
-// input and become 400s.
-func newFacts(req *admission.Request) (*facts, error) {
+// read reads an admission request into f without decoding its objects. Its errors describe
+// bad input and become 400s.
+func (f *facts) read(req *admission.Request) error {
 	if req.UID == "" {
-		return nil, errors.New("admission request has no uid")
+		return errors.New("admission request has no uid")
 	}
-	f := &facts{
+	*f = facts{
 		uid:          string(req.UID),
 		user:         req.UserInfo.Username,
 		groups:       req.UserInfo.Groups,
@@ -74,51 +77,52 @@ func newFacts(req *admission.Request) (*facts, error) {
 		rawOldObject: req.OldObject.Raw,
 	}
 	if f.resource.Resource == "" {
-		return nil, errors.New("admission request names no resource")
+		return errors.New("admission request names no resource")
 	}
 	switch req.Operation {
 	case admissionv1.Create:
 		if len(f.rawObject) == 0 {
-			return nil, errors.New("admission request has no object")
+			return errors.New("admission request has no object")
 		}
 	case admissionv1.Update:
 		if len(f.rawObject) == 0 || len(f.rawOldObject) == 0 {
-			return nil, errors.New("admission request for an update needs object and oldObject")
+			return errors.New("admission request for an update needs object and oldObject")
 		}
 	case admissionv1.Delete, admissionv1.Connect:
 		// The API server sends the object being deleted; older servers may not.
 	default:
-		return nil, fmt.Errorf("unsupported operation %q", req.Operation)
+		return fmt.Errorf("unsupported operation %q", req.Operation)
 	}
 	// The namespace a Namespace object stands for is its own name.
 	if f.resource.GroupResource() == namespacesResource && (f.subResource == "" || f.subResource == "finalize") {
 		f.namespace = f.name
 	}
-	return f, nil
+	return nil
 }
 
 // newObject returns the metadata of the new object, or nil when there is none.
-func (f *facts) newObject() *objectMeta {
-	if !f.decodedObject {
-		f.decodedObject = true
-		f.object = f.decode("object", f.rawObject, scanNew)
-	}
-	return f.object
-}
+func (f *facts) newObject() *objectMeta { return f.objectMeta(scanNew) }
 
 // oldObjectMeta returns the metadata of the old object, or nil when there is none.
-func (f *facts) oldObjectMeta() *objectMeta {
-	if !f.decodedOld {
-		f.decodedOld = true
-		f.oldObject = f.decode("oldObject", f.rawOldObject, scanOld)
+func (f *facts) oldObjectMeta() *objectMeta { return f.objectMeta(scanOld) }
+
+// objectMeta returns the metadata of the new (scanNew) or old (scanOld) object, or nil when
+// there is none.
+func (f *facts) objectMeta(which int) *objectMeta {
+	if !f.decoded[which] {
+		f.decoded[which] = true
+		f.present[which] = f.decode(which)
 	}
-	return f.oldObject
+	if !f.present[which] {
+		return nil
+	}
+	return &f.meta[which]
 }
 
 // replaceObjects sets both objects, for a subresource request decided by its parent.
 func (f *facts) replaceObjects(m *objectMeta) {
-	f.object, f.oldObject = m, m
-	f.decodedObject, f.decodedOld = true, true
+	f.meta = [2]objectMeta{*m, *m}
+	f.decoded, f.present = [2]bool{true, true}, [2]bool{true, true}
 }
 
 // Which object a scan is of.
@@ -132,36 +136,44 @@ const (
 func (f *facts) scan(which int) (*objectScan, bool) {
 	if !f.scanned[which] {
 		f.scanned[which] = true
-		raw := f.rawObject
-		if which == scanOld {
-			raw = f.rawOldObject
-		}
-		f.scans[which], f.scanUsable[which] = scanObject(raw)
+		f.scanUsable[which] = scanObject(f.raw(which), mayBeRolloutRestart(f), &f.scans[which])
 	}
 	return &f.scans[which], f.scanUsable[which]
 }
 
-// decode returns the metadata of one object: from the fast path's scan when it applies,
-// otherwise decoded by encoding/json.
-func (f *facts) decode(field string, raw []byte, which int) *objectMeta {
-	if len(raw) == 0 {
-		return nil
+// raw returns the JSON of the new (scanNew) or old (scanOld) object.
+func (f *facts) raw(which int) []byte {
+	if which == scanOld {
+		return f.rawOldObject
 	}
-	if s, ok := f.scan(which); ok {
-		if m, ok := metaFromScan(s); ok {
-			return m
-		}
+	return f.rawObject
+}
+
+// decode decodes the metadata of one object into f.meta: from the fast path's scan when it
+// applies, otherwise with encoding/json. It reports whether there is such an object.
+func (f *facts) decode(which int) bool {
+	raw := f.raw(which)
+	if len(raw) == 0 {
+		return false
+	}
+	if s, ok := f.scan(which); ok && metaFromScan(s, &f.meta[which]) {
+		return true
 	}
 	var obj struct {
 		Metadata objectMeta `json:"metadata"`
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		if f.err == nil {
+			field := "object"
+			if which == scanOld {
+				field = "oldObject"
+			}
 			f.err = fmt.Errorf("decode %s: %w", field, err)
 		}
-		return nil
+		return false
 	}
-	return &obj.Metadata
+	f.meta[which] = obj.Metadata
+	return true
 }
 
 // displayName is the object's name for messages, with generateName's prefix when the API

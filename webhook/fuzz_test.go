@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/go-json-experiment/json/jsontext"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -60,9 +61,10 @@ func FuzzAdmissionReview(f *testing.F) {
 }
 
 // FuzzScanAgreesWithDecode checks the guard's fast path through an object's JSON (scan.go)
-// against encoding/json on arbitrary bytes: whenever the fast path applies, the document must
-// be one encoding/json accepts, and the metadata and the pod template's restartedAt annotation
-// it reads must be what decoding the whole object gives.
+// against encoding/json: on every document the review decoder accepts (jsontext's checks:
+// well formed, valid UTF-8, no name twice), whenever the fast path applies, the metadata and
+// the pod template's restartedAt annotation it reads are what decoding the whole object gives.
+// On any other bytes the scanner must only end without a panic.
 func FuzzScanAgreesWithDecode(f *testing.F) {
 	for _, seed := range []string{
 		string(deploymentJSON),
@@ -86,36 +88,51 @@ func FuzzScanAgreesWithDecode(f *testing.F) {
 		`{"a":"` + "\x01" + `"}`,
 		`{"m\u0065tadata":{"name":"a"}}`,
 		"{\"metadata\":{\"name\":\"\xff\"}}",
+		`{"metadata":{"managedFields":[{"f:a":{"k:{\"name\":\"x\"}":{},"b":"]}\\"}}],"name":"n"},"spec":{"a":"}\"]","template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"t"}}}}}`,
+		`{"kind":"X","metadata":{"name":"a","labels":{"a":"b"}},"spec":[1,{"template":2}],"metadata":{}}`,
+		`{"spec":{"template":{"metadata":{}}},"metadata":{"uid":"u"},"status":{"a":[[[]]]}}`,
 		`[]`,
 		`null`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		s, ok := scanObject(raw)
-		if !ok {
-			return
-		}
-		var whole map[string]any
-		if err := json.Unmarshal(raw, &whole); err != nil {
-			t.Fatalf("the fast path accepted %q, which encoding/json rejects: %v", raw, err)
-		}
-		want, _, _ := unstructured.NestedString(whole, "spec", "template", "metadata", "annotations", AnnotationRestartedAt)
-		if got := restartedAt(&s); got != want {
-			t.Fatalf("restartedAt of %q: fast path %q, encoding/json %q", raw, got, want)
-		}
-		m, ok := metaFromScan(&s)
-		if !ok {
+		var withTemplate, without objectScan
+		okWith := scanObject(raw, true, &withTemplate)
+		okWithout := scanObject(raw, false, &without)
+		if !jsontext.Value(raw).IsValid() {
 			return
 		}
 		var full struct {
 			Metadata objectMeta `json:"metadata"`
 		}
-		if err := json.Unmarshal(raw, &full); err != nil {
-			t.Fatalf("the fast path read the metadata of %q, which encoding/json cannot decode: %v", raw, err)
+		fullErr := json.Unmarshal(raw, &full)
+		for _, c := range []struct {
+			ok bool
+			s  objectScan
+		}{{okWith, withTemplate}, {okWithout, without}} {
+			if !c.ok {
+				continue
+			}
+			m := &objectMeta{}
+			if !metaFromScan(&c.s, m) {
+				continue
+			}
+			if fullErr != nil {
+				t.Fatalf("the fast path read the metadata of %q, which encoding/json cannot decode: %v", raw, fullErr)
+			}
+			if !reflect.DeepEqual(*m, full.Metadata) {
+				t.Fatalf("metadata of %q:\nfast path     %#v\nencoding/json %#v", raw, *m, full.Metadata)
+			}
 		}
-		if !reflect.DeepEqual(*m, full.Metadata) {
-			t.Fatalf("metadata of %q:\nfast path     %#v\nencoding/json %#v", raw, *m, full.Metadata)
+		// isRolloutRestart compares the annotation whole objects decode to; an object that does
+		// not decode is no restart, whatever the fast path read.
+		var whole map[string]any
+		if okWith && json.Unmarshal(raw, &whole) == nil {
+			want, _, _ := unstructured.NestedString(whole, "spec", "template", "metadata", "annotations", AnnotationRestartedAt)
+			if got := restartedAt(&withTemplate); got != want {
+				t.Fatalf("restartedAt of %q: fast path %q, encoding/json %q", raw, got, want)
+			}
 		}
 	})
 }

@@ -78,16 +78,7 @@ func BenchmarkDecisionLedger(b *testing.B) {
 				if on {
 					g.ledger = led
 				}
-				took := make([]time.Duration, 0, b.N)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					start := time.Now()
-					g.Handle(ctx, reqs[name])
-					took = append(took, time.Since(start))
-				}
-				b.StopTimer()
-				b.ReportMetric(float64(percentile(took, 0.99).Nanoseconds()), "p99-ns")
+				timeEach(b, func() { g.Handle(ctx, reqs[name]) })
 			})
 		}
 	}

@@ -154,7 +154,7 @@ func (r *rules) safeOperation(op SafeOperation) (string, v1alpha1.SafeOperation)
 func (g *Guard) safeOperationOf(ctx context.Context, f *facts) (SafeOperation, string) {
 	gr := f.resource.GroupResource()
 	switch {
-	case f.operation == admissionv1.Update && gr.Group == "apps" && restartable[gr.Resource]:
+	case mayBeRolloutRestart(f):
 		return isRolloutRestart(f)
 	case f.operation == admissionv1.Delete && gr == schema.GroupResource{Resource: "pods"}:
 		return isControlledPodDelete(f)
@@ -162,6 +162,12 @@ func (g *Guard) safeOperationOf(ctx context.Context, f *facts) (SafeOperation, s
 		return g.isJobFromCronJob(ctx, f)
 	}
 	return "", ""
+}
+
+// mayBeRolloutRestart reports whether a request is an update of a kind kubectl rollout restart
+// restarts: the only requests whose pod template the guard reads.
+func mayBeRolloutRestart(f *facts) bool {
+	return f.operation == admissionv1.Update && f.resource.Group == "apps" && restartable[f.resource.Resource]
 }
 
 // isRolloutRestart reports whether an update changes nothing but the pod template's

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
+	"strings"
 	"unicode/utf8"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The guard's fast path through an object's JSON. Most decisions in protected scope read a few
@@ -12,13 +16,18 @@ import (
 // pod template's restartedAt annotation; decoding the whole object with encoding/json for that
 // scanned a 5 KiB Deployment twice and allocated for every field of it.
 //
-// scanObject makes one pass over the document: it checks that the whole document is JSON that
-// encoding/json accepts (so a broken object is still rejected as malformed) and records where
-// the values the guard reads are. It gives up (ok false) whenever the input is not plain: the
-// top level is not an object, a key on a path it follows has escapes or non-ASCII bytes, a key
-// matches a metadata field only case-insensitively (encoding/json would match it), a key on a
-// path appears twice, or the nesting is deep. The caller then decodes with encoding/json, so
-// the fast path either agrees with full decoding or is not taken (FuzzScanAgreesWithDecode).
+// The objects come from the review decoder (ReviewHandler), which has already checked the
+// whole review, objects included, as JSON: well formed, valid UTF-8, no name twice in any
+// object. scanObject relies on that and does not check the document a second time: it follows
+// the paths to the values the guard reads, reads those exactly, finds the end of everything
+// else by its quotes and brackets alone, and stops once it has all it needs (metadata, and the
+// pod template's annotations when asked for them). It gives up (ok false), and the caller
+// decodes the object with encoding/json, whenever its reading could differ from encoding/json's
+// on such a document: the top level is not an object, a key on a path it follows has escapes
+// or non-ASCII bytes, a key matches a metadata field only case-insensitively (encoding/json
+// would match it), a key on a path appears twice, the nesting on a path is deep, or the
+// document ends early. FuzzScanAgreesWithDecode checks the agreement on every document the
+// review decoder accepts, and that no input makes the scanner fail otherwise.
 
 // metaField indexes the metadata fields objectMeta decodes.
 type metaField int
@@ -44,9 +53,8 @@ type objectScan struct {
 	templateAnnotations []byte
 }
 
-// maxScanDepth is the nesting the scanner follows before it leaves the document to
-// encoding/json (whose own limit is 10,000).
-const maxScanDepth = 200
+// maxScanDepth is the nesting of the paths the scanner follows.
+const maxScanDepth = 8
 
 // scan levels: where in the document an object is, for the paths the scanner follows.
 type scanLevel uint8
@@ -64,40 +72,52 @@ type scanner struct {
 	data  []byte
 	pos   int
 	depth int
-	out   *objectScan
+	out   objectScan
+	// wantTemplate is set when spec.template.metadata.annotations is read.
+	wantTemplate bool
+	// gotMeta and gotTemplate are set once metadata, and the place of the pod template's
+	// annotations, have been read or found absent: then the scan is done.
+	gotMeta, gotTemplate bool
 }
 
-// scanObject scans raw, an object's JSON. ok is false when the fast path does not apply and
-// the object must be decoded with encoding/json.
-func scanObject(raw []byte) (s objectScan, ok bool) {
-	sc := scanner{data: raw, out: &s}
+// scanObject scans raw, an object's JSON, into out for its metadata and, when wantTemplate is
+// set, for spec.template.metadata.annotations. It reports false when the fast path does not
+// apply and the object must be decoded with encoding/json.
+func scanObject(raw []byte, wantTemplate bool, out *objectScan) bool {
+	sc := scanner{data: raw, wantTemplate: wantTemplate, gotTemplate: !wantTemplate}
+	ok := sc.scan()
+	*out = sc.out
+	return ok
+}
+
+func (sc *scanner) scan() bool {
 	sc.skipSpace()
-	if sc.pos >= len(raw) || raw[sc.pos] != '{' {
-		return s, false
+	if sc.pos >= len(sc.data) || sc.data[sc.pos] != '{' {
+		return false
 	}
 	if !sc.object(levelTop) {
-		return s, false
+		return false
+	}
+	if sc.done() {
+		return true
 	}
 	sc.skipSpace()
-	return s, sc.pos == len(raw)
+	return sc.pos == len(sc.data)
 }
+
+// done reports whether the scan has read everything it was asked for.
+func (sc *scanner) done() bool { return sc.gotMeta && sc.gotTemplate }
 
 func (sc *scanner) skipSpace() {
 	if sc.pos < len(sc.data) && sc.data[sc.pos] > ' ' {
 		// The API server writes JSON without spaces.
 		return
 	}
-	for sc.pos < len(sc.data) {
-		switch sc.data[sc.pos] {
-		case ' ', '\t', '\n', '\r':
-			sc.pos++
-		default:
-			return
-		}
-	}
+	sc.pos = skipWS(sc.data, sc.pos)
 }
 
-// object scans an object at sc.pos (which is '{') at level lv.
+// object scans an object at sc.pos (which is '{') at level lv, or the part of it before the
+// scan is done.
 func (sc *scanner) object(lv scanLevel) bool {
 	sc.depth++
 	if sc.depth > maxScanDepth {
@@ -117,7 +137,8 @@ func (sc *scanner) object(lv scanLevel) bool {
 		}
 		start := sc.pos
 		plain, ok := sc.str()
-		if !ok {
+		if !ok || !plain {
+			// An escaped or non-ASCII key may decode to a name the path follows.
 			return false
 		}
 		key := sc.data[start+1 : sc.pos-1]
@@ -127,15 +148,9 @@ func (sc *scanner) object(lv scanLevel) bool {
 		}
 		sc.pos++
 		sc.skipSpace()
-		if lv != levelOther && !plain {
-			// An escaped or non-ASCII key may decode to a name the path follows.
+		child, field, bit, ok := sc.route(lv, key)
+		if !ok {
 			return false
-		}
-		child, field, bit := levelOther, metaField(-1), uint16(0)
-		if lv != levelOther {
-			if child, field, bit, ok = sc.route(lv, key); !ok {
-				return false
-			}
 		}
 		if bit != 0 {
 			if seen&bit != 0 {
@@ -149,7 +164,7 @@ func (sc *scanner) object(lv scanLevel) bool {
 				return false
 			}
 		} else {
-			if lv == levelTop && child == levelMeta && !sc.isNull() {
+			if child == levelMeta && !sc.isNull() {
 				// metadata that is neither an object nor null is a type error for encoding/json.
 				return false
 			}
@@ -162,6 +177,16 @@ func (sc *scanner) object(lv scanLevel) bool {
 			sc.out.meta[field] = sc.data[vstart:sc.pos]
 		case lv == levelTemplateMeta && bit != 0:
 			sc.out.templateAnnotations = sc.data[vstart:sc.pos]
+		}
+		switch child {
+		case levelMeta:
+			sc.gotMeta = true
+		case levelSpec, levelTemplate, levelTemplateMeta:
+			// The pod template's annotations are read, or there are none.
+			sc.gotTemplate = true
+		}
+		if sc.done() {
+			return true
 		}
 		sc.skipSpace()
 		if sc.pos >= len(sc.data) {
@@ -194,7 +219,7 @@ func (sc *scanner) route(lv scanLevel, key []byte) (child scanLevel, field metaF
 			return levelMeta, field, 1, true
 		case bytes.EqualFold(key, []byte("metadata")):
 			return 0, field, 0, false
-		case string(key) == "spec":
+		case string(key) == "spec" && sc.wantTemplate:
 			return levelSpec, field, 2, true
 		}
 	case levelMeta:
@@ -226,123 +251,185 @@ func (sc *scanner) isNull() bool {
 	return bytes.HasPrefix(sc.data[sc.pos:], []byte("null"))
 }
 
-// value skips one JSON value, checking it as encoding/json would.
+// value skips one JSON value.
 func (sc *scanner) value() bool {
-	end, ok := skipValue(sc.data, sc.pos, maxScanDepth-sc.depth)
+	end, ok := skipValue(sc.data, sc.pos)
 	sc.pos = end
 	return ok
 }
 
-// skipValue skips the JSON value at d[i:] without recursion, nested at most maxDepth deep,
-// and returns where it ends. It accepts exactly what encoding/json accepts.
-func skipValue(d []byte, i, maxDepth int) (int, bool) {
-	var stack [maxScanDepth]byte
-	depth := 0
-	var ok bool
-	for {
-		// A value starts at i.
-		i = skipWS(d, i)
-		if i >= len(d) {
-			return i, false
-		}
-		switch c := d[i]; {
-		case c == '"':
-			if i, _, ok = skipString(d, i); !ok {
-				return i, false
-			}
-		case c == '{':
-			i = skipWS(d, i+1)
-			if i < len(d) && d[i] == '}' {
-				i++
-				break
-			}
-			if depth >= maxDepth {
-				return i, false
-			}
-			stack[depth] = '{'
-			depth++
-			if i, ok = skipKey(d, i); !ok {
-				return i, false
-			}
-			continue
-		case c == '[':
-			i = skipWS(d, i+1)
-			if i < len(d) && d[i] == ']' {
-				i++
-				break
-			}
-			if depth >= maxDepth {
-				return i, false
-			}
-			stack[depth] = '['
-			depth++
-			continue
-		case c == 't':
-			if !bytes.HasPrefix(d[i:], []byte("true")) {
-				return i, false
-			}
-			i += 4
-		case c == 'f':
-			if !bytes.HasPrefix(d[i:], []byte("false")) {
-				return i, false
-			}
-			i += 5
-		case c == 'n':
-			if !bytes.HasPrefix(d[i:], []byte("null")) {
-				return i, false
-			}
-			i += 4
-		case c == '-' || ('0' <= c && c <= '9'):
-			if i, ok = skipNumber(d, i); !ok {
-				return i, false
-			}
-		default:
-			return i, false
-		}
-		// After a value: close containers until a comma leads to the next value.
-		for {
-			if depth == 0 {
-				return i, true
-			}
-			i = skipWS(d, i)
-			if i >= len(d) {
-				return i, false
-			}
-			top := stack[depth-1]
-			switch c := d[i]; {
-			case c == ',':
-				i++
-				if top == '{' {
-					if i, ok = skipKey(d, skipWS(d, i)); !ok {
-						return i, false
-					}
-				}
-			case c == '}' && top == '{', c == ']' && top == '[':
-				i++
-				depth--
-				continue
-			default:
-				return i, false
-			}
-			break
-		}
+// skipValue returns where the JSON value at d[i:] ends, found by its quotes and brackets alone:
+// the value has been checked as JSON before. ok is false when d ends first.
+func skipValue(d []byte, i int) (int, bool) {
+	if i >= len(d) {
+		return i, false
 	}
+	switch d[i] {
+	case '"':
+		return skipTrustedString(d, i)
+	case '{', '[':
+		return skipContainer(d, i)
+	}
+	// A number, true, false or null ends where a delimiter starts.
+	for i < len(d) {
+		switch d[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i, true
+		}
+		i++
+	}
+	return i, true
 }
 
-// skipKey skips an object's key and the colon after it.
-func skipKey(d []byte, i int) (int, bool) {
-	if i >= len(d) || d[i] != '"' {
-		return i, false
+// Eight copies of a byte, and the high bit of each of eight bytes.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// zeroBytes marks with its high bit the first byte of x that is zero (and possibly later
+// bytes, which callers do not use).
+func zeroBytes(x uint64) uint64 { return (x - ones) & ^x & highs }
+
+// bytesEqual returns a bitmap of the bytes of x (bit k for byte k) that are c.
+func bytesEqual(x uint64, c byte) uint64 {
+	t := x ^ (ones * uint64(c))
+	// A byte's high bit, after this, is set exactly when the byte is not zero: no carry
+	// crosses bytes.
+	nonzero := ((t &^ highs) + ^uint64(highs)) | t
+	zero := ^nonzero & highs
+	// Gather the eight high bits into the low byte.
+	return (zero >> 7) * 0x0102040810204080 >> 56
+}
+
+// blockBitmaps returns, for 64 bytes, bitmaps (bit k for byte k) of the quotes, opening and
+// closing brackets, and backslashes.
+func blockBitmaps(b *[64]byte) (quotes, opens, closes, backslashes uint64) {
+	var anyBackslash uint64
+	for w := range 8 {
+		x := binary.LittleEndian.Uint64(b[w*8:])
+		// Brackets are '[' and '{', ']' and '}' with bit 0x20 set.
+		y := x | ones*0x20
+		quotes |= bytesEqual(x, '"') << (w * 8)
+		opens |= bytesEqual(y, '{') << (w * 8)
+		closes |= bytesEqual(y, '}') << (w * 8)
+		anyBackslash |= zeroBytes(x ^ (ones * '\\'))
 	}
-	i, _, ok := skipString(d, i)
-	if !ok {
-		return i, false
+	if anyBackslash != 0 {
+		// Rare outside managedFields' keys: mapped only when there is one.
+		for w := range 8 {
+			backslashes |= bytesEqual(binary.LittleEndian.Uint64(b[w*8:]), '\\') << (w * 8)
+		}
 	}
-	i = skipWS(d, i)
-	if i >= len(d) || d[i] != ':' {
-		return i, false
+	return quotes, opens, closes, backslashes
+}
+
+// escapedBits returns the bits of a block's bytes that an unescaped backslash escapes, given
+// the block's backslashes and whether its first byte is escaped by the block before; carry
+// says whether the next block's first byte is escaped.
+func escapedBits(backslashes uint64, escapedFirst bool) (escaped uint64, carry bool) {
+	if escapedFirst {
+		escaped, backslashes = 1, backslashes&^1
 	}
-	return i + 1, true
+	for backslashes != 0 {
+		k := bits.TrailingZeros64(backslashes)
+		if k == 63 {
+			return escaped, true
+		}
+		escaped |= 1 << (k + 1)
+		// The escaped byte, a backslash or not, escapes nothing.
+		backslashes &^= 3 << k
+	}
+	return escaped, false
+}
+
+// prefixXor returns x with each bit set to the parity of the bits of x at and below it: the
+// bytes from an opening quote up to (not including) its closing quote.
+func prefixXor(x uint64) uint64 {
+	x ^= x << 1
+	x ^= x << 2
+	x ^= x << 4
+	x ^= x << 8
+	x ^= x << 16
+	x ^= x << 32
+	return x
+}
+
+// skipContainer returns where the object or array at d[i] ('{' or '[') ends. It reads 64
+// bytes at a time into bitmaps of quotes and brackets, masks the brackets inside strings, and
+// walks a block bracket by bracket only when the container could end in it.
+func skipContainer(d []byte, i int) (int, bool) {
+	var (
+		depth        int
+		inString     uint64 // all ones while a string continues into the next block
+		escapedFirst bool
+		tail         [64]byte
+	)
+	for start := i; start < len(d); start += 64 {
+		block := (*[64]byte)(nil)
+		if start+64 <= len(d) {
+			block = (*[64]byte)(d[start : start+64])
+		} else {
+			// The last bytes, padded with zeros, which are neither quotes nor brackets.
+			tail = [64]byte{}
+			copy(tail[:], d[start:])
+			block = &tail
+		}
+		quotes, opens, closes, backslashes := blockBitmaps(block)
+		if backslashes != 0 || escapedFirst {
+			var escaped uint64
+			escaped, escapedFirst = escapedBits(backslashes, escapedFirst)
+			quotes &^= escaped
+		}
+		strs := prefixXor(quotes) ^ inString
+		inString = uint64(int64(strs) >> 63)
+		opens &^= strs
+		closes &^= strs
+		if n := bits.OnesCount64(closes); depth > n {
+			// The container cannot end in this block.
+			depth += bits.OnesCount64(opens) - n
+			continue
+		}
+		for brackets := opens | closes; brackets != 0; brackets &= brackets - 1 {
+			bit := brackets & -brackets
+			if opens&bit != 0 {
+				depth++
+				continue
+			}
+			depth--
+			if depth == 0 {
+				return start + bits.TrailingZeros64(bit) + 1, true
+			}
+		}
+	}
+	return len(d), false
+}
+
+// skipTrustedString returns where the string at d[i] (which is '"') ends.
+func skipTrustedString(d []byte, i int) (int, bool) {
+	i++
+	for i < len(d) {
+		if i+8 <= len(d) {
+			x := binary.LittleEndian.Uint64(d[i:])
+			m := zeroBytes(x^(ones*'"')) | zeroBytes(x^(ones*'\\'))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) / 8
+		}
+		switch d[i] {
+		case '"':
+			return i + 1, true
+		case '\\':
+			// The escaped byte is never the string's end; \uXXXX's digits are neither quotes
+			// nor backslashes.
+			i += 2
+		default:
+			i++
+		}
+	}
+	return i, false
 }
 
 func skipWS(d []byte, i int) int {
@@ -355,45 +442,6 @@ func skipWS(d []byte, i int) int {
 		}
 	}
 	return i
-}
-
-// skipNumber skips a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func skipNumber(d []byte, i int) (int, bool) {
-	if i < len(d) && d[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(d) && d[i] == '0':
-		i++
-	case i < len(d) && '1' <= d[i] && d[i] <= '9':
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-			i++
-		}
-	default:
-		return i, false
-	}
-	if i < len(d) && d[i] == '.' {
-		i++
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			return i, false
-		}
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
-			i++
-		}
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			return i, false
-		}
-		for i < len(d) && '0' <= d[i] && d[i] <= '9' {
-			i++
-		}
-	}
-	return i, true
 }
 
 // strStop marks the bytes that end the plain run of a string: the quote, the backslash and
@@ -477,68 +525,94 @@ func skipString(d []byte, i int) (end int, plain, ok bool) {
 // stopsRun reports whether any of the eight bytes in x is a quote, a backslash, a control
 // character or a byte from 0x80.
 func stopsRun(x uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	return (hasZero(x^(ones*'"')) | hasZero(x^(ones*'\\')) | ((x - ones*0x20) &^ x & highs) | (x & highs)) != 0
+	return (zeroBytes(x^(ones*'"')) | zeroBytes(x^(ones*'\\')) | ((x - ones*0x20) &^ x & highs) | (x & highs)) != 0
 }
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// metaFromScan builds the object's metadata from a scan. ok is false when a field needs
-// encoding/json's judgement after all (a type error, say); the caller then decodes the object
-// with it.
-func metaFromScan(s *objectScan) (*objectMeta, bool) {
-	m := &objectMeta{}
-	for i, dst := range []*string{&m.Name, &m.GenerateName, &m.Namespace, &m.UID} {
-		if raw := s.meta[i]; raw != nil && !decodeString(raw, dst) {
-			return nil, false
+// metaFromScan decodes the object's metadata from a scan into m. It reports false when a
+// field needs encoding/json's judgement after all (a type error, say); the caller then decodes
+// the object with it.
+func metaFromScan(s *objectScan, m *objectMeta) bool {
+	*m = objectMeta{}
+	// The strings of the metadata are cut from one copy of the values they are in: one
+	// allocation for all of them.
+	n := 0
+	for _, raw := range s.meta[:metaOwnerReferences] {
+		n += len(raw)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, raw := range s.meta[:metaOwnerReferences] {
+		b.Write(raw)
+	}
+	all, off := b.String(), 0
+	value := func(f metaField) string {
+		v := all[off : off+len(s.meta[f])]
+		off += len(v)
+		return v
+	}
+	for i, dst := range [...]*string{&m.Name, &m.GenerateName, &m.Namespace, &m.UID} {
+		if raw, v := s.meta[i], value(metaField(i)); raw != nil && !decodeString(raw, v, dst) {
+			return false
 		}
 	}
 	var ok bool
-	if m.Labels, ok = decodeStringMap(s.meta[metaLabels]); !ok {
-		return nil, false
+	if m.Labels, ok = decodeStringMap(s.meta[metaLabels], value(metaLabels)); !ok {
+		return false
 	}
-	if m.Annotations, ok = decodeStringMap(s.meta[metaAnnotations]); !ok {
-		return nil, false
+	if m.Annotations, ok = decodeStringMap(s.meta[metaAnnotations], value(metaAnnotations)); !ok {
+		return false
 	}
 	if raw := s.meta[metaOwnerReferences]; raw != nil {
-		if json.Unmarshal(raw, &m.OwnerReferences) != nil {
-			return nil, false
+		// Decoded into a variable of its own, so that m is not handed to encoding/json (which
+		// would move every caller's m to the heap).
+		var refs []metav1.OwnerReference
+		if json.Unmarshal(raw, &refs) != nil {
+			return false
 		}
+		m.OwnerReferences = refs
 	}
-	return m, true
+	return true
 }
 
-// decodeString decodes a JSON value into a string field as encoding/json would.
-func decodeString(raw []byte, dst *string) bool {
-	if s, ok := plainString(raw); ok {
+// decodeString decodes a JSON value, raw, into a string field as encoding/json would; v is
+// raw as a string, which a plain value is cut from.
+func decodeString(raw []byte, v string, dst *string) bool {
+	if s, ok := plainString(v); ok {
 		*dst = s
 		return true
 	}
-	return json.Unmarshal(raw, dst) == nil
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	*dst = s
+	return true
 }
 
 // plainString returns the value of a string without escapes whose bytes are valid UTF-8.
-func plainString(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+func plainString(v string) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
 		return "", false
 	}
-	body := raw[1 : len(raw)-1]
-	if bytes.IndexByte(body, '\\') >= 0 || !utf8.Valid(body) {
+	body := v[1 : len(v)-1]
+	if strings.IndexByte(body, '\\') >= 0 || !utf8.ValidString(body) {
 		return "", false
 	}
-	return string(body), true
+	return body, true
 }
 
-// decodeStringMap decodes a JSON value into a map[string]string as encoding/json would. A
-// missing value is a nil map.
-func decodeStringMap(raw []byte) (map[string]string, bool) {
+// decodeStringMap decodes a JSON value, raw, into a map[string]string as encoding/json would;
+// v is raw as a string, which plain keys and values are cut from. A missing value is a nil
+// map.
+func decodeStringMap(raw []byte, v string) (map[string]string, bool) {
 	if raw == nil {
 		return nil, true
 	}
-	if m, ok := plainStringMap(raw); ok {
+	if m, ok := plainStringMap(v); ok {
 		return m, true
 	}
 	var m map[string]string
@@ -550,53 +624,53 @@ func decodeStringMap(raw []byte) (map[string]string, bool) {
 
 // plainStringMap decodes an object of plain strings, as the API server writes labels and
 // annotations (no spaces, no escapes); anything else is left to encoding/json.
-func plainStringMap(raw []byte) (map[string]string, bool) {
-	if len(raw) < 2 || raw[0] != '{' {
+func plainStringMap(v string) (map[string]string, bool) {
+	if len(v) < 2 || v[0] != '{' {
 		return nil, false
 	}
-	m := make(map[string]string, bytes.Count(raw, []byte(`":"`)))
+	m := make(map[string]string, strings.Count(v, `":"`))
 	i := 1
-	if raw[i] == '}' {
-		return m, i+1 == len(raw)
+	if v[i] == '}' {
+		return m, i+1 == len(v)
 	}
 	for {
-		k, n, ok := plainToken(raw[i:])
-		if !ok || i+n >= len(raw) || raw[i+n] != ':' {
+		k, n, ok := plainToken(v[i:])
+		if !ok || i+n >= len(v) || v[i+n] != ':' {
 			return nil, false
 		}
 		i += n + 1
-		v, n, ok := plainToken(raw[i:])
-		if !ok || i+n >= len(raw) {
+		val, n, ok := plainToken(v[i:])
+		if !ok || i+n >= len(v) {
 			return nil, false
 		}
-		m[k] = v
+		m[k] = val
 		i += n
-		switch raw[i] {
+		switch v[i] {
 		case ',':
 			i++
 		case '}':
-			return m, i+1 == len(raw)
+			return m, i+1 == len(v)
 		default:
 			return nil, false
 		}
 	}
 }
 
-// plainToken reads a string token without escapes, valid UTF-8, at the start of b; n is its
+// plainToken reads a string token without escapes, valid UTF-8, at the start of v; n is its
 // length with the quotes.
-func plainToken(b []byte) (s string, n int, ok bool) {
-	if len(b) < 2 || b[0] != '"' {
+func plainToken(v string) (s string, n int, ok bool) {
+	if len(v) < 2 || v[0] != '"' {
 		return "", 0, false
 	}
-	end := bytes.IndexByte(b[1:], '"')
+	end := strings.IndexByte(v[1:], '"')
 	if end < 0 {
 		return "", 0, false
 	}
-	body := b[1 : 1+end]
-	if bytes.IndexByte(body, '\\') >= 0 || !utf8.Valid(body) {
+	body := v[1 : 1+end]
+	if strings.IndexByte(body, '\\') >= 0 || !utf8.ValidString(body) {
 		return "", 0, false
 	}
-	return string(body), end + 2, true
+	return body, end + 2, true
 }
 
 // restartedAt returns the pod template's restartedAt annotation from a scan, as

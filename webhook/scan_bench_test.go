@@ -11,12 +11,13 @@ func BenchmarkScanObject(b *testing.B) {
 	b.Run("scan", func(b *testing.B) {
 		b.SetBytes(int64(len(deploymentJSON)))
 		b.ReportAllocs()
+		var s objectScan
+		var m objectMeta
 		for b.Loop() {
-			s, ok := scanObject(deploymentJSON)
-			if !ok {
+			if !scanObject(deploymentJSON, true, &s) {
 				b.Fatal("scan did not apply")
 			}
-			if _, ok := metaFromScan(&s); !ok {
+			if !metaFromScan(&s, &m) {
 				b.Fatal("scan did not apply")
 			}
 		}
