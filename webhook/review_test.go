@@ -88,6 +88,10 @@ func TestReviewHandlerAnswersAsControllerRuntime(t *testing.T) {
 		{"another kind", bytes.Replace(valid, []byte(`"kind":"AdmissionReview"`), []byte(`"kind":"Review"`), 1), "application/json", http.StatusBadRequest},
 		{"trailing bytes", append(bytes.Clone(valid), '}'), "application/json", http.StatusBadRequest},
 		{"a key twice", bytes.Replace(valid, []byte(`"request":{`), []byte(`"request":{"uid":"forged",`), 1), "application/json", http.StatusBadRequest},
+		// The guard's object scanner relies on these two: the review decoder checks the
+		// objects too.
+		{"a key twice in the object", bytes.Replace(valid, []byte(`"object":{`), []byte(`"object":{"metadata":{},`), 1), "application/json", http.StatusBadRequest},
+		{"invalid UTF-8 in the object", bytes.Replace(valid, []byte(`"object":{`), []byte(`"object":{"x":"`+"\xff"+`",`), 1), "application/json", http.StatusBadRequest},
 		{"over the size limit", append(bytes.Clone(valid[:len(valid)-1]), []byte(`,"pad":"`+strings.Repeat("x", maxReviewBytes)+`"}`)...), "application/json", http.StatusRequestEntityTooLarge},
 	} {
 		t.Run(c.what, func(t *testing.T) {
