@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,8 +80,9 @@ func readReview(r *http.Request) (admission.Request, int32, error) {
 		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("content type %q, want application/json", ct)
 	}
 	// One pass, case-sensitive like the API server's own decoding; duplicate keys and
-	// invalid UTF-8, which the API server never sends, are refused.
-	var review admissionv1.AdmissionReview
+	// invalid UTF-8, which the API server never sends, are refused, in the objects too (the
+	// guard's object scanner relies on it).
+	var review wireReview
 	if err := jsonv2.Unmarshal(body, &review); err != nil {
 		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("decode the AdmissionReview: %w", err)
 	}
@@ -90,7 +92,53 @@ func readReview(r *http.Request) (admission.Request, int32, error) {
 	if review.Request == nil {
 		return admission.Request{}, http.StatusBadRequest, errors.New("the AdmissionReview has no request")
 	}
-	return admission.Request{AdmissionRequest: *review.Request}, 0, nil
+	req := review.Request.AdmissionRequest
+	req.Object.Raw, req.OldObject.Raw = review.Request.Object.in(body), review.Request.OldObject.in(body)
+	return admission.Request{AdmissionRequest: req}, 0, nil
+}
+
+// wireReview is an AdmissionReview as the guard decodes it: the objects of its request are
+// left where they are in the body, not copied out as runtime.RawExtension copies them.
+type wireReview struct {
+	metav1.TypeMeta `json:",inline"`
+	Request         *wireRequest `json:"request"`
+}
+
+// wireRequest is an AdmissionRequest whose object and oldObject (which take precedence over
+// the embedded request's) are positions in the review's body.
+type wireRequest struct {
+	admissionv1.AdmissionRequest
+	Object    rawSpan `json:"object"`
+	OldObject rawSpan `json:"oldObject"`
+}
+
+// rawSpan is where a JSON value is in the input it was decoded from.
+type rawSpan struct {
+	start, end int64
+}
+
+// UnmarshalJSONFrom records where the next value is. The value has been checked as JSON by
+// the decoder.
+func (s *rawSpan) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	s.end = dec.InputOffset()
+	s.start = s.end - int64(len(v))
+	if v.Kind() == 'n' {
+		// null is no object, as runtime.RawExtension reads it.
+		*s = rawSpan{}
+	}
+	return nil
+}
+
+// in returns the value in body, the input it was decoded from; nil for none.
+func (s rawSpan) in(body []byte) []byte {
+	if s.end == 0 {
+		return nil
+	}
+	return body[s.start:s.end:s.end]
 }
 
 // handle has req decided; a panic is answered as an internal error.

@@ -123,3 +123,50 @@ func TestReviewHandlerDeniesOnPanic(t *testing.T) {
 		t.Errorf("answered a %+v", got.TypeMeta)
 	}
 }
+
+// TestReadReviewKeepsObjectsAsSent: the objects of a decoded review are the bytes the API
+// server sent, wherever they are in the body and however it is spaced, and a null object is
+// none.
+func TestReadReviewKeepsObjectsAsSent(t *testing.T) {
+	req := benchRequests()["deny-protected-deployment"]
+	compact := reviewBody(t, req)
+	var spaced bytes.Buffer
+	if err := json.Indent(&spaced, compact, " ", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	withNull := bytes.Replace(compact, []byte(`"oldObject":`+string(req.OldObject.Raw)), []byte(`"oldObject": null`), 1)
+	for name, c := range map[string]struct {
+		body           []byte
+		object, oldObj []byte
+	}{
+		"compact":     {compact, req.Object.Raw, req.OldObject.Raw},
+		"spaced":      {spaced.Bytes(), nil, nil},
+		"null object": {withNull, req.Object.Raw, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, GuardPath, bytes.NewReader(c.body))
+			r.Header.Set("Content-Type", "application/json")
+			got, _, err := readReview(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.object == nil && name == "spaced" {
+				// Indented: the objects are the indented values, which decode to the same.
+				var a, b any
+				if json.Unmarshal(got.Object.Raw, &a) != nil || json.Unmarshal(req.Object.Raw, &b) != nil || !reflect.DeepEqual(a, b) {
+					t.Fatalf("object = %s", got.Object.Raw)
+				}
+				if !bytes.HasPrefix(got.Object.Raw, []byte("{")) || !bytes.HasSuffix(got.Object.Raw, []byte("}")) {
+					t.Fatalf("object has more than the value: %q", got.Object.Raw)
+				}
+				return
+			}
+			if !bytes.Equal(got.Object.Raw, c.object) || !bytes.Equal(got.OldObject.Raw, c.oldObj) || (c.oldObj == nil) != (got.OldObject.Raw == nil) {
+				t.Fatalf("object %q\noldObject %q", got.Object.Raw, got.OldObject.Raw)
+			}
+			if got.UID != req.UID || got.UserInfo.Username != req.UserInfo.Username || got.Namespace != req.Namespace {
+				t.Fatalf("request read wrong: %+v", got.AdmissionRequest)
+			}
+		})
+	}
+}
