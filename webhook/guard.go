@@ -138,8 +138,9 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 		g.metrics.observe(ResultErrored, ReasonInternalError, time.Since(start))
 		return admission.Errored(http.StatusInternalServerError, errors.New("driftless guard has no configuration loaded"))
 	}
-	var facts facts
-	f := &facts
+	// On the stack: nothing keeps the facts after the decision.
+	var known facts
+	f := &known
 	if err := f.read(&req); err != nil {
 		log.Info("admission request rejected as malformed", "uid", req.UID, "error", err.Error())
 		g.metrics.observe(ResultErrored, ReasonBadRequest, time.Since(start))
