@@ -77,7 +77,10 @@ type Options struct {
 	Sources SourceLocator
 }
 
-// Guard is the admission handler that rejects manual changes in protected scope.
+// Guard is the admission handler that rejects manual changes in protected scope. Serve it with
+// ReviewHandler: the guard reads only the parts of an object it needs and relies on
+// ReviewHandler's check of the whole review (objects included: well formed, valid UTF-8, no key
+// twice) for the rest. controller-runtime's admission.Webhook does not refuse a key twice.
 type Guard struct {
 	rules    atomic.Pointer[rules]
 	clock    clock.PassiveClock
