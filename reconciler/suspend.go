@@ -72,6 +72,11 @@ func (r *Reconciler) idle(ctx context.Context) {
 // with what they say now).
 func (r *Reconciler) endSuspension(ctx context.Context, s *v1alpha1.SuspensionStatus) (ended bool, err error) {
 	e := r.env
+	// Removing the annotations makes the GitSource controller restart the source, which
+	// cancels ctx, possibly before the patch's answer arrives: the end would then go
+	// unrecorded although it happened. The read and the patch finish on their own deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	client := e.client.Resource(v1alpha1.GitSourceGVR).Namespace(e.namespace)
 	u, err := client.Get(ctx, e.src.Name, metav1.GetOptions{})
 	if err != nil {
