@@ -16,11 +16,13 @@
 // installation itself, which webhooks cannot see (SelfProtection). It checks that a
 // cert-manager Certificate covers the webhook Service and reports its readiness.
 //
-// Objects are decoded only when a decision needs them, so a request decided on identity or
-// namespace alone costs no JSON decoding. When one is needed, one pass over the object's JSON
-// checks it and reads the metadata fields and the pod template's restartedAt annotation
-// (scan.go); encoding/json decodes the whole object only where that pass does not apply or a
-// decision needs more (a rollout restart compared, a policy evaluated).
+// ReviewHandler decodes each AdmissionReview once, checking all of it as JSON (objects
+// included: well formed, valid UTF-8, no key twice), and leaves the objects where they are in
+// the body. Objects are read only when a decision needs them, so a request decided on identity
+// or namespace alone costs no JSON reading. When one is needed, one pass over the object's JSON,
+// relying on that check, reads the metadata fields and the pod template's restartedAt
+// annotation and stops (scan.go); encoding/json decodes the whole object only where that pass
+// does not apply or a decision needs more (a rollout restart compared, a policy evaluated).
 //
 // It must not apply, prune or fetch anything; it reads the cluster only to look up the object
 // a scale or CONNECT request is for (break-glass) and the CronJob a Job names (safe
