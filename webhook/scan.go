@@ -444,92 +444,19 @@ func skipWS(d []byte, i int) int {
 	return i
 }
 
-// strStop marks the bytes that end the plain run of a string: the quote, the backslash and
-// the control characters encoding/json rejects; bytes from 0x80 mark a string as not plain.
-var strStop = func() (t [256]uint8) {
-	for c := range 0x20 {
-		t[c] = stopInvalid
-	}
-	t['"'] = stopQuote
-	t['\\'] = stopEscape
-	for c := 0x80; c < 0x100; c++ {
-		t[c] = stopHigh
-	}
-	return t
-}()
-
-const (
-	stopNone uint8 = iota
-	stopInvalid
-	stopQuote
-	stopEscape
-	stopHigh
-)
-
 // str skips a string at sc.pos (which is '"'). plain is true when it has neither escapes nor
 // bytes outside ASCII, so its bytes are its value.
 func (sc *scanner) str() (plain, ok bool) {
-	sc.pos, plain, ok = skipString(sc.data, sc.pos)
-	return plain, ok
-}
-
-// skipString skips the string at d[i] (which is '"') and returns where it ends; plain is true
-// when it has neither escapes nor bytes outside ASCII.
-func skipString(d []byte, i int) (end int, plain, ok bool) {
-	i++
-	plain = true
-	for i < len(d) {
-		// Eight bytes at a time while none of them ends the plain run.
-		for i+8 <= len(d) && !stopsRun(binary.LittleEndian.Uint64(d[i:])) {
-			i += 8
-		}
-		if i >= len(d) {
-			break
-		}
-		switch strStop[d[i]] {
-		case stopNone:
-			i++
-		case stopQuote:
-			return i + 1, plain, true
-		case stopHigh:
-			plain = false
-			i++
-		case stopEscape:
-			plain = false
-			if i+1 >= len(d) {
-				return i, false, false
-			}
-			switch d[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(d) {
-					return i, false, false
-				}
-				for _, h := range d[i+2 : i+6] {
-					if !isHex(h) {
-						return i, false, false
-					}
-				}
-				i += 6
-			default:
-				return i, false, false
-			}
-		default:
-			return i, false, false
+	start := sc.pos
+	if sc.pos, ok = skipTrustedString(sc.data, sc.pos); !ok {
+		return false, false
+	}
+	for _, c := range sc.data[start+1 : sc.pos-1] {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false, true
 		}
 	}
-	return i, false, false
-}
-
-// stopsRun reports whether any of the eight bytes in x is a quote, a backslash, a control
-// character or a byte from 0x80.
-func stopsRun(x uint64) bool {
-	return (zeroBytes(x^(ones*'"')) | zeroBytes(x^(ones*'\\')) | ((x - ones*0x20) &^ x & highs) | (x & highs)) != 0
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	return true, true
 }
 
 // metaFromScan decodes the object's metadata from a scan into m. It reports false when a
