@@ -85,27 +85,10 @@ func buildFlat(ctx context.Context, r repoRoot, dir string, files []string) ([]*
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
-		fsys := filesys.MakeFsInMemory()
-		k := types.Kustomization{Resources: make([]string, 0, len(chunk))}
-		for _, f := range chunk {
+		built, err := buildInMemory(chunk, func(f string) (string, []byte, error) {
 			data, err := r.ReadFile(f)
-			if err != nil {
-				return nil, false, nil
-			}
-			name := "files/" + strings.TrimPrefix(f, prefix)
-			if err := fsys.WriteFile("/build/"+name, data); err != nil {
-				return nil, false, nil
-			}
-			k.Resources = append(k.Resources, name)
-		}
-		kdata, err := yaml.Marshal(k)
-		if err != nil {
-			return nil, false, nil
-		}
-		if err := fsys.WriteFile("/build/kustomization.yaml", kdata); err != nil {
-			return nil, false, nil
-		}
-		built, err := run(fsys, "/build")
+			return "files/" + strings.TrimPrefix(f, prefix), data, err
+		})
 		if err != nil {
 			return nil, false, nil
 		}
@@ -115,6 +98,32 @@ func buildFlat(ctx context.Context, r repoRoot, dir string, files []string) ([]*
 		return nil, false, nil
 	}
 	return out, true, nil
+}
+
+// buildInMemory builds, in memory, a kustomization that lists the resource files of files in
+// their order; file returns the name a file is listed by (relative, not named like a
+// kustomization) and its content.
+func buildInMemory(files []string, file func(string) (string, []byte, error)) ([]*resource.Resource, error) {
+	fsys := filesys.MakeFsInMemory()
+	k := types.Kustomization{Resources: make([]string, 0, len(files))}
+	for _, f := range files {
+		name, data, err := file(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := fsys.WriteFile("/build/"+name, data); err != nil {
+			return nil, err
+		}
+		k.Resources = append(k.Resources, name)
+	}
+	kdata, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := fsys.WriteFile("/build/kustomization.yaml", kdata); err != nil {
+		return nil, err
+	}
+	return run(fsys, "/build")
 }
 
 // unique reports whether no two objects have the same id as kustomize compares them:

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Rendered is the result of [RenderWithInputs]: the objects, the paths they were rendered
@@ -225,18 +224,11 @@ type builtObject struct {
 // buildOne builds the resource file data alone, as a kustomization listing only it would,
 // in memory.
 func buildOne(file string, data []byte) ([]builtObject, error) {
-	fsys := filesys.MakeFsInMemory()
 	name := path.Base(file)
 	if isKustomizationFile(name) {
 		name = "resource-" + name
 	}
-	if err := fsys.WriteFile("/build/"+name, data); err != nil {
-		return nil, err
-	}
-	if err := fsys.WriteFile("/build/kustomization.yaml", []byte("resources:\n- "+name+"\n")); err != nil {
-		return nil, err
-	}
-	resources, err := run(fsys, "/build")
+	resources, err := buildInMemory([]string{file}, func(string) (string, []byte, error) { return name, data, nil })
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", file, err)
 	}
