@@ -20,8 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
 	"github.com/driftless-dev/driftless/reconciler"
 )
@@ -126,17 +124,10 @@ func startBench(b *testing.B, g *rig, r *reconciler.Reconciler) {
 // dry-run and created. Each iteration uses a new source and new namespaces.
 func BenchmarkFirstSync(b *testing.B) {
 	requests := requestCounter{prefix: "bench-first"}
-	counted := rest.CopyConfig(reconcilerConfig)
-	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			requests.count(req)
-			return rt.RoundTrip(req)
-		})
-	}
-	client, err := dynamic.NewForConfig(counted)
-	if err != nil {
-		b.Fatal(err)
-	}
+	client := clientThrough(b, func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		requests.count(req)
+		return next.RoundTrip(req)
+	})
 	var total, other int64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -179,11 +170,6 @@ func (c *requestCounter) count(req *http.Request) {
 
 // load returns the counts so far.
 func (c *requestCounter) load() (objects, other int64) { return c.objects.Load(), c.other.Load() }
-
-// roundTripperFunc is a function that is an http.RoundTripper.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // BenchmarkNoopResync syncs the generated repository again without a change; nothing is
 // written. "running" is the periodic resync of a started reconciler: live objects come from
@@ -241,19 +227,12 @@ func BenchmarkNoopResync(b *testing.B) {
 // reconciler's client makes per sync (the 1,003 unchanged objects should need none).
 func BenchmarkOneObjectChange(b *testing.B) {
 	var requests atomic.Int64
-	counted := rest.CopyConfig(reconcilerConfig)
-	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			if !strings.Contains(req.URL.RawQuery, "watch=true") {
-				requests.Add(1)
-			}
-			return rt.RoundTrip(req)
-		})
-	}
-	client, err := dynamic.NewForConfig(counted)
-	if err != nil {
-		b.Fatal(err)
-	}
+	client := clientThrough(b, func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		if !strings.Contains(req.URL.RawQuery, "watch=true") {
+			requests.Add(1)
+		}
+		return next.RoundTrip(req)
+	})
 	for _, variant := range []struct {
 		name  string
 		files func(map[string]string) map[string]string
@@ -380,26 +359,19 @@ func BenchmarkFirstSyncVsKubectl(b *testing.B) {
 		stallAfter  = 20 * time.Second
 	)
 	requests := requestCounter{prefix: "bench-vs"}
-	counted := rest.CopyConfig(reconcilerConfig)
-	counted.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			requests.count(req)
-			start := time.Now()
-			res, err := rt.RoundTrip(req)
-			if d := time.Since(start); d > slowRequest {
-				status := 0
-				if res != nil {
-					status = res.StatusCode
-				}
-				b.Logf("slow request: %s %s took %v (status %d, err %v)", req.Method, req.URL.Path, d, status, err)
+	client := clientThrough(b, func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		requests.count(req)
+		start := time.Now()
+		res, err := next.RoundTrip(req)
+		if d := time.Since(start); d > slowRequest {
+			status := 0
+			if res != nil {
+				status = res.StatusCode
 			}
-			return res, err
-		})
-	}
-	client, err := dynamic.NewForConfig(counted)
-	if err != nil {
-		b.Fatal(err)
-	}
+			b.Logf("slow request: %s %s took %v (status %d, err %v)", req.Method, req.URL.Path, d, status, err)
+		}
+		return res, err
+	})
 	var driftless, kubectl []time.Duration
 	var total, other int64
 	for i := 0; i < b.N; i++ {

@@ -3,6 +3,7 @@ package reconciler_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,6 +101,26 @@ func newRig(t testing.TB, name, transport string) *rig {
 		Clock:    g.clock,
 	}
 	return g
+}
+
+// roundTripperFunc is a function that is an http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// clientThrough returns a dynamic client of the reconciler's identity that hands each request,
+// with the transport that sends it, to through: to count, record or interfere with them.
+func clientThrough(t testing.TB, through func(req *http.Request, next http.RoundTripper) (*http.Response, error)) dynamic.Interface {
+	t.Helper()
+	cfg := rest.CopyConfig(reconcilerConfig)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) { return through(req, rt) })
+	})
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // reconciler returns a new reconciler of the rig's source, as a fresh process would make it.

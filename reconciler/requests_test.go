@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 )
 
 // requestLog records the requests a client makes, by method, path and dry-run.
@@ -20,27 +19,19 @@ type requestLog struct {
 // client returns a dynamic client of the reconciler's identity whose requests l records.
 func (l *requestLog) client(t *testing.T) dynamic.Interface {
 	t.Helper()
-	cfg := rest.CopyConfig(reconcilerConfig)
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			what := req.Method + " " + req.URL.Path
-			if req.URL.Query().Get("dryRun") != "" {
-				what += " (dry-run)"
-			}
-			if m := req.URL.Query().Get("fieldManager"); m != "" {
-				what += " by " + m
-			}
-			l.mu.Lock()
-			l.reqs = append(l.reqs, what)
-			l.mu.Unlock()
-			return rt.RoundTrip(req)
-		})
-	}
-	c, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return clientThrough(t, func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		what := req.Method + " " + req.URL.Path
+		if req.URL.Query().Get("dryRun") != "" {
+			what += " (dry-run)"
+		}
+		if m := req.URL.Query().Get("fieldManager"); m != "" {
+			what += " by " + m
+		}
+		l.mu.Lock()
+		l.reqs = append(l.reqs, what)
+		l.mu.Unlock()
+		return next.RoundTrip(req)
+	})
 }
 
 // take returns the requests recorded since the last take.

@@ -8,17 +8,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/reconciler"
 )
-
-// roundTripFunc is an http.RoundTripper made of a function.
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // TestSuspensionEndIsRecordedWhenTheSourceRestarts: removing the suspend annotations at the
 // expiry makes the GitSource controller restart the source, which cancels the context of the
@@ -33,29 +26,21 @@ func TestSuspensionEndIsRecordedWhenTheSourceRestarts(t *testing.T) {
 
 	ctx, restart := context.WithCancel(testCtx(t))
 	defer restart()
-	cfg := rest.CopyConfig(reconcilerConfig)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			resp, err := rt.RoundTrip(req)
-			if err == nil && req.Method == http.MethodPatch && strings.HasSuffix(req.URL.Path, "/gitsources/"+g.src.Name) {
-				// The controller saw the patch and restarts the source before the answer
-				// arrives: a client whose request's context is done by then gets the
-				// cancellation, not the answer.
-				restart()
-				if cerr := req.Context().Err(); cerr != nil {
-					resp.Body.Close()
-					return nil, cerr
-				}
-			}
-			return resp, err
-		})
-	})
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := g.opts
-	opts.Client = dyn
+	opts.Client = clientThrough(t, func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err == nil && req.Method == http.MethodPatch && strings.HasSuffix(req.URL.Path, "/gitsources/"+g.src.Name) {
+			// The controller saw the patch and restarts the source before the answer
+			// arrives: a client whose request's context is done by then gets the
+			// cancellation, not the answer.
+			restart()
+			if cerr := req.Context().Err(); cerr != nil {
+				resp.Body.Close()
+				return nil, cerr
+			}
+		}
+		return resp, err
+	})
 	r, err := reconciler.NewRun(reconciler.SourceRun{Source: g.src, Suspension: &v1alpha1.SuspensionStatus{
 		Reason: "INC-7", By: "alice", Until: &metav1.Time{Time: until},
 	}}, opts)
