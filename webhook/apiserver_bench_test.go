@@ -38,8 +38,12 @@ import (
 // process behind its own HTTPS server with client-certificate authentication, as driftless
 // run serves it. It reports the median round trip with and without the webhook and their
 // ratio (issue 15's target: at most 1.2). A third mode installs a webhook that only answers
-// (floorWebhook), served the same way, to show what any webhook costs an update here. b.N is
-// the number of updates in each mode.
+// (floorWebhook), served the same way, to show what any webhook costs an update here. For each
+// mode it reports the CPU time per update of the API server (apiserver-cpu-ms-*, read from
+// /proc in 10 ms steps and summed over the rounds) and of this process (process-cpu-ms-*:
+// alice's client, and the webhook's server when one is called), and the API server's CPU
+// rate with no requests (apiserver-idle-cpu-ms/s), which the per-update figures include for
+// as long as an update takes. b.N is the number of updates in each mode.
 func BenchmarkAPIServerRoundTrip(b *testing.B) {
 	const rounds = 10
 	bg := context.Background()
@@ -194,8 +198,24 @@ func BenchmarkAPIServerRoundTrip(b *testing.B) {
 		}
 	}
 
+	// What the API server spends with no requests (its own controllers, leases, watches): the
+	// per-update CPU figures below include this rate for as long as the updates take.
+	const idle = 2 * time.Second
+	idleStart, err := cp.APIServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(idle)
+	idleEnd, err := cp.APIServerCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+
 	connsBefore := conns.Load()
 	took := map[webhookMode][]time.Duration{}
+	// CPU time the API server and this process (alice's client and the webhook server) spent
+	// during each mode's updates.
+	apiServerCPU, processCPUs := map[webhookMode]time.Duration{}, map[webhookMode]time.Duration{}
 	perRound := max(1, b.N/rounds)
 	b.ResetTimer()
 	for done := 0; done < b.N; done += perRound {
@@ -204,6 +224,11 @@ func BenchmarkAPIServerRoundTrip(b *testing.B) {
 			if err := setWebhook(mode); err != nil {
 				b.Fatal(err)
 			}
+			apiStart, err := cp.APIServerCPU()
+			if err != nil {
+				b.Fatal(err)
+			}
+			processStart := processCPU()
 			b.StartTimer()
 			for range min(perRound, b.N-done) {
 				d, err := update(alice)
@@ -212,6 +237,14 @@ func BenchmarkAPIServerRoundTrip(b *testing.B) {
 				}
 				took[mode] = append(took[mode], d)
 			}
+			b.StopTimer()
+			processCPUs[mode] += processCPU() - processStart
+			apiEnd, err := cp.APIServerCPU()
+			if err != nil {
+				b.Fatal(err)
+			}
+			apiServerCPU[mode] += apiEnd - apiStart
+			b.StartTimer()
 		}
 	}
 	b.StopTimer()
@@ -232,6 +265,12 @@ func BenchmarkAPIServerRoundTrip(b *testing.B) {
 	floorP50 := percentile(floorTook, 0.5)
 	b.ReportMetric(float64(floorP50.Microseconds())/1000, "p50-ms-floor")
 	b.ReportMetric(float64(floorP50)/float64(withoutP50), "floor-ratio")
+	b.ReportMetric(float64((idleEnd-idleStart).Milliseconds())/idle.Seconds(), "apiserver-idle-cpu-ms/s")
+	for _, mode := range webhookModes {
+		updates := float64(len(took[mode]))
+		b.ReportMetric(float64(apiServerCPU[mode].Microseconds())/1000/updates, "apiserver-cpu-ms-"+mode.metric())
+		b.ReportMetric(float64(processCPUs[mode].Microseconds())/1000/updates, "process-cpu-ms-"+mode.metric())
+	}
 	// The API server's connections are per webhook configuration: it connects again after
 	// each re-install, so a handshake per round and webhook is the floor here.
 	b.ReportMetric(float64(conns.Load()-connsBefore)/float64(len(with)+len(floorTook)), "tls-conns/update")
@@ -249,6 +288,17 @@ const (
 )
 
 var webhookModes = []webhookMode{modeGuard, modeNone, modeFloor}
+
+// metric is the suffix of the mode's metrics, as the medians name them.
+func (m webhookMode) metric() string {
+	switch m {
+	case modeGuard:
+		return "webhook"
+	case modeNone:
+		return "no-webhook"
+	}
+	return string(m)
+}
 
 // floorPath serves [floorWebhook] beside the guard.
 const floorPath = "/floor"

@@ -18,3 +18,15 @@ func threadCPU() time.Duration {
 	}
 	return time.Duration(ts.Nano())
 }
+
+// clockProcessCPUTime is Linux's CLOCK_PROCESS_CPUTIME_ID.
+const clockProcessCPUTime = 2
+
+// processCPU returns the CPU time this process has used, all threads.
+func processCPU() time.Duration {
+	var ts syscall.Timespec
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockProcessCPUTime, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}

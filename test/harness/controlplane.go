@@ -53,6 +53,8 @@ type ControlPlane struct {
 	WebhookClientCert, WebhookClientKey []byte
 	// ownRBAC is Options.OwnRBAC: AddUser binds nobody to cluster-admin.
 	ownRBAC bool
+	// apiServerPID is the kube-apiserver's process id once APIServerCPU has found it.
+	apiServerPID int
 }
 
 // Options change how StartWithOptions sets a control plane up; the zero value is Start's.
