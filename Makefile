@@ -55,7 +55,7 @@ lint: ## gofmt and go vet.
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
-	@for target in "config/v1alpha1 FuzzDecode" "webhook FuzzAdmissionReview" "policy FuzzEvaluate" "reconciler/render FuzzRenderYAML" "reconciler FuzzDecodeInventory" "reconciler FuzzDecodeStatus"; do \
+	@for target in "config/v1alpha1 FuzzDecode" "webhook FuzzAdmissionReview" "webhook FuzzScanAgreesWithDecode" "policy FuzzEvaluate" "reconciler/render FuzzRenderYAML" "reconciler FuzzDecodeInventory" "reconciler FuzzDecodeStatus"; do \
 	  set -- $$target; echo "== $$2 ($$1)"; \
 	  $(GO) test ./$$1 -run '^$$' -fuzz "^$$2$$" -fuzztime $${FUZZTIME:-30s}; \
 	done

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -239,4 +240,57 @@ func runDriftless(ctx context.Context, u *harness.User, args []string) (string, 
 		return out.String(), fmt.Errorf("driftless %s: %w", strings.Join(args, " "), err)
 	}
 	return out.String(), nil
+}
+
+// TestMakeFuzzRunsEveryFuzzTarget checks that `make fuzz`, which the README names, runs every
+// fuzz target in the repository, and only targets that exist.
+func TestMakeFuzzRunsEveryFuzzTarget(t *testing.T) {
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile(`"([a-z0-9/]+) (Fuzz\w+)"`).FindAllStringSubmatch(string(makefile), -1) {
+		listed = append(listed, m[1]+" "+m[2])
+	}
+	var found []string
+	fuzzFunc := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(f \*testing\.F\)`)
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzzFunc.FindAllStringSubmatch(string(src), -1) {
+			found = append(found, filepath.ToSlash(rel)+" "+m[1])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(listed)
+	slices.Sort(found)
+	if len(found) == 0 {
+		t.Fatal("found no fuzz targets in the repository")
+	}
+	if !slices.Equal(listed, found) {
+		t.Errorf("make fuzz runs %q;\nthe repository's fuzz targets are %q", listed, found)
+	}
 }
