@@ -323,14 +323,18 @@ func peakRSS() (float64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
 }
 
-// BenchmarkReviewHandler serves each benchmark request's AdmissionReview over HTTP in
-// process (no TLS), with the guard's ReviewHandler and, for comparison, controller-runtime's
+// BenchmarkReviewHandler serves each benchmark request's AdmissionReview, and the review
+// kube-apiserver sent in BenchmarkAPIServerRoundTrip (apiServerReview), over HTTP in process
+// (no TLS), with the guard's ReviewHandler and, for comparison, controller-runtime's
 // admission.Webhook around the same guard, each review timed as in BenchmarkDecision.
 func BenchmarkReviewHandler(b *testing.B) {
 	log.SetLogger(zap.New(zap.WriteTo(io.Discard)))
-	reqs := benchRequests()
-	for _, name := range slices.Sorted(maps.Keys(reqs)) {
-		body := reviewBody(b, reqs[name])
+	bodies := map[string][]byte{"apiserver-break-glass": apiServerReview(b)}
+	for name, req := range benchRequests() {
+		bodies[name] = reviewBody(b, req)
+	}
+	for _, name := range slices.Sorted(maps.Keys(bodies)) {
+		body := bodies[name]
 		g, _ := newTestGuard(b, v1alpha1.ModeEnforce)
 		for _, h := range []struct {
 			name    string

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -42,6 +44,18 @@ func reviewBody(t testing.TB, req admission.Request) []byte {
 	return body
 }
 
+// apiServerReview is an AdmissionReview as kube-apiserver (v1.37.2, test/harness) sent it to a
+// webhook in BenchmarkAPIServerRoundTrip: alice, on call, updates a ConfigMap with 2 KiB of
+// data under break-glass (valid on newTestGuard's clock) in namespace production.
+func apiServerReview(t testing.TB) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("testdata", "review-apiserver-configmap.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
 // TestReviewHandlerAnswersAsControllerRuntime: the guard's own review handler gives the
 // answer controller-runtime's admission.Webhook gives, for every decision (allowed,
 // denied, warned, under break-glass, malformed object) and, for reviews that cannot be
@@ -57,6 +71,10 @@ func TestReviewHandlerAnswersAsControllerRuntime(t *testing.T) {
 	noUID := request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", object: owned, oldObject: owned}.build()
 	noUID.UID = ""
 	bodies["no-uid"] = reviewBody(t, noUID)
+	// As the API server encodes a review: managedFields, userInfo.extra, options.
+	bodies["apiserver-break-glass"] = apiServerReview(t)
+	bodies["apiserver-break-glass-not-on-call"] = bytes.Replace(apiServerReview(t),
+		[]byte(`"username":"alice","groups":["oncall",`), []byte(`"username":"bob","groups":["developers",`), 1)
 	for _, mode := range []v1alpha1.Mode{v1alpha1.ModeEnforce, v1alpha1.ModeWarn} {
 		g, _ := newTestGuard(t, mode)
 		ours, theirs := NewReviewHandler(g), &admission.Webhook{Handler: g}
@@ -73,6 +91,14 @@ func TestReviewHandlerAnswersAsControllerRuntime(t *testing.T) {
 
 	g, _ := newTestGuard(t, v1alpha1.ModeEnforce)
 	ours := NewReviewHandler(g)
+
+	// The API server's own encoding is read as the guard's tests build reviews: on call under
+	// break-glass is allowed, someone else with the same annotations is not.
+	for name, allowed := range map[string]bool{"apiserver-break-glass": true, "apiserver-break-glass-not-on-call": false} {
+		if _, got := serveReview(t, ours, bodies[name], "application/json"); got.Response.Allowed != allowed || got.Response.UID == "" {
+			t.Errorf("%s: answered %+v, want allowed %v and the request's uid", name, *got.Response, allowed)
+		}
+	}
 
 	valid := bodies["deny-protected"]
 	for _, c := range []struct {
