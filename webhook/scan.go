@@ -72,7 +72,9 @@ type scanner struct {
 	data  []byte
 	pos   int
 	depth int
-	out   objectScan
+	// out is filled here and copied out at the end: a pointer to the caller's would move the
+	// caller's facts to the heap.
+	out objectScan
 	// wantTemplate is set when spec.template.metadata.annotations is read.
 	wantTemplate bool
 	// gotMeta and gotTemplate are set once metadata, and the place of the pod template's
@@ -459,7 +461,8 @@ func (sc *scanner) str() (plain, ok bool) {
 	return true, true
 }
 
-// metaFromScan decodes the object's metadata from a scan into m. It reports false when a
+// metaFromScan decodes the object's metadata from a scan into m (a field's value is never
+// empty when it is there). It reports false when a
 // field needs encoding/json's judgement after all (a type error, say); the caller then decodes
 // the object with it.
 func metaFromScan(s *objectScan, m *objectMeta) bool {
@@ -482,15 +485,15 @@ func metaFromScan(s *objectScan, m *objectMeta) bool {
 		return v
 	}
 	for i, dst := range [...]*string{&m.Name, &m.GenerateName, &m.Namespace, &m.UID} {
-		if raw, v := s.meta[i], value(metaField(i)); raw != nil && !decodeString(raw, v, dst) {
+		if v := value(metaField(i)); v != "" && !decodeString(v, dst) {
 			return false
 		}
 	}
 	var ok bool
-	if m.Labels, ok = decodeStringMap(s.meta[metaLabels], value(metaLabels)); !ok {
+	if m.Labels, ok = decodeStringMap(value(metaLabels)); !ok {
 		return false
 	}
-	if m.Annotations, ok = decodeStringMap(s.meta[metaAnnotations], value(metaAnnotations)); !ok {
+	if m.Annotations, ok = decodeStringMap(value(metaAnnotations)); !ok {
 		return false
 	}
 	if raw := s.meta[metaOwnerReferences]; raw != nil {
@@ -505,45 +508,32 @@ func metaFromScan(s *objectScan, m *objectMeta) bool {
 	return true
 }
 
-// decodeString decodes a JSON value, raw, into a string field as encoding/json would; v is
-// raw as a string, which a plain value is cut from.
-func decodeString(raw []byte, v string, dst *string) bool {
-	if s, ok := plainString(v); ok {
+// decodeString decodes a JSON value, v, into a string field as encoding/json would; a plain
+// string is cut from v.
+func decodeString(v string, dst *string) bool {
+	if s, n, ok := plainToken(v); ok && n == len(v) {
 		*dst = s
 		return true
 	}
 	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal([]byte(v), &s) != nil {
 		return false
 	}
 	*dst = s
 	return true
 }
 
-// plainString returns the value of a string without escapes whose bytes are valid UTF-8.
-func plainString(v string) (string, bool) {
-	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
-		return "", false
-	}
-	body := v[1 : len(v)-1]
-	if strings.IndexByte(body, '\\') >= 0 || !utf8.ValidString(body) {
-		return "", false
-	}
-	return body, true
-}
-
-// decodeStringMap decodes a JSON value, raw, into a map[string]string as encoding/json would;
-// v is raw as a string, which plain keys and values are cut from. A missing value is a nil
-// map.
-func decodeStringMap(raw []byte, v string) (map[string]string, bool) {
-	if raw == nil {
+// decodeStringMap decodes a JSON value, v, into a map[string]string as encoding/json would;
+// plain keys and values are cut from v. A missing value ("") is a nil map.
+func decodeStringMap(v string) (map[string]string, bool) {
+	if v == "" {
 		return nil, true
 	}
 	if m, ok := plainStringMap(v); ok {
 		return m, true
 	}
 	var m map[string]string
-	if json.Unmarshal(raw, &m) != nil {
+	if json.Unmarshal([]byte(v), &m) != nil {
 		return nil, false
 	}
 	return m, true
