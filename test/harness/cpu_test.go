@@ -47,7 +47,8 @@ func TestProcessCPUReadsThisProcess(t *testing.T) {
 	_ = sink
 }
 
-func TestProcessCPUNamesBadInput(t *testing.T) {
+// TestProcessCPUFailsForNoSuchProcess: a process that is not there is an error, not 0 s.
+func TestProcessCPUFailsForNoSuchProcess(t *testing.T) {
 	if _, err := processCPU(-1); err == nil {
 		t.Error("no error for a process that does not exist")
 	}
