@@ -36,16 +36,31 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// readyTry bounds one try of WaitReady: a listener that accepts and never answers (not the
+// server waited for) must not hold the wait past its minute.
+const readyTry = 5 * time.Second
+
 // WaitReady polls url until it answers 200 OK. exited, when not nil, is called first on each
 // try and stops the wait with its error once the server is known to have exited.
 func WaitReady(ctx context.Context, url string, exited func() error) error {
-	return Poll(ctx, time.Minute, func() error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var gone error
+	err := Poll(ctx, time.Minute, func() error {
 		if exited != nil {
-			if err := exited(); err != nil {
-				return err
+			if gone = exited(); gone != nil {
+				// Poll would try again until its minute is up.
+				stop()
+				return gone
 			}
 		}
-		resp, err := http.Get(url)
+		try, cancel := context.WithTimeout(ctx, readyTry)
+		defer cancel()
+		req, err := http.NewRequestWithContext(try, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
@@ -55,4 +70,8 @@ func WaitReady(ctx context.Context, url string, exited func() error) error {
 		}
 		return nil
 	})
+	if gone != nil {
+		return gone
+	}
+	return err
 }
