@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,6 +55,9 @@ type Server struct {
 	guardOnly bool
 	cancel    context.CancelFunc
 	done      chan error
+	// started is set once Start has succeeded: from then on the addresses are in use (in an
+	// installed webhook configuration, say) and a restart keeps them.
+	started bool
 }
 
 // Options change how New sets the server up; the zero value is what the end-to-end suites use.
@@ -101,12 +105,10 @@ func NewWithOptions(cp *harness.ControlPlane, config string, o Options) (*Server
 	if !o.RealClock {
 		g.Clock = clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
 	}
-	var err error
-	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr, &g.ReceiverAddr} {
-		if *a, err = harness.FreeAddr(); err != nil {
-			return nil, err
-		}
+	if err := g.pickAddrs(); err != nil {
+		return nil, err
 	}
+	var err error
 	if g.CA, err = harness.NewCA(); err != nil {
 		return nil, err
 	}
@@ -123,8 +125,46 @@ func NewWithOptions(cp *harness.ControlPlane, config string, o Options) (*Server
 	return g, nil
 }
 
-// Start runs the guard until stop and waits until it is ready.
+// pickAddrs picks a free loopback address for each of the server's listeners.
+func (g *Server) pickAddrs() error {
+	for _, a := range []*string{&g.WebhookAddr, &g.MetricsAddr, &g.ProbeAddr, &g.ReceiverAddr} {
+		var err error
+		if *a, err = harness.FreeAddr(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startAttempts bounds how often a first Start picks new addresses because one it picked was
+// taken in the meantime.
+const startAttempts = 3
+
+// Start runs the guard until stop and waits until it is ready. A port that was free when New
+// picked it can be taken before the server listens on it (by another test's server, or as the
+// local end of some connection); the first Start then picks new addresses and tries again.
 func (g *Server) Start() error {
+	for attempt := 1; ; attempt++ {
+		err := g.start()
+		if err == nil {
+			g.started = true
+			return nil
+		}
+		if g.started || attempt == startAttempts || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+		// server.Run has exited; its error is back in done.
+		g.cancel()
+		<-g.done
+		g.cancel = nil
+		if err := g.pickAddrs(); err != nil {
+			return err
+		}
+	}
+}
+
+// start runs server.Run once and waits until it is ready or has exited.
+func (g *Server) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel, g.done = cancel, make(chan error, 1)
 	logger := g.logger
