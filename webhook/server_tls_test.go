@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,14 +39,33 @@ func tlsServer(t *testing.T, clientCAs []byte) (addr, caFile string, serving *ha
 	if err := os.WriteFile(caFile, clientCAs, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr, err = harness.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
+	// The port is free when picked and taken when the server listens: something else may take
+	// it in between (another test's listener, the local end of a connection). Then the server
+	// exits at once with EADDRINUSE and a new port is picked.
+	for attempt := 1; ; attempt++ {
+		addr, err = harness.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = startTLSServer(t, addr, dir, caFile)
+		if err == nil {
+			return addr, caFile, serving
+		}
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		t.Logf("port of %s was taken, picking another: %v", addr, err)
 	}
+}
+
+// startTLSServer starts the server of tlsServer on addr and waits until it listens; it
+// returns the server's error if it exited instead.
+func startTLSServer(t *testing.T, addr, certDir, caFile string) error {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
 	s, err := webhook.NewServer(webhook.ServerOptions{
-		Host: "127.0.0.1", Port: p, CertDir: dir, ClientCAFile: caFile,
+		Host: "127.0.0.1", Port: p, CertDir: certDir, ClientCAFile: caFile,
 		ClientCAReloadInterval: 50 * time.Millisecond,
 		ReadHeaderTimeout:      300 * time.Millisecond,
 		ReadTimeout:            time.Second,
@@ -58,16 +78,34 @@ func tlsServer(t *testing.T, clientCAs []byte) (addr, caFile string, serving *ha
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
+	var (
+		exited bool
+		exit   error
+	)
+	err = harness.Poll(t.Context(), time.Minute, func() error {
+		select {
+		case exit = <-done:
+			exited = true
+			return nil
+		default:
+		}
+		return s.StartedChecker()(nil)
+	})
+	switch {
+	case exited:
+		cancel()
+		return fmt.Errorf("server exited before it listened: %w", exit)
+	case err != nil:
+		cancel()
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("server: %v", err)
 		}
 	})
-	if err := harness.Poll(t.Context(), time.Minute, func() error { return s.StartedChecker()(nil) }); err != nil {
-		t.Fatal(err)
-	}
-	return addr, caFile, serving
+	return nil
 }
 
 // call posts to the guard with a client certificate from ca and returns the error, if any.
