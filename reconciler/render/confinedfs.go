@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -84,7 +85,7 @@ func (c confinedFS) Open(p string) (filesys.File, error) {
 		return nil, err
 	}
 	c.rec.noteAbs(c.root, abs, false)
-	return c.disk.Open(abs)
+	return openRegular(p, func(flag int) (*os.File, error) { return os.OpenFile(abs, flag, 0) })
 }
 
 // IsDir reports whether p is a directory under the root.
@@ -155,7 +156,7 @@ func (c confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	c.rec.noteAbs(c.root, abs, false)
-	return c.disk.ReadFile(abs)
+	return readRegular(p, func(flag int) (*os.File, error) { return os.OpenFile(abs, flag, 0) })
 }
 
 // Walk walks a tree under the root, skipping entries that resolve outside

@@ -113,10 +113,10 @@ func (r repoRoot) Lstat(name string) (fs.FileInfo, error) {
 	return r.Root.Lstat(name)
 }
 
-// ReadFile is [os.Root.ReadFile], noted.
+// ReadFile is [os.Root.ReadFile] of a regular file, noted.
 func (r repoRoot) ReadFile(name string) ([]byte, error) {
 	r.rec.note(name, false)
-	return r.Root.ReadFile(name)
+	return readRegular(name, func(flag int) (*os.File, error) { return r.Root.OpenFile(name, flag, 0) })
 }
 
 // walkDir is [fs.WalkDir] of dir, noted as listed.
