@@ -186,43 +186,46 @@ type target struct {
 }
 
 // resolveTarget finds the root for p: --root, else the nearest directory at or above p
-// holding .git, else p itself (a file's directory).
+// holding .git, else p itself (a file's directory). The root is found from p as given, not
+// from where its symlinks lead: a symlink in a repository that leads out of it is read, and
+// refused, by the render like any other such symlink in the repository.
 func resolveTarget(p, rootFlag string) (target, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return target{}, fmt.Errorf("check %s: %w", p, err)
 	}
-	resolved, err := filepath.EvalSymlinks(abs)
+	info, err := os.Stat(abs)
 	if err != nil {
 		return target{}, fmt.Errorf("check %s: %w", p, unwrapPathError(err))
 	}
-	info, err := os.Stat(resolved)
-	if err != nil {
-		return target{}, fmt.Errorf("check %s: %w", p, unwrapPathError(err))
-	}
-	dir, given := resolved, p
+	dir, given := abs, p
 	if !info.IsDir() {
-		dir, given = filepath.Dir(resolved), filepath.Dir(p)
+		dir, given = filepath.Dir(abs), filepath.Dir(p)
 	}
 	t := target{}
+	root := dir
 	switch {
 	case rootFlag != "":
-		if t.root, err = filepath.Abs(rootFlag); err == nil {
-			t.root, err = filepath.EvalSymlinks(t.root)
-		}
-		if err != nil {
-			return target{}, fmt.Errorf("--root %s: %w", rootFlag, unwrapPathError(err))
+		if root, err = filepath.Abs(rootFlag); err != nil {
+			return target{}, fmt.Errorf("--root %s: %w", rootFlag, err)
 		}
 	default:
-		if root, ok := gitRoot(dir); ok {
-			t.root = root
+		if r, ok := gitRoot(dir); ok {
+			root = r
 		} else {
-			t.root, t.prefix = dir, filepath.ToSlash(filepath.Clean(given))
+			t.prefix = filepath.ToSlash(filepath.Clean(given))
 		}
 	}
-	rel, err := filepath.Rel(t.root, resolved)
+	rel, err := filepath.Rel(root, abs)
 	if err != nil || !filepath.IsLocal(rel) && rel != "." {
-		return target{}, fmt.Errorf("check %s: %w %s", p, render.ErrOutsideRoot, t.root)
+		return target{}, fmt.Errorf("check %s: %w %s", p, render.ErrOutsideRoot, root)
+	}
+	// The root's own path may lead through symlinks (a home directory on another disk, say).
+	if t.root, err = filepath.EvalSymlinks(root); err != nil {
+		if rootFlag != "" {
+			return target{}, fmt.Errorf("--root %s: %w", rootFlag, unwrapPathError(err))
+		}
+		return target{}, fmt.Errorf("check %s: %w", p, unwrapPathError(err))
 	}
 	t.rel = filepath.ToSlash(rel)
 	return t, nil

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/driftless-dev/driftless/internal/check"
 	"github.com/driftless-dev/driftless/policy/report"
+	"github.com/driftless-dev/driftless/reconciler/render"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -206,6 +208,70 @@ spec:
 			want := strings.ReplaceAll(tt.want, "$TMP", filepath.ToSlash(tmp)) + ": deny main.deny_latest_tag: Deployment shop/web: container web uses the latest tag\n"
 			if !strings.Contains(got, want) {
 				t.Errorf("text report does not contain %q:\n%s", want, got)
+			}
+		})
+	}
+}
+
+// TestCheckRefusesSymlinksOutOfTheRepository: a PATH that is itself a symlink leading out of
+// the repository (a pull request can add one; CI then checks the file it names) is refused
+// like any symlink in the repository that leads out of it, and nothing of the file it leads
+// to is read or reported. A symlink that stays inside is followed.
+func TestCheckRefusesSymlinksOutOfTheRepository(t *testing.T) {
+	const secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: outside\nstringData:\n  password: hunter2\n"
+	tests := []struct {
+		name string
+		// git, when set, is the directory under the temporary directory holding .git.
+		git  string
+		path string
+		root string
+		// inside is true when the symlink stays in the repository.
+		inside bool
+	}{
+		{name: "file symlink in a repository", git: ".", path: "apps/leak.yaml"},
+		{name: "directory symlink in a repository", git: ".", path: "apps/leakdir"},
+		{name: "file symlink under --root", path: "apps/leak.yaml", root: "apps"},
+		{name: "file symlink, no repository", path: "apps/leak.yaml"},
+		{name: "symlink inside the repository", git: ".", path: "apps/inside.yaml", inside: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			outside := t.TempDir()
+			writeFile(t, outside, "secret.yaml", secret)
+			tmp := t.TempDir()
+			writeFile(t, tmp, "apps/shop/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n")
+			for link, target := range map[string]string{
+				"apps/leak.yaml":   filepath.Join(outside, "secret.yaml"),
+				"apps/leakdir":     outside,
+				"apps/inside.yaml": "shop/cm.yaml",
+			} {
+				if err := os.Symlink(target, filepath.Join(tmp, link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.git != "" {
+				if err := os.MkdirAll(filepath.Join(tmp, tt.git, ".git"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := check.Options{Paths: []string{filepath.Join(tmp, tt.path)}}
+			if tt.root != "" {
+				o.Root = filepath.Join(tmp, tt.root)
+			}
+			if tt.inside {
+				got, _ := runCheck(t, o, report.FormatText)
+				if !strings.Contains(got, " in 1 object") {
+					t.Fatalf("the symlink inside the repository was not followed:\n%s", got)
+				}
+				return
+			}
+			r, err := check.Run(t.Context(), o)
+			if !errors.Is(err, render.ErrOutsideRoot) {
+				t.Fatalf("check %s = %+v, %v; want it refused as %v", tt.path, r, err, render.ErrOutsideRoot)
+			}
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "secret.yaml") {
+				t.Fatalf("the error tells of the file outside: %v", err)
 			}
 		})
 	}
