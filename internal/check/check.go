@@ -48,6 +48,9 @@ type Options struct {
 	// AllowEmpty lets a path that renders no objects pass; otherwise Run fails on it, so
 	// that a wrong path does not pass CI by checking nothing.
 	AllowEmpty bool
+	// Limits bound each path's render; zero leaves a bound off. The command sets a source's
+	// default limits, so that check fails where the reconciler would refuse the render.
+	Limits render.Limits
 }
 
 // Run loads the policy set o describes, renders every path and evaluates every object. A
@@ -73,7 +76,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	var empty []string
 	for _, p := range o.Paths {
-		target, err := checkPath(ctx, engine, ec, p, o.Root)
+		target, err := checkPath(ctx, engine, ec, p, o.Root, o.Limits)
 		if err != nil {
 			return nil, err
 		}
@@ -146,13 +149,16 @@ func findPolicySet(cfg *v1alpha1.DriftlessConfig, file, name string) (v1alpha1.P
 }
 
 // checkPath renders one PATH and evaluates its objects.
-func checkPath(ctx context.Context, engine *policy.Engine, ec policy.EvalContext, p, rootFlag string) (report.Target, error) {
+func checkPath(ctx context.Context, engine *policy.Engine, ec policy.EvalContext, p, rootFlag string, limits render.Limits) (report.Target, error) {
 	target := report.Target{Path: p, Objects: []report.ObjectReport{}}
 	tgt, err := resolveTarget(p, rootFlag)
 	if err != nil {
 		return target, err
 	}
-	objs, err := render.RenderWithOrigins(ctx, tgt.root, tgt.rel)
+	objs, err := render.RenderWithOrigins(ctx, tgt.root, tgt.rel, limits)
+	if _, over := errors.AsType[*render.LimitError](err); over {
+		return target, fmt.Errorf("render %s: %w (the reconciler would refuse it too, unless the source's limits are raised; --max-objects and --max-rendered-size raise check's)", p, err)
+	}
 	if err != nil {
 		return target, fmt.Errorf("render %s: %w", p, err)
 	}

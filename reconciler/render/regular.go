@@ -26,7 +26,7 @@ func openRegular(name string, open func(flag int) (*os.File, error)) (*os.File, 
 	}
 	info, err := f.Stat()
 	if err == nil && info.Mode()&special != 0 {
-		err = fmt.Errorf("%s is %s: %w", name, fileKind(info.Mode()), ErrNotRegular)
+		err = fmt.Errorf("%s, %w", fileKind(info.Mode()), ErrNotRegular)
 	}
 	if err != nil {
 		f.Close()

@@ -141,13 +141,13 @@ func RenderWithInputs(ctx context.Context, root, path string, limits Limits) (Re
 	return Rendered{Objects: out, Inputs: rec.inputs(), flat: rec.flat}, nil
 }
 
-// RenderWithOrigins is [Render], also returning where each object came
+// RenderWithOrigins is [RenderLimited], also returning where each object came
 // from and which file declares it ([Origin]). Objects from plain YAML come
 // in file order (files sorted by path, then document order); objects from a
 // kustomization come in the order kustomize emits them (depth-first
 // resource order).
-func RenderWithOrigins(ctx context.Context, root, path string) ([]Object, error) {
-	return renderWithOrigins(ctx, root, path, Limits{}, true, nil)
+func RenderWithOrigins(ctx context.Context, root, path string, limits Limits) ([]Object, error) {
+	return renderWithOrigins(ctx, root, path, limits, true, nil)
 }
 
 // renderWithOrigins renders path within limits; trace also traces kustomized objects to the

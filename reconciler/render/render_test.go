@@ -47,7 +47,7 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", tc.path)
+			objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", tc.path, render.Limits{})
 			if err != nil {
 				t.Fatalf("render %s: %v", tc.path, err)
 			}
@@ -128,7 +128,7 @@ func TestRenderOverlays(t *testing.T) {
 }
 
 func TestRenderPlainYAML(t *testing.T) {
-	objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", "plain/payment-gateway")
+	objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", "plain/payment-gateway", render.Limits{})
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -173,7 +173,7 @@ func TestRenderPlainYAML(t *testing.T) {
 }
 
 func TestRenderKustomizeOrigin(t *testing.T) {
-	objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", "apps/payment-gateway/overlays/production/")
+	objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", "apps/payment-gateway/overlays/production/", render.Limits{})
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}

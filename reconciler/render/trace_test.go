@@ -68,7 +68,7 @@ func TestRenderTracesKustomizedObjects(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			objs, err := render.RenderWithOrigins(t.Context(), root, "overlay")
+			objs, err := render.RenderWithOrigins(t.Context(), root, "overlay", render.Limits{})
 			if err != nil {
 				t.Fatalf("render: %v", err)
 			}
@@ -90,7 +90,7 @@ func TestRenderTracesKustomizedObjects(t *testing.T) {
 
 // TestRenderPlainYAMLIsItsOwnSource: plain YAML objects are declared where they are read.
 func TestRenderPlainYAMLIsItsOwnSource(t *testing.T) {
-	objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", "plain/payment-gateway/deployment.yaml")
+	objs, err := render.RenderWithOrigins(t.Context(), "testdata/repo", "plain/payment-gateway/deployment.yaml", render.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

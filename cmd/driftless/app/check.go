@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/internal/check"
 	"github.com/driftless-dev/driftless/policy"
 	"github.com/driftless-dev/driftless/policy/report"
@@ -26,8 +28,9 @@ const (
 func newCheckCommand() *cobra.Command {
 	o := check.Options{}
 	var (
-		params []string
-		output string
+		params       []string
+		output       string
+		renderedSize string
 	)
 	cmd := &cobra.Command{
 		Use:   "check [flags] PATH...",
@@ -51,7 +54,10 @@ Output (--output): text (one line per violation and a summary), json (a CheckRep
 apiVersion driftless.dev/v1alpha1), junit (one testsuite per PATH, one testcase per object) or
 sarif (SARIF 2.1.0, for GitHub code scanning).
 
-A PATH that renders no objects is an error (exit 2), unless --allow-empty.
+A PATH that renders no objects is an error (exit 2), unless --allow-empty. A PATH that
+renders more than --max-objects objects or --max-rendered-size (a source's default limits, which
+the reconciler applies) is an error too; 0 leaves a bound off. Named pipes, sockets and devices
+are refused where a file is read.
 
 Exit status: 0 when nothing is denied, 1 when a policy denies an object (or warns, with
 --fail-on-warn), 2 on usage, render, configuration or policy compile errors and on a PATH
@@ -75,6 +81,14 @@ that renders no objects (without --allow-empty).`,
 			if o.PolicySet != "" && o.ConfigPath == "" {
 				return usageError(errors.New("--policy-set needs --config"))
 			}
+			if o.Limits.MaxObjects < 0 {
+				return usageError(fmt.Errorf("--max-objects %d: want 0 (no bound) or more", o.Limits.MaxObjects))
+			}
+			size, err := resource.ParseQuantity(renderedSize)
+			if err != nil || size.Sign() < 0 {
+				return usageError(fmt.Errorf("--max-rendered-size %q: want a size such as 64Mi, or 0 for no bound", renderedSize))
+			}
+			o.Limits.MaxBytes = size.Value()
 			o.Paths = args
 			r, err := check.Run(cmd.Context(), o)
 			if err != nil {
@@ -108,6 +122,8 @@ that renders no objects (without --allow-empty).`,
 	f.BoolVar(&o.FailOnWarn, "fail-on-warn", false, "exit 1 on warnings too")
 	f.BoolVar(&o.AllowEmpty, "allow-empty", false, "pass a PATH that renders no objects (with a warning) instead of failing with exit 2")
 	f.StringVar(&o.Root, "root", "", "directory rendering is confined to (default: the enclosing Git repository, else PATH)")
+	f.Int64Var(&o.Limits.MaxObjects, "max-objects", v1alpha1.DefaultMaxObjects, "most objects one PATH may render, as a source's limits.maxObjects (0: no bound)")
+	f.StringVar(&renderedSize, "max-rendered-size", resource.NewQuantity(v1alpha1.DefaultMaxRenderedSize, resource.BinarySI).String(), "most one PATH may render, as a source's limits.maxRenderedSize (0: no bound)")
 	return cmd
 }
 

@@ -249,6 +249,36 @@ func TestCheck(t *testing.T) {
 			wantCode:   2,
 		},
 		{
+			name:       "--max-objects bounds what a PATH renders, as a source's limit",
+			args:       []string{"--no-library", "--policy", "testdata/check/params", "--max-objects", "1", "--root", "testdata", "testdata/check/plain"},
+			wantStderr: []string{"driftless: render testdata/check/plain: ", "more than 1 objects, over the source's limits.maxObjects of 1 (the reconciler would refuse it too, unless the source's limits are raised; --max-objects and --max-rendered-size raise check's)"},
+			wantCode:   2,
+		},
+		{
+			name:       "--max-rendered-size bounds what a PATH renders",
+			args:       []string{"--no-library", "--policy", "testdata/check/params", "--max-rendered-size", "100", "--root", "testdata", "testdata/check/plain"},
+			wantStderr: []string{"driftless: render testdata/check/plain: reading check/plain/objects.yaml: more than 100 B rendered, over the source's limits.maxRenderedSize of 100 B"},
+			wantCode:   2,
+		},
+		{
+			name:       "0 leaves the bounds off",
+			args:       []string{"--no-library", "--policy", "testdata/check/params", "--max-objects", "0", "--max-rendered-size", "0", "--param", "team=shop", "--root", "testdata", "testdata/check/plain"},
+			wantStdout: []string{"1 denial, 0 warnings in 2 objects\n"},
+			wantCode:   1,
+		},
+		{
+			name:       "a bad --max-rendered-size is a usage error",
+			args:       []string{"--max-rendered-size", "lots", production},
+			wantStderr: []string{`driftless: --max-rendered-size "lots": want a size such as 64Mi, or 0 for no bound`},
+			wantCode:   2,
+		},
+		{
+			name:       "a negative --max-objects is a usage error",
+			args:       []string{"--max-objects", "-1", production},
+			wantStderr: []string{"driftless: --max-objects -1: want 0 (no bound) or more"},
+			wantCode:   2,
+		},
+		{
 			name: "--allow-empty passes an empty render with a warning",
 			setup: func(t *testing.T) string {
 				return t.TempDir()
