@@ -2,6 +2,8 @@ package app
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -44,5 +46,42 @@ Exit codes, for every command:
 		SilenceErrors: true,
 	}
 	root.AddCommand(newGetCommand(), newReconcileCommand(), newSuspendCommand(), newResumeCommand(), newBreakGlassCommand(), newStatusCommand(), newAuditCommand(), newDiffCommand(), newRunCommand(), newManifestsCommand(), newDoctorCommand(), newUICommand(), newCheckCommand(), newPolicyCommand(), newVersionCommand())
+	// Bad flags, arguments and command names could not decide anything: exit 2, as the
+	// help says, for every command. For diff, 1 would read as "there is a difference".
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes the argument errors of c and its subcommands usage errors, and a
+// command that only groups others (driftless, get, policy) refuse a name it does not have
+// instead of printing its help and exiting 0.
+func markUsageErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		markUsageErrors(sub)
+	}
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			err := args(cmd, a)
+			if _, ok := errors.AsType[*ExitError](err); err == nil || ok {
+				return err
+			}
+			return usageError(err)
+		}
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.SuggestionsMinimumDistance = 2
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+		}
+		return usageError(fmt.Errorf("%s (%s --help lists its commands)", msg, cmd.CommandPath()))
+	}
 }
