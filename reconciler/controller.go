@@ -53,13 +53,11 @@ var _ reconcile.Reconciler = (*GitSourceController)(nil)
 // Make one with [NewGitSourceController] and add it to a manager with
 // [GitSourceController.SetupWithManager]; it is leader-elected, as the set is.
 type GitSourceController struct {
-	client    client.Client
-	reader    client.Reader
-	set       *Set
-	namespace string
-	authDir   string
-	clock     clock.PassiveClock
-	recorder  events.EventRecorder
+	// runResolver turns GitSources into runs with the reconciler's identity.
+	runResolver
+	client   client.Client
+	set      *Set
+	recorder events.EventRecorder
 
 	mu  sync.Mutex
 	cfg *v1alpha1.DriftlessConfig
@@ -109,10 +107,13 @@ func NewGitSourceController(opts ControllerOptions) (*GitSourceController, error
 		return nil, errors.Join(errs...)
 	}
 	c := &GitSourceController{
-		client: opts.Client, reader: opts.Reader, set: opts.Set,
-		namespace: opts.Config.Reconciler.ServiceAccount.Namespace,
-		authDir:   filepath.Join(opts.CacheDir, ".auth"),
-		clock:     opts.Clock, recorder: opts.Recorder, cfg: opts.Config,
+		runResolver: runResolver{
+			reader:    opts.Reader,
+			namespace: opts.Config.Reconciler.ServiceAccount.Namespace,
+			authDir:   filepath.Join(opts.CacheDir, ".auth"),
+			clock:     opts.Clock,
+		},
+		client: opts.Client, set: opts.Set, recorder: opts.Recorder, cfg: opts.Config,
 		requeue: make(chan event.GenericEvent, 64),
 	}
 	if c.clock == nil {
@@ -210,7 +211,8 @@ func (c *GitSourceController) Reconcile(ctx context.Context, req reconcile.Reque
 			return reconcile.Result{}, fmt.Errorf("update the finalizers of gitsource %s: %w", req, err)
 		}
 	}
-	run := c.runFor(ctx, &gs)
+	// What keeps gs from running stalls it: the run says what in Stalled.
+	run, _ := c.runFor(ctx, c.config(), &gs)
 	if err := c.set.Put(run); err != nil {
 		return reconcile.Result{}, fmt.Errorf("run gitsource %s: %w", req, err)
 	}
@@ -255,13 +257,26 @@ func (c *GitSourceController) event(gs *v1alpha1.GitSource, eventType, reason, a
 	c.recorder.Eventf(gs, nil, eventType, reason, action, "%s", truncate(note, maxNote))
 }
 
-// runFor returns how the set runs gs now: its source with the credentials of its Secrets
-// written to files, and its suspension. What keeps it from running is in Stalled.
-func (c *GitSourceController) runFor(ctx context.Context, gs *v1alpha1.GitSource) SourceRun {
-	cfg := c.config()
+// runResolver turns a GitSource into the [SourceRun] it declares: the Secrets and ConfigMaps
+// it refers to are read with reader, in namespace, and written to files under authDir; its
+// suspension is read by clock. The controller resolves with the reconciler's identity, and
+// `driftless diff` ([DiffGitSources]) with the caller's, so that both run a GitSource the
+// same way.
+type runResolver struct {
+	reader    client.Reader
+	namespace string
+	authDir   string
+	clock     clock.PassiveClock
+}
+
+// runFor returns how the set runs gs now with the installation's configuration cfg: its
+// source with the credentials of its Secrets written to files, and its suspension. What keeps
+// it from running is in Stalled, and returned as problems, each wrapping its cause (such as
+// a Secret the reader may not read).
+func (r *runResolver) runFor(ctx context.Context, cfg *v1alpha1.DriftlessConfig, gs *v1alpha1.GitSource) (SourceRun, []error) {
 	src := v1alpha1.SourceFromGitSource(gs)
 	run := SourceRun{Generation: gs.Generation}
-	var problems []string
+	var problems []error
 	if gs.Labels[v1alpha1.LabelFromConfig] == "true" {
 		for _, cs := range cfg.Sources {
 			if cs.Name == gs.Name {
@@ -270,32 +285,36 @@ func (c *GitSourceController) runFor(ctx context.Context, gs *v1alpha1.GitSource
 		}
 	}
 	if ref := gs.Spec.SecretRef; ref != nil {
-		auth, err := c.authFromSecret(ctx, gs.Name, ref.Name)
+		auth, err := r.authFromSecret(ctx, gs.Name, ref.Name)
 		if err != nil {
-			problems = append(problems, "spec.secretRef: "+err.Error())
+			problems = append(problems, fmt.Errorf("spec.secretRef: %w", err))
 		}
 		src.Auth = auth
 	}
 	if v := gs.Spec.Verify; v != nil {
-		files, err := c.keyrings(ctx, gs.Name, v)
+		files, err := r.keyrings(ctx, gs.Name, v)
 		if err != nil {
-			problems = append(problems, "spec.verify: "+err.Error())
+			problems = append(problems, fmt.Errorf("spec.verify: %w", err))
 		}
 		src.Verify = &v1alpha1.Verification{KeyringFiles: files}
 	}
 	if ps := src.PolicySet; ps != "" && !slices.ContainsFunc(cfg.PolicySets, func(p v1alpha1.PolicySet) bool { return p.Name == ps }) {
-		problems = append(problems, fmt.Sprintf("spec.policySet: %q is not a policy set of the Driftless configuration", ps))
+		problems = append(problems, fmt.Errorf("spec.policySet: %q is not a policy set of the Driftless configuration", ps))
 	}
 	run.Source = src
 	if len(problems) > 0 {
-		run.Stalled = strings.Join(problems, "; ")
-		return run
+		msgs := make([]string, len(problems))
+		for i, p := range problems {
+			msgs[i] = p.Error()
+		}
+		run.Stalled = strings.Join(msgs, "; ")
+		return run, problems
 	}
 	if gs.Spec.Suspend {
 		run.Suspension = &v1alpha1.SuspensionStatus{Reason: "spec.suspend is true"}
-		return run
+		return run, nil
 	}
-	claim := v1alpha1.ReadSuspension(gs.Annotations, c.clock.Now(), cfg.Guard.BreakGlass.MaxDuration.Duration)
+	claim := v1alpha1.ReadSuspension(gs.Annotations, r.clock.Now(), cfg.Guard.BreakGlass.MaxDuration.Duration)
 	switch claim.State {
 	case v1alpha1.BreakGlassActive, v1alpha1.BreakGlassExpired:
 		// An expired suspension is ended by the reconciler at once: it removes the
@@ -304,23 +323,23 @@ func (c *GitSourceController) runFor(ctx context.Context, gs *v1alpha1.GitSource
 	case v1alpha1.BreakGlassInvalid:
 		run.SuspendProblem = claim.Problem
 	}
-	return run
+	return run, nil
 }
 
 // authFromSecret writes the credentials of Secret name to files for source and returns the
 // auth that reads them. The Secret's values are never logged or put in an error.
-func (c *GitSourceController) authFromSecret(ctx context.Context, source, name string) (*v1alpha1.GitAuth, error) {
+func (r *runResolver) authFromSecret(ctx context.Context, source, name string) (*v1alpha1.GitAuth, error) {
 	var sec corev1.Secret
-	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: name}, &sec); err != nil {
-		return nil, fmt.Errorf("read secret %s/%s: %w", c.namespace, name, err)
+	if err := r.reader.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &sec); err != nil {
+		return nil, fmt.Errorf("read secret %s/%s: %w", r.namespace, name, err)
 	}
 	d := sec.Data
 	has := func(k string) bool { return len(d[k]) > 0 }
-	dir := filepath.Join(c.authDir, source)
+	dir := filepath.Join(r.authDir, source)
 	write := func(key string) (string, error) {
 		p := filepath.Join(dir, "secret-"+strings.ReplaceAll(key, ".", "-"))
 		if err := writePrivate(p, d[key]); err != nil {
-			return "", fmt.Errorf("secret %s/%s key %s: %w", c.namespace, name, key, err)
+			return "", fmt.Errorf("secret %s/%s key %s: %w", r.namespace, name, key, err)
 		}
 		return p, nil
 	}
@@ -329,7 +348,7 @@ func (c *GitSourceController) authFromSecret(ctx context.Context, source, name s
 	switch {
 	case has(v1alpha1.SecretKeyIdentity):
 		if !has(v1alpha1.SecretKeyKnownHosts) {
-			return nil, fmt.Errorf("secret %s/%s: key %s needs key %s, which pins the SSH server", c.namespace, name, v1alpha1.SecretKeyIdentity, v1alpha1.SecretKeyKnownHosts)
+			return nil, fmt.Errorf("secret %s/%s: key %s needs key %s, which pins the SSH server", r.namespace, name, v1alpha1.SecretKeyIdentity, v1alpha1.SecretKeyKnownHosts)
 		}
 		if a.SSHPrivateKeyFile, err = write(v1alpha1.SecretKeyIdentity); err != nil {
 			return nil, err
@@ -347,7 +366,7 @@ func (c *GitSourceController) authFromSecret(ctx context.Context, source, name s
 			return nil, err
 		}
 	case !has(v1alpha1.SecretKeyCA):
-		return nil, fmt.Errorf("secret %s/%s has none of the keys %s, %s, %s or %s", c.namespace, name,
+		return nil, fmt.Errorf("secret %s/%s has none of the keys %s, %s, %s or %s", r.namespace, name,
 			v1alpha1.SecretKeyPassword, v1alpha1.SecretKeyBearerToken, v1alpha1.SecretKeyIdentity, v1alpha1.SecretKeyCA)
 	}
 	if has(v1alpha1.SecretKeyCA) {
@@ -360,21 +379,21 @@ func (c *GitSourceController) authFromSecret(ctx context.Context, source, name s
 
 // keyrings writes every key of the Secret or ConfigMap v names to a file for source and
 // returns the files, sorted by key.
-func (c *GitSourceController) keyrings(ctx context.Context, source string, v *v1alpha1.GitSourceVerification) ([]string, error) {
+func (r *runResolver) keyrings(ctx context.Context, source string, v *v1alpha1.GitSourceVerification) ([]string, error) {
 	data := map[string][]byte{}
 	var what string
 	switch {
 	case v.SecretRef != nil:
-		what = "secret " + c.namespace + "/" + v.SecretRef.Name
+		what = "secret " + r.namespace + "/" + v.SecretRef.Name
 		var sec corev1.Secret
-		if err := c.reader.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: v.SecretRef.Name}, &sec); err != nil {
+		if err := r.reader.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: v.SecretRef.Name}, &sec); err != nil {
 			return nil, fmt.Errorf("read %s: %w", what, err)
 		}
 		data = sec.Data
 	case v.ConfigMapRef != nil:
-		what = "configmap " + c.namespace + "/" + v.ConfigMapRef.Name
+		what = "configmap " + r.namespace + "/" + v.ConfigMapRef.Name
 		var cm corev1.ConfigMap
-		if err := c.reader.Get(ctx, client.ObjectKey{Namespace: c.namespace, Name: v.ConfigMapRef.Name}, &cm); err != nil {
+		if err := r.reader.Get(ctx, client.ObjectKey{Namespace: r.namespace, Name: v.ConfigMapRef.Name}, &cm); err != nil {
 			return nil, fmt.Errorf("read %s: %w", what, err)
 		}
 		for k, s := range cm.Data {
@@ -392,7 +411,7 @@ func (c *GitSourceController) keyrings(ctx context.Context, source string, v *v1
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	dir := filepath.Join(c.authDir, source)
+	dir := filepath.Join(r.authDir, source)
 	files := make([]string, 0, len(keys))
 	for _, k := range keys {
 		p := filepath.Join(dir, "keyring-"+strings.ReplaceAll(k, ".", "-"))

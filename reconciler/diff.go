@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -12,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 )
@@ -110,16 +114,124 @@ const readNote = "computed from a read of the live objects, without asking the A
 	"mutating admission webhooks and validation are not applied, so a value the API server would default or " +
 	"normalise may show as a change (--server-dry-run asks the API server, with the rights to patch every object)"
 
-// DiffOptions are what [DiffConfig] needs.
+// DiffOptions are what [DiffConfig] and [DiffGitSources] need.
 type DiffOptions struct {
 	// Options are the reconciler's. CacheDir may be empty: the diff then fetches into a
 	// temporary directory it removes. A read diff reads with Client and never writes; give it
 	// OpenAPI so that it merges with the API server's schemas.
 	Options
-	// Source names the one source to diff; empty diffs every source.
+	// Source names the one source of the configuration to diff; empty diffs every source.
+	// [DiffConfig] only.
 	Source string
 	// Mode is how to diff; empty is [DiffRead].
 	Mode DiffMode
+	// Reader reads the Secrets and ConfigMaps a GitSource refers to (its credentials and
+	// keyrings), with the identity of whoever asks for the diff. Required by
+	// [DiffGitSources].
+	Reader client.Reader
+	// Notes are added to every report: what the caller knows to make the reports inexact.
+	Notes []string
+}
+
+// diffMode returns the mode m names; empty is [DiffRead].
+func diffMode(m DiffMode) (DiffMode, error) {
+	switch m {
+	case "":
+		return DiffRead, nil
+	case DiffRead, DiffServerDryRun:
+		return m, nil
+	}
+	return "", fmt.Errorf("diff mode %q: want %q or %q", m, DiffRead, DiffServerDryRun)
+}
+
+// diffCacheDir makes a temporary cache directory for opts when it names none, and returns
+// the function that removes it.
+func diffCacheDir(opts *DiffOptions) (func(), error) {
+	if opts.CacheDir != "" {
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "driftless-diff-")
+	if err != nil {
+		return nil, fmt.Errorf("diff: cache directory: %w", err)
+	}
+	opts.CacheDir = dir
+	return func() { os.RemoveAll(dir) }, nil
+}
+
+// DiffGitSources reports what a sync of each GitSource of gitSources would change, without
+// changing anything. Each is run as the GitSource controller runs it with the installation's
+// configuration cfg (its policy set, break-glass maximum and, for a GitSource mirrored from
+// the configuration file, its credential files): the Secrets and ConfigMaps it refers to are
+// read with opts.Reader, and its credentials written to files in a directory of the cache
+// that only the process may read (a temporary one, removed on return, unless opts names a
+// CacheDir). Its status and inventory are read from the GitSource's own namespace. A
+// suspended GitSource is diffed too, with a note: what the sync at the suspension's end would
+// change. An error means no report could be made: a GitSource refers to what cannot be read
+// (named; one the reader may not read says so) or names a policy set cfg does not declare, a
+// fetch, render or policy evaluation failed, or the cluster could not be read at all.
+func DiffGitSources(ctx context.Context, cfg *v1alpha1.DriftlessConfig, gitSources []v1alpha1.GitSource, opts DiffOptions) ([]*DiffReport, error) {
+	mode, err := diffMode(opts.Mode)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Reader == nil {
+		return nil, errors.New("diff options: reader is required")
+	}
+	if len(gitSources) == 0 {
+		return nil, errors.New("no GitSource to diff")
+	}
+	cleanup, err := diffCacheDir(&opts)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	if opts.BreakGlassMaxDuration == 0 {
+		opts.BreakGlassMaxDuration = cfg.Guard.BreakGlass.MaxDuration.Duration
+	}
+	var clk clock.PassiveClock = clock.RealClock{}
+	if opts.Clock != nil {
+		clk = opts.Clock
+	}
+	reports := make([]*DiffReport, 0, len(gitSources))
+	for i := range gitSources {
+		gs := &gitSources[i]
+		res := runResolver{reader: opts.Reader, namespace: gs.Namespace, authDir: filepath.Join(opts.CacheDir, ".auth"), clock: clk}
+		run, problems := res.runFor(ctx, cfg, gs)
+		if len(problems) > 0 {
+			return nil, gitSourceProblems(gs, problems)
+		}
+		o := opts.Options
+		o.Namespace = gs.Namespace
+		r, err := NewRun(run, o)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := r.Diff(ctx, mode)
+		if err != nil {
+			return nil, fmt.Errorf("diff gitsource %s/%s: %w", gs.Namespace, gs.Name, err)
+		}
+		if s := run.Suspension; s != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("gitsource %s/%s is %s; no sync runs until the suspension ends, and this is what the sync then would change",
+				gs.Namespace, gs.Name, suspensionMessage(s)))
+		}
+		rep.Notes = append(rep.Notes, opts.Notes...)
+		reports = append(reports, rep)
+	}
+	return reports, nil
+}
+
+// gitSourceProblems is the error of the problems that keep a GitSource from being fetched as
+// it declares. When the reader may not read a Secret or ConfigMap it refers to, it says that
+// the diff reads them as the caller.
+func gitSourceProblems(gs *v1alpha1.GitSource, problems []error) error {
+	err := fmt.Errorf("gitsource %s/%s: %w", gs.Namespace, gs.Name, problems[0])
+	for _, p := range problems[1:] {
+		err = fmt.Errorf("%w; %w", err, p)
+	}
+	if slices.ContainsFunc(problems, apierrors.IsForbidden) {
+		return fmt.Errorf("%w; diff fetches with the GitSource's credentials and keyrings, read as you: it needs get on them (or run it as someone who may read them)", err)
+	}
+	return err
 }
 
 // DiffConfig reports what a sync of each source of cfg (or of the one opts names) would
@@ -127,13 +239,9 @@ type DiffOptions struct {
 // configuration names no such source, a fetch, render or policy evaluation failed, or the
 // cluster could not be read at all.
 func DiffConfig(ctx context.Context, cfg *v1alpha1.DriftlessConfig, opts DiffOptions) ([]*DiffReport, error) {
-	mode := opts.Mode
-	switch mode {
-	case "":
-		mode = DiffRead
-	case DiffRead, DiffServerDryRun:
-	default:
-		return nil, fmt.Errorf("diff mode %q: want %q or %q", mode, DiffRead, DiffServerDryRun)
+	mode, err := diffMode(opts.Mode)
+	if err != nil {
+		return nil, err
 	}
 	sel := *cfg
 	sel.Sources = nil
@@ -148,14 +256,11 @@ func DiffConfig(ctx context.Context, cfg *v1alpha1.DriftlessConfig, opts DiffOpt
 		}
 		return nil, fmt.Errorf("the configuration declares no source named %q", opts.Source)
 	}
-	if opts.CacheDir == "" {
-		dir, err := os.MkdirTemp("", "driftless-diff-")
-		if err != nil {
-			return nil, fmt.Errorf("diff: cache directory: %w", err)
-		}
-		defer os.RemoveAll(dir)
-		opts.CacheDir = dir
+	cleanup, err := diffCacheDir(&opts)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	rs, err := NewForConfig(&sel, opts.Options)
 	if err != nil {
 		return nil, err
@@ -166,6 +271,7 @@ func DiffConfig(ctx context.Context, cfg *v1alpha1.DriftlessConfig, opts DiffOpt
 		if err != nil {
 			return nil, fmt.Errorf("diff source %q: %w", r.Name(), err)
 		}
+		rep.Notes = append(rep.Notes, opts.Notes...)
 		reports = append(reports, rep)
 	}
 	return reports, nil

@@ -35,7 +35,7 @@ func NewCommand() *cobra.Command {
 
 Commands that talk to a cluster take kubectl's connection flags (--kubeconfig, --context, --as,
 -n ...) and act with your own identity and RBAC; the source commands (get sources, reconcile,
-suspend, resume) default -n to the Driftless namespace, where GitSources live.
+suspend, resume, diff) default -n to the Driftless namespace, where GitSources live.
 
 Exit codes, for every command:
   0  done, and the answer is yes (the sync applied, the policy passed, no difference)
