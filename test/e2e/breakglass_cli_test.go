@@ -50,6 +50,25 @@ func TestBreakGlassCommand(t *testing.T) {
 			t.Fatalf("err = %v, out = %s", err, out)
 		}
 	})
+	// Without -n the object is looked up in the kubeconfig's namespace, default here: the
+	// error names it and says how to name another; with -n it names the one given.
+	t.Run("without -n the error names the namespace it looked in", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"break-glass", "configmap/cli-config", "--reason", "INC-42", "--for", "1h"},
+			{"break-glass", "configmap/cli-config", "--end"},
+		} {
+			out, err := driftless(t, cp.Alice, args...)
+			want := `find configmap/cli-config in namespace "default": configmaps "cli-config" not found; pass -n NAMESPACE if it is in another namespace`
+			if err == nil || err.Error() != want {
+				t.Errorf("%s: err = %v, want %q\n%s", strings.Join(args, " "), err, want, out)
+			}
+		}
+		out, err := driftless(t, cp.Alice, "break-glass", "-n", "default", "configmap/cli-config", "--end")
+		want := `find configmap/cli-config in namespace "default": configmaps "cli-config" not found`
+		if err == nil || err.Error() != want {
+			t.Errorf("with -n default: err = %v, want %q\n%s", err, want, out)
+		}
+	})
 	t.Run("a reason is required", func(t *testing.T) {
 		if _, err := driftless(t, cp.Alice, "break-glass", "-n", "production", "configmap/cli-config", "--for", "1h"); err == nil {
 			t.Fatal("break-glass without a reason succeeded")
@@ -100,6 +119,18 @@ func TestBreakGlassCommand(t *testing.T) {
 				t.Errorf("list row %q does not show %q; output:\n%s", row, want, out)
 			}
 		}
+	})
+
+	// --reason and --for open a break-glass; --end would ignore them.
+	t.Run("end with a reason or a duration is a usage error and ends nothing", func(t *testing.T) {
+		for _, extra := range [][]string{{"--reason", "x"}, {"--for", "5m"}, {"--reason", "x", "--for", "5m"}} {
+			args := append([]string{"break-glass", "-n", "production", "configmap/cli-config", "--end"}, extra...)
+			out, err := driftless(t, cp.Alice, args...)
+			if err == nil || app.ExitCode(err) != 2 || !strings.Contains(err.Error(), "--end takes no") {
+				t.Errorf("%s: err = %v (exit code %d), want a usage error\n%s", strings.Join(args, " "), err, app.ExitCode(err), out)
+			}
+		}
+		assertKubectlOutput(t, cp.Admin, `{.metadata.annotations.driftless\.dev/break-glass}`, "INC-42: raise pool size", "get", "-n", "production", "configmap/cli-config")
 	})
 
 	// The runbook's way to end a break-glass early.

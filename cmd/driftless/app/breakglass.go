@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/resource"
@@ -48,13 +50,13 @@ type breakGlassOptions struct {
 func newBreakGlassCommand() *cobra.Command {
 	o := &breakGlassOptions{flags: genericclioptions.NewConfigFlags(true), clock: clock.RealClock{}}
 	cmd := &cobra.Command{
-		Use:   "break-glass [-n NAMESPACE] KIND/NAME --reason REASON --for DURATION | --end KIND/NAME | --list | --history [-o json]",
+		Use:   "break-glass [-n NAMESPACE] KIND/NAME (--reason REASON [--for DURATION, default 1h] | --end) | --list | --history [-o json]",
 		Short: "Open a time-boxed, audited exception to the guard on one object, as yourself",
 		Long: `break-glass annotates one object, with your own kubeconfig identity, so that members of the
 break-glass groups may change it until the expiry:
 
   driftless.dev/break-glass: <reason>
-  driftless.dev/break-glass-until: <now + --for, RFC 3339>
+  driftless.dev/break-glass-until: <now + --for (default 1h), RFC 3339>
   driftless.dev/break-glass-by: <you>
   driftless.dev/break-glass-group: <your break-glass group>
 
@@ -69,24 +71,31 @@ lasts, the reconciler leaves the object alone and records its diff against Git; 
 reverts the object to Git and records the change you would have to commit to keep it, against
 the current Git. Extending is running break-glass again, within the maximum again.
 
---end ends a break-glass early (as its requester or another break-glass group member): the
-reconciler reverts the object to Git at once. --history shows the record of past and current
-sessions (who, group, reason, how it ended, the patch to commit and its conflicts), kept for
-guard.breakGlass.retention. --list shows every active break-glass: object,
-who, reason and expiry.`,
+--end ends the break-glass on KIND/NAME early (as its requester or another break-glass group
+member): the reconciler reverts the object to Git at once. --history shows the record of past
+and current sessions (who, group, reason, how it ended, the patch to commit and its
+conflicts), kept for guard.breakGlass.retention. --list shows every active break-glass:
+object, who, reason and expiry. --reason and --for go only with opening a break-glass.`,
 		Example: `  driftless break-glass -n production configmap/payment-gateway-config --reason "INC-123: raise pool size" --for 1h
   driftless break-glass -n production configmap/payment-gateway-config --end
   driftless break-glass --list`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			modes := 0
-			for _, on := range []bool{o.list, o.end, o.history} {
+			var modes []string
+			for name, on := range map[string]bool{"--list": o.list, "--end": o.end, "--history": o.history} {
 				if on {
-					modes++
+					modes = append(modes, name)
+				}
+			}
+			if len(modes) > 1 {
+				return usageError(errors.New("--list, --end and --history exclude each other"))
+			}
+			// --reason and --for only open a break-glass; elsewhere they would be ignored.
+			for _, name := range []string{"reason", "for"} {
+				if len(modes) == 1 && cmd.Flags().Changed(name) {
+					return usageError(fmt.Errorf("--%s opens a break-glass; %s takes no --%s", name, modes[0], name))
 				}
 			}
 			switch {
-			case modes > 1:
-				return &ExitError{Code: 2, Err: errors.New("--list, --end and --history exclude each other")}
 			case o.history:
 				return o.runHistory(cmd.Context(), cmd.OutOrStdout(), args)
 			case o.list:
@@ -105,7 +114,7 @@ who, reason and expiry.`,
 	o.flags.AddFlags(cmd.Flags())
 	f := cmd.Flags()
 	f.StringVar(&o.reason, "reason", "", "why, such as the incident ticket (required)")
-	f.DurationVar(&o.duration, "for", time.Hour, "how long the break-glass lasts")
+	f.DurationVar(&o.duration, "for", time.Hour, "how long the break-glass lasts, within the guard's maximum")
 	f.DurationVar(&o.maxDuration, "max-duration", 0, "the guard's maximum (default: read from the installed configuration)")
 	f.StringVar(&o.namespace, "driftless-namespace", v1alpha1.DefaultNamespace, "the namespace Driftless is installed in")
 	f.BoolVar(&o.noPreflight, "no-preflight", false, "do not read the installed configuration; let the guard decide")
@@ -249,7 +258,7 @@ func (o *breakGlassOptions) patchAnnotations(info *resource.Info, annotations ma
 }
 
 func (o *breakGlassOptions) resolve(target string) (*resource.Info, error) {
-	ns, _, err := o.flags.ToRawKubeConfigLoader().Namespace()
+	ns, explicit, err := o.flags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return nil, err
 	}
@@ -257,12 +266,37 @@ func (o *breakGlassOptions) resolve(target string) (*resource.Info, error) {
 		ResourceTypeOrNameArgs(false, target).SingleResourceType().Flatten().Do()
 	infos, err := r.Infos()
 	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", target, err)
+		if !o.namespaced(target) {
+			return nil, fmt.Errorf("find %s: %w", target, err)
+		}
+		if apierrors.IsNotFound(err) && !explicit {
+			return nil, fmt.Errorf("find %s in namespace %q: %w; pass -n NAMESPACE if it is in another namespace", target, ns, err)
+		}
+		return nil, fmt.Errorf("find %s in namespace %q: %w", target, ns, err)
 	}
 	if len(infos) != 1 {
 		return nil, fmt.Errorf("%s names %d objects, want one", target, len(infos))
 	}
 	return infos[0], nil
+}
+
+// namespaced reports whether target's kind is namespaced, true when that cannot be told.
+func (o *breakGlassOptions) namespaced(target string) bool {
+	mapper, err := o.flags.ToRESTMapper()
+	if err != nil {
+		return true
+	}
+	kind, _, _ := strings.Cut(target, "/")
+	_, gr := schema.ParseResourceArg(strings.ToLower(kind))
+	gvk, err := mapper.KindFor(gr.WithVersion(""))
+	if err != nil {
+		return true
+	}
+	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return true
+	}
+	return mapping.Scope.Name() == meta.RESTScopeNameNamespace
 }
 
 func describe(info *resource.Info) string {
