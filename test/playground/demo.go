@@ -49,7 +49,12 @@ func (e *env) demo(ctx context.Context, breakGlassFor time.Duration) error {
 			return fmt.Errorf("demo step %d (%s) did not behave as narrated: %w", i+1, s.title, err)
 		}
 	}
-	fmt.Fprintf(e.out, "\nThe story held at every step. The reconciler's log is in %s.\n", e.logPath)
+	fmt.Fprintln(e.out, "\nThe story held at every step.")
+	if e.keepDir {
+		fmt.Fprintf(e.out, "The reconciler's log is in %s.\n", e.logPath)
+	} else {
+		fmt.Fprintln(e.out, "The playground's directory, the reconciler's log included, is removed on exit; run bin/driftless-dev --demo --keep to keep it.")
+	}
 	return nil
 }
 

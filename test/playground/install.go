@@ -27,8 +27,9 @@ const certManagerUser = "system:serviceaccount:cert-manager:cert-manager"
 
 // personaRBAC is what a platform team grants the personas: bob (developers) and alice (oncall)
 // may change workloads in the application namespaces, so that the guard, not RBAC, is what
-// stops a manual change there, and may read them everywhere, Driftless's status and
-// configuration included, Secrets excepted. admin is in system:masters. Nobody but Driftless
+// stops a manual change there, and may read them everywhere, Driftless's configuration and
+// ledger included, Secrets excepted; sourceViewerBinding adds the GitSources, and with them
+// Driftless's status. admin is in system:masters. Nobody but Driftless
 // may impersonate the reconciler or mint its tokens.
 const personaRBAC = `apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -80,6 +81,19 @@ metadata:
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: playground-cert-manager}
 subjects:
   - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "` + certManagerUser + `"}
+`
+
+// sourceViewerBinding lets the developers and the on-call group read the GitSources, and with
+// them driftless status and driftless audit, with the ClusterRole config/rbac ships unbound
+// for that (it is aggregated into view, which the personas do not have).
+const sourceViewerBinding = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: playground-source-viewer
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: driftless-source-viewer}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: developers}
+  - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: oncall}
 `
 
 // syncRequesterBinding lets the developers request syncs (driftless reconcile) with the Role
@@ -178,7 +192,7 @@ func (e *env) install(ctx context.Context, root, config string, namespaces []str
 		docs = append(docs, string(y))
 	}
 	// After config/default's Namespace and Roles.
-	docs = append(docs, syncRequesterBinding, e.gitSource)
+	docs = append(docs, sourceViewerBinding, syncRequesterBinding, e.gitSource)
 	if err := e.apply(ctx, e.cp.Admin, docs...); err != nil {
 		return fmt.Errorf("apply config/default: %w", err)
 	}

@@ -96,7 +96,7 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	p.e = &env{out: o.Out, dir: dir, driftlessBin: driftlessBin}
+	p.e = &env{out: o.Out, dir: dir, driftlessBin: driftlessBin, keepDir: !p.remove}
 	if err := p.e.start(ctx); err != nil {
 		return nil, errors.Join(err, p.Stop())
 	}
@@ -142,6 +142,8 @@ type env struct {
 	logger  logr.Logger
 	// envPath is a shell file that gives the personas short commands.
 	envPath string
+	// keepDir says dir stays after the playground stops: it was given, or Options.Keep.
+	keepDir bool
 }
 
 func (e *env) say(format string, args ...any) {
@@ -312,6 +314,53 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// guideStep is one step of the guide `make dev` prints: what it shows, and the commands a
+// user types for it in a shell that sourced env.sh.
+type guideStep struct {
+	title    string
+	commands []guideCommand
+}
+
+// guideCommand is one command line of the guide and what it shows when run as printed.
+type guideCommand struct {
+	line string
+	// refused says the step shows a refusal: the command exits non-zero.
+	refused bool
+	// shows is text its output contains.
+	shows string
+}
+
+// guide returns the steps of the guide, in order. The guide's test runs them as printed.
+func (e *env) guide() []guideStep {
+	cm := "configmap/" + demoConfigMap
+	return []guideStep{
+		{"bob (developers) tweaks production by hand: denied, with the way forward", []guideCommand{
+			{line: "bob kubectl -n production edit " + cm, refused: true, shows: "driftless: bob may not update configmaps/" + demoConfigMap},
+		}},
+		{"bob tries to grant himself break-glass: refused", []guideCommand{
+			{line: "bob driftless break-glass -n production " + cm + " --reason INC-123 --for 10m", refused: true, shows: "bob is not in a break-glass group"},
+		}},
+		{"alice (oncall) breaks glass and raises the pool size", []guideCommand{
+			{line: "alice driftless break-glass -n production " + cm + ` --reason "INC-123: raise pool size" --for 2m`, shows: "break-glass on configmaps/" + demoConfigMap + " in namespace production by alice"},
+			{line: "alice kubectl -n production patch " + cm + ` --type merge -p '{"data":{"POOL_SIZE":"80"}}'`, shows: "patched"},
+			{line: "alice driftless break-glass --list", shows: demoConfigMap},
+		}},
+		{"what the reconciler sees, and the diff to commit; at expiry it reverts to Git", []guideCommand{
+			{line: "alice driftless status", shows: source + ": "},
+		}},
+		{"the record for the incident review: revisions applied, denials, break-glass sessions", []guideCommand{
+			{line: "alice driftless audit --since 1h", shows: "payment-gateway-config"},
+		}},
+		{"keep the change the Git way", []guideCommand{
+			{line: `cd "$DRIFTLESS_REPO" && sed -i 's/POOL_SIZE: "50"/POOL_SIZE: "80"/' overlays/production/configmap-patch.yaml && git commit -qam "Raise pool size"`},
+		}},
+		{"the installation protects itself, from admin too; doctor checks it", []guideCommand{
+			{line: "admin kubectl delete validatingwebhookconfiguration driftless-guard", refused: true, shows: "driftless-self-protection"},
+			{line: "admin driftless doctor", shows: "ok   self-protection"},
+		}},
+	}
+}
+
 func (e *env) printGuide() {
 	fmt.Fprintf(e.out, `
 The playground is running: Driftless installed from config/default, minus the pods (the guard
@@ -320,30 +369,18 @@ Protected namespaces: production, staging. Source %q follows the Git repository 
 $DRIFTLESS_REPO (path overlays/production); commit there and it is applied within 5s.
 
   . %s        # then: bob, alice, admin <command> runs it as that person
-
-  # bob (developers) tweaks production by hand: denied, with the way forward
-  bob kubectl -n production edit configmap/payment-gateway-config
-
-  # bob tries to grant himself break-glass: refused
-  bob driftless break-glass -n production configmap/payment-gateway-config --reason INC-123 --for 10m
-
-  # alice (oncall) breaks glass and raises the pool size
-  alice driftless break-glass -n production configmap/payment-gateway-config --reason "INC-123: raise pool size" --for 2m
-  alice kubectl -n production patch configmap/payment-gateway-config --type merge -p '{"data":{"POOL_SIZE":"80"}}'
-  alice driftless break-glass --list
-
-  # what the reconciler sees, and the diff to commit; at expiry it reverts to Git
-  alice driftless status
-
-  # keep the change the Git way
-  cd "$DRIFTLESS_REPO" && sed -i 's/POOL_SIZE: "50"/POOL_SIZE: "80"/' overlays/production/configmap-patch.yaml && git commit -qam "Raise pool size"
-
-  # the installation protects itself, from admin too; doctor checks it
-  admin kubectl delete validatingwebhookconfiguration driftless-guard
-  admin driftless doctor
-
-Logs: %s. Ctrl-C stops everything and cleans up.
-`, source, e.envPath, e.logPath)
+`, source, e.envPath)
+	for _, s := range e.guide() {
+		fmt.Fprintf(e.out, "\n  # %s\n", s.title)
+		for _, c := range s.commands {
+			fmt.Fprintf(e.out, "  %s\n", c.line)
+		}
+	}
+	if e.keepDir {
+		fmt.Fprintf(e.out, "\nLogs: %s. Ctrl-C stops everything; %s stays.\n", e.logPath, e.dir)
+	} else {
+		fmt.Fprintf(e.out, "\nLogs: %s. Ctrl-C stops everything and removes %s (--keep keeps it).\n", e.logPath, e.dir)
+	}
 }
 
 // copyTree copies the regular files under src to dst.
