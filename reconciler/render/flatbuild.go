@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -48,6 +49,11 @@ func run(fsys filesys.FileSystem, dir string) ([]*resource.Resource, error) {
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.PluginConfig = types.DisabledPluginConfig()
 	opts.AddManagedbyLabel = false
+	if declaresSortOptions(fsys, dir) {
+		// The kustomization's sortOptions order its output whatever the options say; with
+		// the default ("none") kustomize also warns on stderr that both are set.
+		opts.Reorder = krusty.ReorderOptionUnspecified
+	}
 	krustyMu.Lock()
 	defer krustyMu.Unlock()
 	m, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
@@ -55,6 +61,20 @@ func run(fsys filesys.FileSystem, dir string) ([]*resource.Resource, error) {
 		return nil, err
 	}
 	return m.Resources(), nil
+}
+
+// declaresSortOptions reports whether the kustomization in dir of fsys sets sortOptions. One
+// that cannot be read or decoded does not: kustomize's build then reports it.
+func declaresSortOptions(fsys filesys.FileSystem, dir string) bool {
+	for _, n := range kustomizationNames() {
+		data, err := fsys.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			continue
+		}
+		var k types.Kustomization
+		return yaml.Unmarshal(data, &k) == nil && k.SortOptions != nil
+	}
+	return false
 }
 
 // buildFlat builds a flat kustomization (see [flatResources]) in dir whose resource files
