@@ -223,6 +223,11 @@ func TestWebView(t *testing.T) {
 	link := startUI(t, cp.Alice)
 	origin := link[:strings.Index(link, "/?token=")]
 
+	// The playground lets the on-call group read GitSources; this test starts without that,
+	// to see the view follow an RBAC change.
+	if r := cp.Admin.Kubectl(ctx, "delete", "clusterrolebinding", "playground-source-viewer"); r.Err != nil {
+		t.Fatalf("remove the playground's source-viewer binding: %s", r.Combined())
+	}
 	b := newBrowser(t)
 	// The one-time link logs the browser in and lands on the sources page without the token.
 	// The view reads with alice's own RBAC: until she may read GitSources, it says so.
