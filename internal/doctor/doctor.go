@@ -134,7 +134,11 @@ func (c *checker) configuration(ctx context.Context) {
 	if len(cfg.Guard.ProtectedNamespaces) > 0 {
 		ns = strings.Join(cfg.Guard.ProtectedNamespaces, ", ")
 	}
-	msg := fmt.Sprintf("ConfigMap %s/%s: guard %s in %s, %d source(s)", c.Namespace, cm.Name, cfg.Guard.Mode, ns, len(cfg.Sources))
+	msg := fmt.Sprintf("ConfigMap %s/%s: guard %s in %s", c.Namespace, cm.Name, cfg.Guard.Mode, ns)
+	if n := len(cfg.Sources); n > 0 {
+		// Sources declared in the file (deprecated); GitSources have checks of their own.
+		msg += fmt.Sprintf(", %d source(s) declared in the file", n)
+	}
 	if cfg.Guard.Mode != v1alpha1.ModeEnforce {
 		c.add(Warn, check, msg+": the guard denies nothing", "set guard.mode: enforce once the dry-run records look right")
 		return
