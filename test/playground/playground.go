@@ -58,7 +58,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, p.Stop()) }()
+	defer func() {
+		if err != nil {
+			p.keepForItsLog()
+		}
+		err = errors.Join(err, p.Stop())
+	}()
 	if o.Demo {
 		return p.e.demo(ctx, o.BreakGlassFor)
 	}
@@ -98,9 +103,19 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 	}
 	p.e = &env{out: o.Out, dir: dir, driftlessBin: driftlessBin, keepDir: !p.remove}
 	if err := p.e.start(ctx); err != nil {
+		p.keepForItsLog()
 		return nil, errors.Join(err, p.Stop())
 	}
 	return p, nil
+}
+
+// keepForItsLog keeps a temporary directory that Stop would remove, once the log in it has
+// been started (errors point at it from then on), after a failure, and says so.
+func (p *Playground) keepForItsLog() {
+	if p.remove && p.e.logPath != "" {
+		p.remove = false
+		fmt.Fprintf(p.e.out, "The playground failed; its directory %s is kept, with the reconciler's log.\n", p.e.dir)
+	}
 }
 
 // ControlPlane returns the playground's control plane and its personas.
