@@ -247,18 +247,39 @@ func unwrapPathError(err error) error {
 }
 
 // gitRoot returns the nearest directory at or above dir that holds .git (a directory, or a
-// file for worktrees and submodules).
+// file for worktrees and submodules), dir as given, not resolved. A repository reached
+// through a symlink inside an enclosing repository is not taken: that symlink leads out of
+// the enclosing one (a pull request can commit one pointing at another checkout on the same
+// machine), so the enclosing repository is the root, and the render refuses the symlink.
 func gitRoot(dir string) (string, bool) {
-	for {
-		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
-			return dir, true
+	root := ""
+	for d := dir; ; {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil && (root == "" || symlinkBelow(d, root)) {
+			root = d
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
+		parent := filepath.Dir(d)
+		if parent == d {
+			return root, root != ""
 		}
-		dir = parent
+		d = parent
 	}
+}
+
+// symlinkBelow reports whether a directory on the way from dir down to sub, which is below
+// it, is a symlink.
+func symlinkBelow(dir, sub string) bool {
+	rel, err := filepath.Rel(dir, sub)
+	if err != nil {
+		return false
+	}
+	p := dir
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if info, err := os.Lstat(p); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // display prefixes a root-relative path for reports.

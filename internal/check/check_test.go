@@ -216,7 +216,8 @@ spec:
 // TestCheckRefusesSymlinksOutOfTheRepository: a PATH that is itself a symlink leading out of
 // the repository (a pull request can add one; CI then checks the file it names) is refused
 // like any symlink in the repository that leads out of it, and nothing of the file it leads
-// to is read or reported. A symlink that stays inside is followed.
+// to is read or reported, even when it leads into another repository. A symlink that stays
+// inside is followed.
 func TestCheckRefusesSymlinksOutOfTheRepository(t *testing.T) {
 	const secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: outside\nstringData:\n  password: hunter2\n"
 	tests := []struct {
@@ -227,18 +228,27 @@ func TestCheckRefusesSymlinksOutOfTheRepository(t *testing.T) {
 		root string
 		// inside is true when the symlink stays in the repository.
 		inside bool
+		// outsideGit makes the directory outside a repository of its own.
+		outsideGit bool
 	}{
 		{name: "file symlink in a repository", git: ".", path: "apps/leak.yaml"},
 		{name: "directory symlink in a repository", git: ".", path: "apps/leakdir"},
 		{name: "file symlink under --root", path: "apps/leak.yaml", root: "apps"},
 		{name: "file symlink, no repository", path: "apps/leak.yaml"},
 		{name: "symlink inside the repository", git: ".", path: "apps/inside.yaml", inside: true},
+		{name: "directory symlink to another repository", git: ".", path: "apps/leakdir", outsideGit: true},
+		{name: "file through a symlink to another repository", git: ".", path: "apps/leakdir/secret.yaml", outsideGit: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			outside := t.TempDir()
 			writeFile(t, outside, "secret.yaml", secret)
+			if tt.outsideGit {
+				if err := os.MkdirAll(filepath.Join(outside, ".git"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
 			tmp := t.TempDir()
 			writeFile(t, tmp, "apps/shop/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n")
 			for link, target := range map[string]string{
@@ -270,7 +280,7 @@ func TestCheckRefusesSymlinksOutOfTheRepository(t *testing.T) {
 			if !errors.Is(err, render.ErrOutsideRoot) {
 				t.Fatalf("check %s = %+v, %v; want it refused as %v", tt.path, r, err, render.ErrOutsideRoot)
 			}
-			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "secret.yaml") {
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), outside) {
 				t.Fatalf("the error tells of the file outside: %v", err)
 			}
 		})
