@@ -167,8 +167,17 @@ type refChecker struct {
 	declared map[string][]declared
 }
 
+// yamlField are the kustomization fields whose files kustomize parses as YAML (generator
+// files are data; plugin files are read below).
+var yamlField = map[string]bool{
+	"resources": true, "components": true, "crds": true, "configurations": true,
+	"patchesStrategicMerge": true, "patches.path": true, "replacements.path": true, "openapi.path": true,
+	"generators": true, "transformers": true, "validators": true,
+}
+
 // checkDir checks the kustomization in dir (relative to the root), then
-// the kustomizations it refers to.
+// the kustomizations it refers to. Every YAML file kustomize would parse is checked against
+// the limits of [checkExpansion] first.
 func (c *refChecker) checkDir(dir string) error {
 	if c.visited[dir] {
 		return nil
@@ -182,6 +191,9 @@ func (c *refChecker) checkDir(dir string) error {
 	data, err := c.root.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", file, linkError(err))
+	}
+	if err := checkExpansion(file, data); err != nil {
+		return err
 	}
 	var k types.Kustomization
 	if err := k.Unmarshal(data); err != nil {
@@ -215,14 +227,24 @@ func (c *refChecker) checkDir(dir string) error {
 	add("generators", true, true, k.Generators...)
 	add("transformers", true, true, k.Transformers...)
 	add("validators", true, true, k.Validators...)
+	// Inline patches are YAML that kustomize parses, like the files the entries name.
+	var inline []string
 	for _, p := range k.PatchesStrategicMerge {
 		if !strings.Contains(string(p), "\n") {
 			add("patchesStrategicMerge", false, false, string(p))
+		} else {
+			inline = append(inline, string(p))
 		}
 	}
 	for _, p := range append(k.Patches, k.PatchesJson6902...) {
 		if p.Path != "" {
 			add("patches.path", false, false, p.Path)
+		}
+		inline = append(inline, p.Patch)
+	}
+	for _, p := range inline {
+		if err := checkExpansion(file+" (an inline patch)", []byte(p)); err != nil {
+			return err
 		}
 	}
 	for _, r := range k.Replacements {
@@ -261,6 +283,15 @@ func (c *refChecker) checkDir(dir string) error {
 		}
 		if e.field == "resources" || e.field == "components" {
 			c.sources[dir] = append(c.sources[dir], sourceRef{path: target, dir: info.IsDir()})
+		}
+		if !info.IsDir() && yamlField[e.field] {
+			data, err := c.root.ReadFile(target)
+			if err != nil {
+				return fmt.Errorf("%s: %s entry %q: %w", file, e.field, e.value, linkError(err))
+			}
+			if err := checkExpansion(target, data); err != nil {
+				return err
+			}
 		}
 		switch {
 		case info.IsDir() && e.base:

@@ -21,6 +21,12 @@ const (
 	maxNodes = 1 << 20
 )
 
+// Errors of the limits, wrapped with the line.
+var (
+	errTooManyValues = fmt.Errorf("document expands to more than %d values", maxNodes)
+	errTooDeep       = fmt.Errorf("document nests deeper than %d levels", maxDepth)
+)
+
 // document is one decoded, non-empty YAML document.
 type document struct {
 	value map[string]any
@@ -112,10 +118,10 @@ type converter struct {
 func (c *converter) convert(n *yaml.Node, depth int) (any, error) {
 	c.nodes++
 	if c.nodes > maxNodes {
-		return nil, fmt.Errorf("%d: document expands to more than %d values", n.Line, maxNodes)
+		return nil, fmt.Errorf("%d: %w", n.Line, errTooManyValues)
 	}
 	if depth > maxDepth {
-		return nil, fmt.Errorf("%d: document nests deeper than %d levels", n.Line, maxDepth)
+		return nil, fmt.Errorf("%d: %w", n.Line, errTooDeep)
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -161,7 +167,7 @@ func (c *converter) mapping(n *yaml.Node, depth int, out map[string]any, lines m
 		// cannot expand without bound.
 		c.nodes++
 		if c.nodes > maxNodes {
-			return fmt.Errorf("%d: document expands to more than %d values", k.Line, maxNodes)
+			return fmt.Errorf("%d: %w", k.Line, errTooManyValues)
 		}
 		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
 			merges = append(merges, v)
@@ -201,7 +207,7 @@ func (c *converter) mapping(n *yaml.Node, depth int, out map[string]any, lines m
 			}
 			c.nodes++
 			if c.nodes > maxNodes {
-				return fmt.Errorf("%d: document expands to more than %d values", m.Line, maxNodes)
+				return fmt.Errorf("%d: %w", m.Line, errTooManyValues)
 			}
 			if err := c.mapping(src, depth+1, out, lines, true); err != nil {
 				return err
@@ -259,4 +265,42 @@ func scalar(n *yaml.Node) (any, error) {
 	}
 	// Strings, timestamps, binary and custom tags keep their text.
 	return n.Value, nil
+}
+
+// checkExpansion refuses a YAML file that kustomize reads, name with data, when one of its
+// documents, of any kind, expands beyond the limits a plain render keeps: kustomize expands
+// aliases without a bound, so a few hundred bytes could take all memory. Anything else wrong
+// with the file is left to kustomize to report.
+func checkExpansion(name string, data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			return nil
+		}
+		nodes := 0
+		if err := countExpanded(&n, 0, &nodes); err != nil {
+			return fmt.Errorf("%s:%w", name, err)
+		}
+	}
+}
+
+// countExpanded adds to nodes the values n expands to, aliases followed, and fails once they
+// are over maxNodes or nest deeper than maxDepth.
+func countExpanded(n *yaml.Node, depth int, nodes *int) error {
+	*nodes++
+	switch {
+	case *nodes > maxNodes:
+		return fmt.Errorf("%d: %w", n.Line, errTooManyValues)
+	case depth > maxDepth:
+		return fmt.Errorf("%d: %w", n.Line, errTooDeep)
+	case n.Kind == yaml.AliasNode && n.Alias != nil:
+		return countExpanded(n.Alias, depth+1, nodes)
+	}
+	for _, c := range n.Content {
+		if err := countExpanded(c, depth+1, nodes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
