@@ -29,8 +29,8 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 // protected scope to the guard served at client.
 //
 // It holds two webhooks. The namespaced one sees what Scope guards in protected namespaces:
-// every create, update and delete of namespaced resources, the scale, ephemeralcontainers,
-// resize and binding subresources (never status), CONNECT to exec, attach, port-forward and
+// every create, update and delete of namespaced resources, the status, scale,
+// ephemeralcontainers, resize and binding subresources, CONNECT to exec, attach, port-forward and
 // proxy, and changes to the protected Namespace objects themselves; namespaces are
 // selected by the API server's kubernetes.io/metadata.name label. The cluster one sees
 // cluster-scoped objects that carry driftless.dev/source. Both skip the reconciler, Kubernetes'
@@ -57,7 +57,7 @@ func WebhookConfiguration(c *v1alpha1.DriftlessConfig, client admissionregistrat
 	namespaced.Rules = append(namespaced.Rules, admissionregistrationv1.RuleWithOperations{
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
 		Rule: admissionregistrationv1.Rule{
-			APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces", "namespaces/finalize"},
+			APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces", "namespaces/finalize", "namespaces/status"},
 			Scope: ptr.To(admissionregistrationv1.ClusterScope),
 		},
 	})
@@ -68,7 +68,7 @@ func WebhookConfiguration(c *v1alpha1.DriftlessConfig, client admissionregistrat
 	cluster.Rules = []admissionregistrationv1.RuleWithOperations{{
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
 		Rule: admissionregistrationv1.Rule{
-			APIGroups: all, APIVersions: all, Resources: all, Scope: ptr.To(admissionregistrationv1.ClusterScope),
+			APIGroups: all, APIVersions: all, Resources: []string{"*", "*/status"}, Scope: ptr.To(admissionregistrationv1.ClusterScope),
 		},
 	}}
 	cluster.NamespaceSelector = &metav1.LabelSelector{}

@@ -1,11 +1,16 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/driftless-dev/driftless/config/v1alpha1"
 	"github.com/driftless-dev/driftless/policy"
@@ -86,7 +91,7 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 		return allow(ReasonKubernetes)
 	case r.isController(f.user, f.groups):
 		return allow(ReasonController)
-	case f.subResource == "status":
+	case f.subResource == "status" && !statusChangesMetadata(f):
 		return allow(ReasonStatus)
 	case r.ignored.Has(f.resource.GroupResource()):
 		return allow(ReasonIgnoredResource)
@@ -111,6 +116,10 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 		return allow(ReasonUnmanagedCluster)
 	}
 
+	if f.subResource == "status" {
+		// The API server keeps what a status write changes in the object's metadata.
+		denied.problem += "; a status write may change the status only, not labels, annotations, owner references or finalizers"
+	}
 	group := r.breakGlassGroupOf(f.groups)
 	if group == "" {
 		if setsBreakGlass(f) {
@@ -174,6 +183,39 @@ func (r *rules) validBreakGlass(m *objectMeta, now time.Time) (*breakGlassUse, s
 
 func hasBreakGlass(m *objectMeta) bool {
 	return m != nil && v1alpha1.HasBreakGlass(m.Annotations)
+}
+
+// statusChangesMetadata reports whether a status write changes more than the status: the API
+// server keeps the labels, annotations, owner references and finalizers it changes on many
+// resources (Pods, Services, Namespaces among them), which could relabel a pod into another
+// Service, hand an object to the garbage collector or set break-glass annotations unseen. An
+// object that cannot be read counts as changed.
+func statusChangesMetadata(f *facts) bool {
+	old, obj := f.oldObjectMeta(), f.newObject()
+	if old == nil || obj == nil {
+		return true
+	}
+	if !maps.Equal(old.Labels, obj.Labels) || !maps.Equal(old.Annotations, obj.Annotations) ||
+		!slices.EqualFunc(old.OwnerReferences, obj.OwnerReferences, func(a, b metav1.OwnerReference) bool { return reflect.DeepEqual(a, b) }) {
+		return true
+	}
+	before, ok := finalizers(f.rawOldObject)
+	after, ok2 := finalizers(f.rawObject)
+	return !ok || !ok2 || !slices.Equal(before, after)
+}
+
+// finalizers returns the finalizers of the object in raw; ok is false when it does not decode.
+// Only a status write by someone the guard decides reads them, which is rare.
+func finalizers(raw []byte) (names []string, ok bool) {
+	var o struct {
+		Metadata struct {
+			Finalizers []string `json:"finalizers"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, false
+	}
+	return o.Metadata.Finalizers, true
 }
 
 // setsBreakGlass reports whether the request adds or changes break-glass annotations.

@@ -35,8 +35,9 @@ func Scope() []ScopeEntry {
 	podConnect := "exec, attach, port-forward and proxy reach into a running pod and can change it outside Git: break-glass only"
 	return []ScopeEntry{
 		{Resource: "*", Scope: all, Guarded: ops(create, update, del)},
-		{Resource: "*", Subresource: "status", Scope: all,
-			NotGuarded: "status is what controllers observe, not desired state"},
+		// Status is what controllers observe, not desired state, and a write that changes only
+		// the status is allowed; but the API server keeps the metadata a status write changes.
+		{Resource: "*", Subresource: "status", Scope: all, Guarded: ops(update)},
 		{Resource: "*", Subresource: "scale", Scope: ns, Guarded: ops(update)},
 		{Resource: "*", Subresource: "scale", Scope: cl,
 			NotGuarded: "the cluster webhook selects objects by their driftless.dev/source label, which a Scale does not carry"},

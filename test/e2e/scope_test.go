@@ -196,9 +196,17 @@ func scopeRequest(gv schema.GroupVersion, resource, sub string, namespaced bool,
 			name = "production"
 		}
 	}
-	raw, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-		"name": name, "namespace": ns, "labels": map[string]string{v1alpha1.LabelSource: "platform"},
-	}})
+	object := func(labels map[string]string) []byte {
+		raw, _ := json.Marshal(map[string]any{"metadata": map[string]any{"name": name, "namespace": ns, "labels": labels}})
+		return raw
+	}
+	raw := object(map[string]string{v1alpha1.LabelSource: "platform"})
+	newRaw := raw
+	if sub == "status" {
+		// A status write that changes only the status is allowed to anyone; one that changes
+		// the metadata is decided by identity, as the table says.
+		newRaw = object(map[string]string{v1alpha1.LabelSource: "platform", "changed": "by-a-status-write"})
+	}
 	req := admissionv1.AdmissionRequest{
 		UID:         types.UID("scope"),
 		Kind:        metav1.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: "Object"},
@@ -213,7 +221,7 @@ func scopeRequest(gv schema.GroupVersion, resource, sub string, namespaced bool,
 	case admissionregistrationv1.Create, admissionregistrationv1.Connect:
 		req.Object = runtime.RawExtension{Raw: raw}
 	case admissionregistrationv1.Update:
-		req.Object, req.OldObject = runtime.RawExtension{Raw: raw}, runtime.RawExtension{Raw: raw}
+		req.Object, req.OldObject = runtime.RawExtension{Raw: newRaw}, runtime.RawExtension{Raw: raw}
 	case admissionregistrationv1.Delete:
 		req.OldObject = runtime.RawExtension{Raw: raw}
 	}
