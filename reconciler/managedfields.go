@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,17 +26,10 @@ const FieldManager = "driftless"
 // own controllers and other operators use other names and are left alone.
 var DefaultTakeoverManagers = []string{"kubectl", "before-first-apply"}
 
-// controllerManagers are the field managers of Kubernetes' own components, never taken over
-// for having written during a break-glass session; so are managers whose names end in
-// "-controller" or "-controller-manager", the convention of controllers built with
-// controller-runtime and client-go.
-var controllerManagers = []string{"kube-controller-manager", "kube-scheduler", "kubelet", "kube-apiserver", "cloud-controller-manager"}
-
-// isController reports whether manager names a controller rather than a person's tool.
-func isController(manager string) bool {
-	return slices.Contains(controllerManagers, manager) ||
-		strings.HasSuffix(manager, "-controller") || strings.HasSuffix(manager, "-controller-manager")
-}
+// isController reports whether manager names a controller rather than a person's tool: its
+// fields, written during a break-glass session, are not taken over at expiry (the guard
+// refuses break-glass writes under such names).
+func isController(manager string) bool { return v1alpha1.IsControllerFieldManager(manager) }
 
 // takeover decides which field managers' fields the reconciler takes over.
 type takeover struct {

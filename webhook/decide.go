@@ -150,6 +150,12 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 		return denied
 	}
 	if use != nil {
+		if manager := keptWriter(f); manager != "" {
+			// The reconciler would leave its fields in place when the session ends.
+			denied.reason = ReasonBreakGlassInvalid
+			denied.problem = fmt.Sprintf("under break-glass, a change must be written by a field manager whose fields go back to Git when the session ends, not %q (a controller's name, or a subresource); use kubectl's own, or --field-manager with another name", manager)
+			return denied
+		}
 		use.group = group
 		return decision{reason: ReasonBreakGlass, breakGlass: use}
 	}
@@ -202,6 +208,67 @@ func statusChangesMetadata(f *facts) bool {
 	before, ok := finalizers(f.rawOldObject)
 	after, ok2 := finalizers(f.rawObject)
 	return !ok || !ok2 || !slices.Equal(before, after)
+}
+
+// keptWriter returns the field manager of an update whose fields the reconciler would not take
+// over when a break-glass session ends ([v1alpha1.IsControllerFieldManager], or one that wrote
+// metadata through status), "" when there is none. The API server has recorded the write in
+// the new object's managedFields before it asks the guard: an entry that is new or changed
+// there is this request's. Only break-glass writes are read this way, which are rare.
+func keptWriter(f *facts) string {
+	if f.operation != admissionv1.Update {
+		return ""
+	}
+	before, ok := managedFields(f.rawOldObject)
+	after, ok2 := managedFields(f.rawObject)
+	if !ok || !ok2 {
+		return "(unreadable managedFields)"
+	}
+	for _, e := range after {
+		if slices.ContainsFunc(before, e.same) {
+			continue
+		}
+		switch {
+		case e.Subresource == "status":
+			// Metadata written through status would stay (a status-only write never gets here).
+			return e.Manager + " (through status)"
+		case e.Subresource != "":
+			// scale, resize and ephemeralcontainers are break-glass's own: Git's replicas and
+			// resources are applied back, and an ephemeral container cannot be removed.
+			continue
+		case v1alpha1.IsControllerFieldManager(e.Manager):
+			return e.Manager
+		}
+	}
+	return ""
+}
+
+// managedFieldsEntry is what keptWriter reads of a managedFields entry.
+type managedFieldsEntry struct {
+	Manager     string          `json:"manager"`
+	Operation   string          `json:"operation"`
+	Subresource string          `json:"subresource"`
+	Time        string          `json:"time"`
+	FieldsV1    json.RawMessage `json:"fieldsV1"`
+}
+
+func (e managedFieldsEntry) same(o managedFieldsEntry) bool {
+	return e.Manager == o.Manager && e.Operation == o.Operation && e.Subresource == o.Subresource &&
+		e.Time == o.Time && string(e.FieldsV1) == string(o.FieldsV1)
+}
+
+// managedFields returns the managedFields of the object in raw; ok is false when it does not
+// decode.
+func managedFields(raw []byte) (entries []managedFieldsEntry, ok bool) {
+	var o struct {
+		Metadata struct {
+			ManagedFields []managedFieldsEntry `json:"managedFields"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, false
+	}
+	return o.Metadata.ManagedFields, true
 }
 
 // finalizers returns the finalizers of the object in raw; ok is false when it does not decode.

@@ -148,6 +148,53 @@ var (
 	owned = &obj{labels: map[string]string{v1alpha1.LabelSource: "platform"}}
 )
 
+// TestBreakGlassWritesGoBackToGit: under break-glass, a write whose field manager the
+// reconciler would leave in place when the session ends (a controller's name, or a write
+// through a subresource) is denied, so that nothing written under break-glass outlives it;
+// kubectl's own managers, and others, are allowed.
+func TestBreakGlassWritesGoBackToGit(t *testing.T) {
+	g, _ := newTestGuard(t, v1alpha1.ModeEnforce)
+	until := now.Add(time.Hour).Format(time.RFC3339)
+	object := func(entries ...string) []byte {
+		return []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"payment-config","namespace":"production",` +
+			`"labels":{"driftless.dev/source":"platform"},"annotations":{"driftless.dev/break-glass":"INC-1","driftless.dev/break-glass-until":"` + until + `"},` +
+			`"managedFields":[` + strings.Join(entries, ",") + `]}}`)
+	}
+	entry := func(manager, subresource, time string) string {
+		return `{"manager":"` + manager + `","operation":"Update","apiVersion":"v1","time":"` + time + `","subresource":"` + subresource + `","fieldsType":"FieldsV1","fieldsV1":{"f:data":{"f:A":{}}}}`
+	}
+	driftless := `{"manager":"driftless","operation":"Apply","apiVersion":"v1","time":"2026-11-26T09:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:data":{"f:A":{}}}}`
+	controller := entry("hpa-controller", "", "2026-11-26T08:00:00Z")
+	for _, c := range []struct {
+		name    string
+		written string
+		allow   bool
+	}{
+		{"kubectl edit", entry("kubectl-edit", "", "2026-11-26T10:00:00Z"), true},
+		{"another tool", entry("ops-tool", "", "2026-11-26T10:00:00Z"), true},
+		{"a controller's name", entry("ops-controller", "", "2026-11-26T10:00:00Z"), false},
+		{"a Kubernetes component's name", entry("kube-controller-manager", "", "2026-11-26T10:00:00Z"), false},
+		{"through a subresource", entry("kubectl-patch", "status", "2026-11-26T10:00:00Z"), false},
+		{"a controller's earlier write, unchanged", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			entries := []string{driftless, controller}
+			if c.written != "" {
+				entries = append(entries, c.written)
+			}
+			req := request{user: "alice", groups: alice, op: admissionv1.Update, ns: "production",
+				rawObject: object(entries...), rawOldObject: object(driftless, controller)}.build()
+			resp := g.Handle(t.Context(), req)
+			if resp.Allowed != c.allow {
+				t.Fatalf("allowed %v, want %v: %v", resp.Allowed, c.allow, resp.Result)
+			}
+			if !c.allow && !strings.Contains(resp.Result.Message, "whose fields go back to Git when the session ends") {
+				t.Errorf("the denial does not say why: %s", resp.Result.Message)
+			}
+		})
+	}
+}
+
 func TestDecisionTable(t *testing.T) {
 	update := func(user string, groups []string, object, old *obj) request {
 		return request{user: user, groups: groups, op: admissionv1.Update, ns: "production", object: object, oldObject: old}

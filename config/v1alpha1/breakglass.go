@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -127,4 +128,18 @@ func ShortDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// controllerFieldManagers are the field managers of Kubernetes' own components.
+var controllerFieldManagers = []string{"kube-controller-manager", "kube-scheduler", "kubelet", "kube-apiserver", "cloud-controller-manager"}
+
+// IsControllerFieldManager reports whether a field manager's name is a controller's rather
+// than a person's tool: one of Kubernetes' own components, or a name ending in "-controller"
+// or "-controller-manager", the convention of controllers built with controller-runtime and
+// client-go. When a break-glass session ends, the reconciler takes over the fields written
+// during it by every other manager, so that its next apply puts Git's values back; a
+// controller's fields are left to it. The guard refuses break-glass writes under such names.
+func IsControllerFieldManager(manager string) bool {
+	return slices.Contains(controllerFieldManagers, manager) ||
+		strings.HasSuffix(manager, "-controller") || strings.HasSuffix(manager, "-controller-manager")
 }

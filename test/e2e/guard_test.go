@@ -287,6 +287,7 @@ func TestBreakGlass(t *testing.T) {
 		{"alice without break-glass is denied like anyone", cp.Alice, []string{"patch", "-n", "production", cm, "--type=merge", "-p", `{"data":{"poolSize":"50"}}`}, false, "driftless: alice may not update"},
 		{"alice breaks glass", cp.Alice, breakGlass("production", cm, "INC-7: bigger pool", start.Add(time.Hour)), true, ""},
 		{"alice changes the object under break-glass", cp.Alice, []string{"patch", "-n", "production", cm, "--type=merge", "-p", `{"data":{"poolSize":"50","burst":"on"}}`}, true, ""},
+		{"alice may not write as a controller, which the revert would leave in place", cp.Alice, []string{"patch", "-n", "production", cm, "--field-manager=ops-controller", "--type=merge", "-p", `{"data":{"extra":"leaked"}}`}, false, `not "ops-controller"`},
 		{"bob still may not change it", cp.Bob, []string{"patch", "-n", "production", cm, "--type=merge", "-p", `{"data":{"poolSize":"60"}}`}, false, "driftless: bob may not update"},
 		{"alice scales under break-glass on the deployment", cp.Alice, breakGlass("production", "deployment/incident", "INC-7: more replicas", start.Add(time.Hour)), true, ""},
 		{"alice scales", cp.Alice, []string{"scale", "-n", "production", "deployment/incident", "--replicas=4"}, true, ""},
