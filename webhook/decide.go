@@ -149,6 +149,13 @@ func (r *rules) decide(f *facts, now time.Time) decision {
 		denied.problem = "break-glass covers changes to objects that exist; a new object must come from Git"
 		return denied
 	}
+	if use != nil && f.operation == admissionv1.Delete && f.resource.GroupResource() == namespacesResource {
+		// Deleting a Namespace deletes what is in it, Git's or not (volumes' claims, Secrets
+		// controllers made): nothing brings that back when the session ends.
+		denied.reason = ReasonBreakGlassInvalid
+		denied.problem = "break-glass does not cover deleting a protected Namespace: everything in it would go, also what Git does not hold"
+		return denied
+	}
 	if use != nil {
 		if manager := keptWriter(f); manager != "" {
 			// The reconciler would leave its fields in place when the session ends.

@@ -226,6 +226,8 @@ func TestDecisionTable(t *testing.T) {
 		{"status write that sets an owner", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "production", subResource: "status",
 			rawObject:    []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"payment-config","namespace":"production","ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"u-1"}]}}`),
 			rawOldObject: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"payment-config","namespace":"production"}}`)}, ReasonProtected, false, nil},
+		{"delete of a protected Namespace under break-glass", request{user: "alice", groups: alice, op: admissionv1.Delete, resource: "namespaces", name: "production", oldObject: breakGlassObj("INC-1", now.Add(time.Hour))}, ReasonBreakGlassInvalid, false,
+			[]string{"break-glass does not cover deleting a protected Namespace"}},
 		{"status write in an unprotected namespace that relabels", request{user: "bob", groups: bob, op: admissionv1.Update, ns: "sandbox", subResource: "status", object: &obj{}, oldObject: owned}, ReasonUnprotected, true, nil},
 		{"connect to a node", request{user: "bob", groups: bob, op: admissionv1.Connect, resource: "nodes", subResource: "proxy", object: &obj{}}, ReasonNotGuarded, true, nil},
 		{"exec in an unprotected namespace", request{user: "bob", groups: bob, op: admissionv1.Connect, ns: "sandbox", resource: "pods", subResource: "exec", object: &obj{}}, ReasonUnprotected, true, nil},
