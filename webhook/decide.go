@@ -212,9 +212,9 @@ func statusChangesMetadata(f *facts) bool {
 		!slices.EqualFunc(old.OwnerReferences, obj.OwnerReferences, func(a, b metav1.OwnerReference) bool { return reflect.DeepEqual(a, b) }) {
 		return true
 	}
-	before, ok := finalizers(f.rawOldObject)
-	after, ok2 := finalizers(f.rawObject)
-	return !ok || !ok2 || !slices.Equal(before, after)
+	before, ok := readExtraMeta(f.rawOldObject)
+	after, ok2 := readExtraMeta(f.rawObject)
+	return !ok || !ok2 || !slices.Equal(before.Finalizers, after.Finalizers)
 }
 
 // keptWriter returns the field manager of an update whose fields the reconciler would not take
@@ -226,13 +226,13 @@ func keptWriter(f *facts) string {
 	if f.operation != admissionv1.Update {
 		return ""
 	}
-	before, ok := managedFields(f.rawOldObject)
-	after, ok2 := managedFields(f.rawObject)
+	before, ok := readExtraMeta(f.rawOldObject)
+	after, ok2 := readExtraMeta(f.rawObject)
 	if !ok || !ok2 {
 		return "(unreadable managedFields)"
 	}
-	for _, e := range after {
-		if slices.ContainsFunc(before, e.same) {
+	for _, e := range after.ManagedFields {
+		if slices.ContainsFunc(before.ManagedFields, e.same) {
 			continue
 		}
 		switch {
@@ -264,32 +264,23 @@ func (e managedFieldsEntry) same(o managedFieldsEntry) bool {
 		e.Time == o.Time && string(e.FieldsV1) == string(o.FieldsV1)
 }
 
-// managedFields returns the managedFields of the object in raw; ok is false when it does not
-// decode.
-func managedFields(raw []byte) (entries []managedFieldsEntry, ok bool) {
-	var o struct {
-		Metadata struct {
-			ManagedFields []managedFieldsEntry `json:"managedFields"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, false
-	}
-	return o.Metadata.ManagedFields, true
+// extraMeta is the metadata the fast path does not read, decoded with encoding/json for the
+// rare requests that need it: status writes and break-glass writes by people.
+type extraMeta struct {
+	Finalizers    []string             `json:"finalizers"`
+	ManagedFields []managedFieldsEntry `json:"managedFields"`
 }
 
-// finalizers returns the finalizers of the object in raw; ok is false when it does not decode.
-// Only a status write by someone the guard decides reads them, which is rare.
-func finalizers(raw []byte) (names []string, ok bool) {
+// readExtraMeta decodes the extraMeta of the object in raw; ok is false when it does not
+// decode.
+func readExtraMeta(raw []byte) (m extraMeta, ok bool) {
 	var o struct {
-		Metadata struct {
-			Finalizers []string `json:"finalizers"`
-		} `json:"metadata"`
+		Metadata extraMeta `json:"metadata"`
 	}
 	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, false
+		return extraMeta{}, false
 	}
-	return o.Metadata.Finalizers, true
+	return o.Metadata, true
 }
 
 // setsBreakGlass reports whether the request adds or changes break-glass annotations.
