@@ -85,7 +85,12 @@ func (c confinedFS) Open(p string) (filesys.File, error) {
 		return nil, err
 	}
 	c.rec.noteAbs(c.root, abs, false)
-	return openRegular(p, func(flag int) (*os.File, error) { return os.OpenFile(abs, flag, 0) })
+	f, _, err := openRegular(func(flag int) (*os.File, error) { return os.OpenFile(abs, flag, 0) })
+	if err != nil {
+		// Not a nil *os.File in a non-nil filesys.File.
+		return nil, err
+	}
+	return f, nil
 }
 
 // IsDir reports whether p is a directory under the root.
@@ -156,7 +161,7 @@ func (c confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	c.rec.noteAbs(c.root, abs, false)
-	return readRegular(p, func(flag int) (*os.File, error) { return os.OpenFile(abs, flag, 0) })
+	return readRegular(func(flag int) (*os.File, error) { return os.OpenFile(abs, flag, 0) })
 }
 
 // Walk walks a tree under the root, skipping entries that resolve outside

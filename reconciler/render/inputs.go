@@ -116,7 +116,7 @@ func (r repoRoot) Lstat(name string) (fs.FileInfo, error) {
 // ReadFile is [os.Root.ReadFile] of a regular file, noted.
 func (r repoRoot) ReadFile(name string) ([]byte, error) {
 	r.rec.note(name, false)
-	return readRegular(name, func(flag int) (*os.File, error) { return r.Root.OpenFile(name, flag, 0) })
+	return readRegular(func(flag int) (*os.File, error) { return r.Root.OpenFile(name, flag, 0) })
 }
 
 // walkDir is [fs.WalkDir] of dir, noted as listed.

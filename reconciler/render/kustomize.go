@@ -30,7 +30,7 @@ func renderKustomization(ctx context.Context, rootAbs string, r repoRoot, dir st
 	chk := &refChecker{
 		rootAbs: rootAbs, root: r, visited: map[string]bool{},
 		namespaceFields: map[string]string{}, declaredNamespaces: map[string]string{},
-		sources: map[string][]sourceRef{}, declared: map[string][]declared{},
+		sources: map[string][]sourceRef{}, declared: map[string][]declared{}, files: map[string][]byte{},
 	}
 	if err := chk.checkDir(dir); err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
@@ -165,10 +165,26 @@ type refChecker struct {
 	// caches the objects each resource file declares. Tracing reads both.
 	sources  map[string][]sourceRef
 	declared map[string][]declared
+	// files holds the files read so far: the limits, the plugin check and tracing each read
+	// the same ones.
+	files map[string][]byte
+}
+
+// read reads file (relative to the root) once per render.
+func (c *refChecker) read(file string) ([]byte, error) {
+	if data, ok := c.files[file]; ok {
+		return data, nil
+	}
+	data, err := c.root.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	c.files[file] = data
+	return data, nil
 }
 
 // yamlField are the kustomization fields whose files kustomize parses as YAML (generator
-// files are data; plugin files are read below).
+// files are data), plugin configurations included.
 var yamlField = map[string]bool{
 	"resources": true, "components": true, "crds": true, "configurations": true,
 	"patchesStrategicMerge": true, "patches.path": true, "replacements.path": true, "openapi.path": true,
@@ -188,7 +204,7 @@ func (c *refChecker) checkDir(dir string) error {
 		// Not a kustomization: kustomize reports that itself.
 		return nil
 	}
-	data, err := c.root.ReadFile(file)
+	data, err := c.read(file)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", file, linkError(err))
 	}
@@ -284,9 +300,9 @@ func (c *refChecker) checkDir(dir string) error {
 		if e.field == "resources" || e.field == "components" {
 			c.sources[dir] = append(c.sources[dir], sourceRef{path: target, dir: info.IsDir()})
 		}
+		var data []byte
 		if !info.IsDir() && yamlField[e.field] {
-			data, err := c.root.ReadFile(target)
-			if err != nil {
+			if data, err = c.read(target); err != nil {
 				return fmt.Errorf("%s: %s entry %q: %w", file, e.field, e.value, linkError(err))
 			}
 			if err := checkExpansion(target, data); err != nil {
@@ -301,11 +317,7 @@ func (c *refChecker) checkDir(dir string) error {
 		case !info.IsDir() && e.field == "resources":
 			c.noteNamespaces(target)
 		case !info.IsDir() && e.plugin:
-			cfg, err := c.root.ReadFile(target)
-			if err != nil {
-				return fmt.Errorf("%s: %s entry %q: %w", file, e.field, e.value, linkError(err))
-			}
-			if err := c.checkPluginConfig(file, dir, e.field, cfg); err != nil {
+			if err := c.checkPluginConfig(file, dir, e.field, data); err != nil {
 				return err
 			}
 		}

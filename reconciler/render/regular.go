@@ -16,13 +16,13 @@ var ErrNotRegular = errors.New("not a regular file")
 // special are the file types a render refuses to read.
 const special = fs.ModeNamedPipe | fs.ModeSocket | fs.ModeDevice | fs.ModeCharDevice | fs.ModeIrregular
 
-// openRegular opens name, a file a render reads, with open and returns it unless it is
+// openRegular opens a file a render reads with open and returns it, and what it is, unless it is
 // special (a directory is returned: reading it fails by itself). It opens without blocking,
 // so that a named pipe is refused rather than waited on.
-func openRegular(name string, open func(flag int) (*os.File, error)) (*os.File, error) {
+func openRegular(open func(flag int) (*os.File, error)) (*os.File, fs.FileInfo, error) {
 	f, err := open(os.O_RDONLY | openNonblock)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	info, err := f.Stat()
 	if err == nil && info.Mode()&special != 0 {
@@ -30,20 +30,20 @@ func openRegular(name string, open func(flag int) (*os.File, error)) (*os.File, 
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return f, nil
+	return f, info, nil
 }
 
-// readRegular reads name, opened with openRegular.
-func readRegular(name string, open func(flag int) (*os.File, error)) ([]byte, error) {
-	f, err := openRegular(name, open)
+// readRegular reads a file opened with openRegular.
+func readRegular(open func(flag int) (*os.File, error)) ([]byte, error) {
+	f, info, err := openRegular(open)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var buf bytes.Buffer
-	if info, err := f.Stat(); err == nil && info.Size() > 0 {
+	if info.Size() > 0 {
 		buf.Grow(int(info.Size()) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(f); err != nil {

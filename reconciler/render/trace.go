@@ -33,7 +33,7 @@ func (c *refChecker) documents(file string) []declared {
 		return docs
 	}
 	var out []declared
-	if data, err := c.root.ReadFile(file); err == nil {
+	if data, err := c.read(file); err == nil {
 		if docs, err := decodeYAML(file, data); err == nil {
 			for _, d := range docs {
 				kind, _ := d.value["kind"].(string)
