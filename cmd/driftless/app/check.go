@@ -108,7 +108,6 @@ that renders no objects (without --allow-empty).`,
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	f := cmd.Flags()
 	f.StringArrayVar(&o.PolicyPaths, "policy", nil, "directory or .rego file of policies to evaluate besides the library (repeatable)")
 	f.StringArrayVar(&params, "param", nil, "policy parameter key=value, value as JSON or else a string (repeatable)")

@@ -76,7 +76,6 @@ errors and when a policy does not compile (file:line:col).`,
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	f := cmd.Flags()
 	f.StringVar(&o.Run, "run", "", "run only tests whose full name (data.<package>.<test>) matches this regular expression")
 	f.BoolVar(&o.Library, "library", false, "add the built-in library and run its own tests")
